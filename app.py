@@ -1,0 +1,48 @@
+"""Composition root: parse flags, build services and UI, launch. No model code lives here."""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+
+from services.config import AppSettings
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description="Character Playground (Gradio)")
+    parser.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"))
+    parser.add_argument("--port", type=int, default=int(os.environ.get("PORT") or os.environ.get("GRADIO_SERVER_PORT") or 7860))
+    parser.add_argument("--share", action="store_true", help="create a public gradio.live link")
+    parser.add_argument("--data-dir", default=None, help="where records, outputs and tiny models live (default: /data or ./data)")
+    parser.add_argument("--offline-preview", action="store_true", help="run every model on its tiny random preview")
+    return parser.parse_args(argv)
+
+
+def create(settings: AppSettings):
+    """Build the Blocks app and the launch options for these settings."""
+    from services.container import build_services
+    from ui.shell import build_app
+
+    services = build_services(settings)
+    settings.outputs_dir.mkdir(parents=True, exist_ok=True)
+    os.environ.setdefault("GRADIO_TEMP_DIR", str(settings.data_dir / "gradio-tmp"))
+    launch_options = {
+        "allowed_paths": [str(settings.outputs_dir)],
+        "max_file_size": settings.max_file_size,
+        "run_history": False,
+    }
+    return build_app(services), launch_options, services
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = AppSettings.from_env(data_dir=args.data_dir, preview="force" if args.offline_preview else None)
+    demo, launch_options, _ = create(settings)
+    demo.queue(default_concurrency_limit=2).launch(
+        server_name=args.host, server_port=args.port, share=args.share, **launch_options
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,145 @@
+"""What a model family is in code: pipeline classes per task, run functions, tiny builders."""
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from PIL import Image
+
+from .types import GenerationCancelled, GenerationRequest, GenerationResult, StepCallback, Task
+
+# run(pipe, request, on_step, cancel) -> GenerationResult
+RunFunction = Callable[[Any, GenerationRequest, StepCallback, "threading.Event | None"], GenerationResult]
+# build(out_dir) writes a tiny random pipeline with save_pretrained
+TinyBuilder = Callable[[Path], None]
+
+
+@dataclass(frozen=True)
+class Family:
+    name: str
+    # diffusers class name per task; the first task's class is what from_pretrained loads.
+    pipeline_classes: dict[Task, str]
+    runners: dict[Task, RunFunction]
+    # tiny variant name -> builder; entries name their variant.
+    tiny_builders: dict[str, TinyBuilder] = field(default_factory=dict)
+    # pixel sizes must be multiples of this
+    size_multiple: int = 16
+    # the largest side the tiny preview runs at (outputs are resized to the requested size)
+    preview_side: int = 64
+    # frames the tiny preview renders for video tasks
+    preview_frames: int = 9
+
+    def __post_init__(self) -> None:
+        missing = set(self.pipeline_classes) ^ set(self.runners)
+        if missing:
+            raise ValueError(f"family {self.name}: tasks without both a class and a runner: {sorted(missing)}")
+
+    @property
+    def tasks(self) -> tuple[Task, ...]:
+        return tuple(self.pipeline_classes)
+
+
+_FAMILIES: dict[str, Family] = {}
+
+
+def register_family(family: Family) -> Family:
+    _FAMILIES[family.name] = family
+    return family
+
+
+FAMILY_MODULES = ("sdxl", "flux", "flux_kontext", "flux2", "z_image", "qwen_image_edit", "wan", "ltx")
+
+
+def families() -> dict[str, Family]:
+    """Every family in code; importing a family module registers it."""
+    import importlib
+
+    for module in FAMILY_MODULES:
+        importlib.import_module(f"{__package__}.families.{module}")
+    return dict(_FAMILIES)
+
+
+def get_family(name: str) -> Family:
+    known = families()
+    if name not in known:
+        raise KeyError(f"unknown family {name!r}; known: {', '.join(sorted(known))}")
+    return known[name]
+
+
+def execution_device(pipe: Any) -> torch.device:
+    device = getattr(pipe, "_execution_device", None) or getattr(pipe, "device", None)
+    return torch.device(device or "cpu")
+
+
+def step_hook(on_step: StepCallback, cancel: threading.Event | None, index: int, count: int, planned: int):
+    """A diffusers callback_on_step_end that reports progress and honours cancellation.
+
+    Pipelines may run fewer steps than asked (img2img runs steps x strength); they record the real
+    number in `num_timesteps` before the loop, so progress always ends at done == total.
+    """
+
+    def _callback(pipe: Any, step: int, timestep: Any, callback_kwargs: dict) -> dict:
+        per_call = int(getattr(pipe, "_num_timesteps", 0) or planned)
+        on_step(index * per_call + step + 1, per_call * count)
+        if cancel is not None and cancel.is_set():
+            pipe._interrupt = True
+            raise GenerationCancelled("cancelled")
+        return callback_kwargs
+
+    return _callback
+
+
+def run_per_seed(
+    pipe: Any,
+    request: GenerationRequest,
+    on_step: StepCallback,
+    cancel: threading.Event | None,
+    call: Callable[[torch.Generator, Callable], Any],
+    parameters: dict[str, Any],
+    video: bool = False,
+) -> GenerationResult:
+    """Run one pipeline call per seed; `call(generator, callback)` returns the pipeline output."""
+    seeds = request.seeds()
+    device = execution_device(pipe)
+    # CPU generators keep seeded outputs identical across devices of the same dtype.
+    gen_device = "cpu" if device.type == "mps" else device
+    result = GenerationResult(seeds=seeds, parameters=dict(parameters, seeds=seeds))
+    for i, seed in enumerate(seeds):
+        generator = torch.Generator(device=gen_device).manual_seed(seed)
+        output = call(generator, step_hook(on_step, cancel, i, len(seeds), request.steps))
+        if video:
+            frames = output.frames[0]
+            result.videos.append([_to_pil(f) for f in frames])
+        else:
+            result.images.append(_to_pil(output.images[0]))
+    return result
+
+
+def _to_pil(image: Any) -> Image.Image:
+    if isinstance(image, Image.Image):
+        return image
+    import numpy as np
+
+    array = image.detach().float().cpu().numpy() if hasattr(image, "detach") else np.asarray(image)
+    if array.ndim == 3 and array.shape[0] in (1, 3) and array.shape[-1] not in (1, 3):
+        array = array.transpose(1, 2, 0)
+    if array.dtype != np.uint8:
+        array = (np.clip(array, 0.0, 1.0) * 255).round().astype("uint8")
+    return Image.fromarray(array)
+
+
+def common_parameters(request: GenerationRequest, **extra: Any) -> dict[str, Any]:
+    params: dict[str, Any] = {
+        "prompt": request.prompt,
+        "negative_prompt": request.negative_prompt,
+        "width": request.width,
+        "height": request.height,
+        "steps": request.steps,
+        "guidance": request.guidance,
+        "count": request.count,
+    }
+    params.update(extra)
+    return params

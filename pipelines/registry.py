@@ -1,0 +1,212 @@
+"""The model registry: typed entries declared as data in presets/models.toml, validated on load."""
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from .family import get_family
+from .types import Task
+
+ASPECT_RATIOS = ("1:1", "16:9", "9:16", "4:3", "3:4")
+RESOLUTION_TIERS = ("1K", "2K", "4K", "480p", "720p")
+DEFAULT_REGISTRY = Path(__file__).resolve().parent.parent / "presets" / "models.toml"
+
+
+class RegistryError(ValueError):
+    """A registry file is invalid; the message names file, entry and field."""
+
+
+class UnknownModel(KeyError):
+    def __str__(self) -> str:  # KeyError quotes its message otherwise
+        return str(self.args[0])
+
+
+class UnsupportedTask(ValueError):
+    pass
+
+
+class InvalidSize(ValueError):
+    pass
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Source(_Strict):
+    repo: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
+    revision: str = "main"
+    path: str | None = None
+
+    @model_validator(mode="after")
+    def _one_location(self) -> "Source":
+        if (self.repo is None) == (self.path is None):
+            raise ValueError("give exactly one of 'repo' (hub id) or 'path' (local folder)")
+        return self
+
+
+class Licence(_Strict):
+    name: str
+    non_commercial: bool = False
+    region_restricted: bool = False
+    note: str = ""
+
+
+class Defaults(_Strict):
+    steps: int = Field(ge=1, le=200)
+    guidance: float = Field(ge=0.0, le=30.0)
+    scheduler: str | None = None
+    strength: float = Field(default=0.75, gt=0.0, le=1.0)
+    num_frames: int | None = Field(default=None, ge=1)
+    fps: int | None = Field(default=None, ge=1, le=60)
+
+
+Size = tuple[int, int]
+
+
+class ModelEntry(_Strict):
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]*$")
+    name: str
+    family: str
+    backend: Literal["local", "remote"] = "local"
+    provider: str | None = None
+    remote_model: str | None = None
+    tasks: tuple[Task, ...] = Field(min_length=1)
+    source: Source | None = None
+    defaults: Defaults
+    sizes: dict[str, dict[str, Size]]
+    price: int = Field(ge=0)
+    licence: Licence
+    face_preservation: Literal["none", "ip-adapter-faceid", "reference"] = "none"
+    gpu_seconds: int = Field(default=60, ge=1, le=600)
+    tiny: str | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> "ModelEntry":
+        for ratio, tiers in self.sizes.items():
+            if ratio not in ASPECT_RATIOS:
+                raise ValueError(f"sizes: unknown aspect ratio {ratio!r} (use {', '.join(ASPECT_RATIOS)})")
+            for tier, (w, h) in tiers.items():
+                if tier not in RESOLUTION_TIERS:
+                    raise ValueError(f"sizes.{ratio}: unknown tier {tier!r} (use {', '.join(RESOLUTION_TIERS)})")
+                if w <= 0 or h <= 0:
+                    raise ValueError(f"sizes.{ratio}.{tier}: {w}x{h} is not a size")
+        if self.backend == "remote":
+            if not (self.provider and self.remote_model):
+                raise ValueError("remote entries need 'provider' and 'remote_model'")
+            return self
+        if self.source is None:
+            raise ValueError("source: local entries need a hub 'repo' or a local 'path'")
+        family = get_family(self.family)
+        unsupported = [t.value for t in self.tasks if t not in family.tasks]
+        if unsupported:
+            raise ValueError(f"tasks: family {self.family!r} has no runner for {unsupported}")
+        if not self.tiny or self.tiny not in family.tiny_builders:
+            raise ValueError(f"tiny: family {self.family!r} has tiny variants {sorted(family.tiny_builders)}, got {self.tiny!r}")
+        for ratio, tiers in self.sizes.items():
+            for tier, (w, h) in tiers.items():
+                if w % family.size_multiple or h % family.size_multiple:
+                    raise ValueError(f"sizes.{ratio}.{tier}: {w}x{h} is not a multiple of {family.size_multiple}")
+        return self
+
+    @property
+    def is_remote(self) -> bool:
+        return self.backend == "remote"
+
+    @property
+    def hub_repo(self) -> str | None:
+        return self.source.repo if self.source else None
+
+    def supports(self, task: Task) -> bool:
+        return task in self.tasks
+
+    def size_for(self, aspect_ratio: str, tier: str) -> Size:
+        tiers = self.sizes.get(aspect_ratio)
+        if tiers is None:
+            raise InvalidSize(f"{self.name} has no {aspect_ratio} sizes; choose one of {', '.join(self.sizes)}")
+        if tier not in tiers:
+            raise InvalidSize(f"{self.name} offers {aspect_ratio} at {', '.join(tiers)}, not {tier}")
+        return tiers[tier]
+
+
+class Registry:
+    """All declared models by id, in declaration order."""
+
+    def __init__(self, entries: list[ModelEntry]):
+        self._entries = {e.id: e for e in entries}
+
+    def __iter__(self):
+        return iter(self._entries.values())
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def ids(self) -> list[str]:
+        return list(self._entries)
+
+    def get(self, model_id: str) -> ModelEntry:
+        try:
+            return self._entries[model_id]
+        except KeyError:
+            raise UnknownModel(f"unknown model {model_id!r}; known models: {', '.join(self._entries)}") from None
+
+    def for_task(self, task: Task) -> list[ModelEntry]:
+        return [e for e in self if e.supports(task)]
+
+    def require(self, model_id: str, task: Task) -> ModelEntry:
+        entry = self.get(model_id)
+        if not entry.supports(task):
+            able = ", ".join(e.id for e in self.for_task(task)) or "none"
+            raise UnsupportedTask(f"{entry.name} cannot do {task.value}; models that can: {able}")
+        return entry
+
+    def hub_repos(self) -> list[str]:
+        return sorted({e.hub_repo for e in self if e.hub_repo})
+
+
+def _resolve_sizes(raw: dict, tables: dict) -> dict:
+    sizes = raw.get("sizes")
+    if isinstance(sizes, str):
+        if sizes not in tables:
+            raise KeyError(f"sizes: no size table {sizes!r} (tables: {', '.join(tables)})")
+        raw = dict(raw, sizes=tables[sizes])
+    return raw
+
+
+def _describe(error: ValidationError) -> str:
+    parts = []
+    for item in error.errors():
+        loc = ".".join(str(p) for p in item["loc"]) or "(entry)"
+        parts.append(f"field '{loc}': {item['msg']}")
+    return "; ".join(parts)
+
+
+def load_registry(path: Path | str = DEFAULT_REGISTRY) -> Registry:
+    """Parse and validate a registry file; any bad entry raises RegistryError naming file, entry and field."""
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise RegistryError(f"{path}: cannot read registry: {exc}") from exc
+    tables = data.get("size_tables", {})
+    entries: list[ModelEntry] = []
+    seen: set[str] = set()
+    for index, raw in enumerate(data.get("models", [])):
+        label = raw.get("id") or f"#{index + 1}"
+        try:
+            entry = ModelEntry.model_validate(_resolve_sizes(raw, tables))
+        except ValidationError as exc:
+            raise RegistryError(f"{path}: entry '{label}': {_describe(exc)}") from None
+        except (KeyError, ValueError) as exc:
+            raise RegistryError(f"{path}: entry '{label}': {exc}") from None
+        if entry.id in seen:
+            raise RegistryError(f"{path}: entry '{label}': field 'id': duplicate id")
+        seen.add(entry.id)
+        entries.append(entry)
+    if not entries:
+        raise RegistryError(f"{path}: no [[models]] entries")
+    return Registry(entries)
+

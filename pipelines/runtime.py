@@ -1,0 +1,264 @@
+"""Runs registry entries: picks real weights or the tiny offline preview, loads lazily through the cache."""
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tempfile
+import threading
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Literal
+
+import spaces
+import torch
+
+from .cache import PipelineCache
+from .family import Family, get_family
+from .registry import ModelEntry, Registry
+from .types import GenerationRequest, GenerationResult, StepCallback, Task
+
+log = logging.getLogger(__name__)
+
+PREVIEW_NOTICE = "offline preview: outputs are noise"
+
+
+class WeightsUnavailable(RuntimeError):
+    """Real weights are absent and the preview is forbidden."""
+
+
+class RemoteBackendUnavailable(RuntimeError):
+    """An API-only model was asked to run; its provider backend is not wired in."""
+
+
+@dataclass(frozen=True)
+class RuntimeSettings:
+    tiny_root: Path
+    # auto: real weights when present (or downloadable), else the tiny preview; force: always the
+    # preview; forbid: never the preview (a request without weights fails naming the repo).
+    preview: Literal["auto", "force", "forbid"] = "auto"
+    # None: downloads only on a machine with a GPU (a 24 GB download helps nobody on a CPU).
+    allow_downloads: bool | None = None
+    device: str | None = None
+    dtype: str | None = None
+    cache_budget_bytes: int | None = None
+
+
+def pick_device(override: str | None = None) -> torch.device:
+    if override:
+        return torch.device(override)
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def pick_dtype(device: torch.device, override: str | None = None) -> torch.dtype:
+    if override:
+        return getattr(torch, override)
+    return {"cuda": torch.bfloat16, "mps": torch.float16}.get(device.type, torch.float32)
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """Where an entry's weights come from for this process."""
+
+    location: str
+    revision: str | None
+    preview: bool
+    reason: str
+    local_only: bool = True
+
+
+def _gpu_duration(fn, pipe, request, on_step, cancel, gpu_seconds) -> int:
+    return gpu_seconds
+
+
+@spaces.GPU(duration=_gpu_duration)
+def _run_on_accelerator(fn, pipe, request, on_step, cancel, gpu_seconds):
+    # On ZeroGPU this borrows a GPU for entry.gpu_seconds; elsewhere spaces.GPU returns it unchanged.
+    return fn(pipe, request, on_step, cancel)
+
+
+def _repo_cached(repo: str, revision: str) -> bool:
+    from huggingface_hub import try_to_load_from_cache
+
+    found = try_to_load_from_cache(repo, "model_index.json", revision=revision)
+    return isinstance(found, str)
+
+
+class PipelineRuntime:
+    def __init__(self, registry: Registry, settings: RuntimeSettings, cache: PipelineCache | None = None):
+        self.registry = registry
+        self.settings = settings
+        self.cache = cache or PipelineCache(settings.cache_budget_bytes)
+        self.device = pick_device(settings.device)
+        self.dtype = pick_dtype(self.device, settings.dtype)
+        self._locks: dict[Any, threading.Lock] = {}
+        self._locks_guard = threading.Lock()
+
+    # -- where weights come from -------------------------------------------------
+    @property
+    def downloads_allowed(self) -> bool:
+        allowed = self.settings.allow_downloads
+        return torch.cuda.is_available() if allowed is None else allowed
+
+    def resolve(self, entry: ModelEntry) -> Resolved:
+        if entry.is_remote:
+            raise RemoteBackendUnavailable(
+                f"{entry.name} runs only through the {entry.provider} API, which this version cannot call yet; "
+                "pick a local model"
+            )
+        source = entry.source
+        assert source is not None
+        if self.settings.preview != "force":
+            if source.path:
+                if (Path(source.path) / "model_index.json").exists():
+                    return Resolved(source.path, None, False, f"local folder {source.path}")
+            elif _repo_cached(source.repo, source.revision):
+                return Resolved(source.repo, source.revision, False, "weights in the local Hugging Face cache")
+            elif self.downloads_allowed:
+                return Resolved(source.repo, source.revision, False, "weights download on first use", local_only=False)
+        if self.settings.preview == "forbid":
+            where = source.path or f"{source.repo} (revision {source.revision})"
+            raise WeightsUnavailable(
+                f"weights for {entry.name} are not on this machine: download {where}, "
+                f"e.g. `hf download {source.repo}`, or allow the offline preview"
+                if source.repo
+                else f"weights for {entry.name} are not on this machine: {where} holds no model_index.json"
+            )
+        reason = "forced by --offline-preview" if self.settings.preview == "force" else "weights not on this machine"
+        return Resolved(str(self.tiny_folder(entry.tiny or "")), None, True, f"{PREVIEW_NOTICE} ({reason})")
+
+    def status(self, entry: ModelEntry) -> dict[str, Any]:
+        """How this entry would run now, without loading anything."""
+        try:
+            resolved = self.resolve(entry)
+        except (RemoteBackendUnavailable, WeightsUnavailable) as exc:
+            return {"runnable": False, "preview": False, "weights": "unavailable", "note": str(exc)}
+        return {
+            "runnable": True,
+            "preview": resolved.preview,
+            "weights": "preview" if resolved.preview else ("download" if not resolved.local_only else "present"),
+            "note": resolved.reason,
+        }
+
+    # -- tiny preview folders ------------------------------------------------------
+    def tiny_folder(self, variant: str) -> Path:
+        return Path(self.settings.tiny_root) / variant
+
+    def ensure_tiny(self, entry: ModelEntry) -> Path:
+        folder = self.tiny_folder(entry.tiny or "")
+        if (folder / "model_index.json").exists():
+            return folder
+        with self._lock_for(("tiny", entry.tiny)):
+            if not (folder / "model_index.json").exists():
+                build_tiny(get_family(entry.family), entry.tiny or "", folder)
+        return folder
+
+    # -- loading -------------------------------------------------------------------
+    def _lock_for(self, key: Any) -> threading.Lock:
+        with self._locks_guard:
+            return self._locks.setdefault(key, threading.Lock())
+
+    def _key(self, entry: ModelEntry, resolved: Resolved) -> tuple:
+        return (resolved.location, resolved.revision, str(self.device), str(self.dtype), entry.defaults.scheduler)
+
+    def _load(self, entry: ModelEntry, resolved: Resolved) -> Any:
+        import diffusers
+
+        family = get_family(entry.family)
+        if resolved.preview:
+            self.ensure_tiny(entry)
+        kwargs: dict[str, Any] = {"torch_dtype": self.dtype}
+        if resolved.revision:
+            kwargs["revision"] = resolved.revision
+        if resolved.local_only:
+            kwargs["local_files_only"] = True
+        log.info("loading %s from %s", entry.id, resolved.location)
+        pipe = diffusers.DiffusionPipeline.from_pretrained(resolved.location, **kwargs)
+        expected = family.pipeline_classes[family.tasks[0]]
+        if type(pipe).__name__ != expected:
+            raise TypeError(f"{resolved.location} holds a {type(pipe).__name__}; family {family.name} expects {expected}")
+        wanted = entry.defaults.scheduler
+        if wanted and type(pipe.scheduler).__name__ != wanted:
+            pipe.scheduler = getattr(diffusers, wanted).from_config(pipe.scheduler.config)
+        pipe.set_progress_bar_config(disable=True)
+        return pipe.to(self.device)
+
+    def pipeline(self, entry: ModelEntry, task: Task, resolved: Resolved | None = None) -> Any:
+        """The loaded pipeline for a task: the base load, or a from_pipe view sharing its components."""
+        resolved = resolved or self.resolve(entry)
+        key = self._key(entry, resolved)
+        base = self.cache.get(key, lambda: self._load(entry, resolved))
+        class_name = get_family(entry.family).pipeline_classes[task]
+        if type(base).__name__ == class_name:
+            return base
+
+        def make(pipe: Any) -> Any:
+            import diffusers
+
+            view = getattr(diffusers, class_name).from_pipe(pipe)
+            view.set_progress_bar_config(disable=True)
+            return view
+
+        return self.cache.view(key, class_name, base, make)
+
+    # -- running -------------------------------------------------------------------
+    def run(
+        self,
+        entry: ModelEntry,
+        task: Task,
+        request: GenerationRequest,
+        on_step: StepCallback | None = None,
+        cancel: threading.Event | None = None,
+    ) -> GenerationResult:
+        """Run one request; the caller has validated it against the entry (sizes, task, limits)."""
+        resolved = self.resolve(entry)  # first: remote entries have no family in code
+        family = get_family(entry.family)
+        pipe = self.pipeline(entry, task, resolved)
+        run_request = preview_request(family, request) if resolved.preview else request
+        on_step = on_step or (lambda done, total: None)
+        # One request at a time per loaded pipeline: schedulers keep per-call state.
+        with self._lock_for(self._key(entry, resolved)):
+            result = _run_on_accelerator(family.runners[task], pipe, run_request, on_step, cancel, entry.gpu_seconds)
+        result.parameters.update(model=entry.id, model_name=entry.name, task=task.value)
+        result.parameters["revision"] = resolved.revision
+        result.parameters["preview"] = resolved.preview
+        if resolved.preview:
+            result.parameters["preview_size"] = [run_request.width, run_request.height]
+            result.parameters["width"], result.parameters["height"] = request.width, request.height
+            result.parameters["notice"] = PREVIEW_NOTICE
+            size = (request.width, request.height)
+            result.images = [im.resize(size) for im in result.images]
+            result.videos = [[f.resize(size) for f in frames] for frames in result.videos]
+        return result
+
+
+def preview_request(family: Family, request: GenerationRequest) -> GenerationRequest:
+    """Shrink a request to the tiny model's scale, keeping its aspect ratio (outputs are resized back)."""
+    m = family.size_multiple
+    scale = family.preview_side / max(request.width, request.height)
+    width = max(m, round(request.width * scale / m) * m)
+    height = max(m, round(request.height * scale / m) * m)
+    frames = request.num_frames
+    if frames is not None:
+        frames = min(frames, family.preview_frames)
+    return replace(request, width=width, height=height, num_frames=frames)
+
+
+def build_tiny(family: Family, variant: str, folder: Path) -> Path:
+    """Build a tiny variant into `folder` atomically (a half-written folder is never seen as ready)."""
+    builder = family.tiny_builders[variant]
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{variant}-", dir=folder.parent))
+    try:
+        builder(staging)
+        if folder.exists():
+            shutil.rmtree(folder)
+        os.replace(staging, folder)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    log.info("built tiny %s preview model in %s", variant, folder)
+    return folder

@@ -1,0 +1,1 @@
+"""The domain layer: requests, validation, storage and metadata. Imports pipelines, never gradio."""

@@ -1,0 +1,25 @@
+"""Generated files under the data dir, named by the SHA-256 of their bytes."""
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from pathlib import Path
+
+
+class OutputStore:
+    def __init__(self, root: Path):
+        self.root = Path(root)
+
+    def put(self, data: bytes, suffix: str) -> Path:
+        digest = hashlib.sha256(data).hexdigest()
+        path = self.root / digest[:2] / f"{digest}{suffix}"
+        if path.exists():
+            return path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # write-then-rename: a reader never sees half a file
+        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".part")
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.replace(tmp, path)
+        return path

@@ -1,0 +1,70 @@
+"""Shared fixtures: one tiny-model folder and one runtime per test session; no test touches the network."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+os.environ.setdefault("PLAYGROUND_ALLOW_DOWNLOADS", "0")
+
+# Tiny models on a shared 2-core machine run ~10x faster on one thread than on two contending ones.
+torch.set_num_threads(1)
+
+ROOT = Path(__file__).resolve().parent.parent
+ARTIFACTS = ROOT / "tests" / "artifacts"
+
+
+@pytest.fixture(scope="session")
+def tiny_root(tmp_path_factory) -> Path:
+    # A shared folder (PLAYGROUND_TINY_DIR) lets repeated local runs reuse built models; CI builds fresh.
+    shared = os.environ.get("PLAYGROUND_TINY_DIR")
+    return Path(shared) if shared else tmp_path_factory.mktemp("tiny-models")
+
+
+@pytest.fixture(scope="session")
+def registry():
+    from pipelines.registry import load_registry
+
+    return load_registry()
+
+
+@pytest.fixture(scope="session")
+def preview_runtime(registry, tiny_root):
+    from pipelines.runtime import PipelineRuntime, RuntimeSettings
+
+    return PipelineRuntime(registry, RuntimeSettings(tiny_root=tiny_root, preview="force", device="cpu"))
+
+
+@pytest.fixture(scope="session")
+def artifacts() -> Path:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    return ARTIFACTS
+
+
+@pytest.fixture(scope="session")
+def app_server(tmp_path_factory, tiny_root):
+    """The real app (offline preview forced), launched in this process on a free port."""
+    import app as app_module
+    from services.config import AppSettings
+
+    data_dir = tmp_path_factory.mktemp("app-data")
+    os.environ["PLAYGROUND_TINY_DIR"] = str(tiny_root)
+    settings = AppSettings.from_env(data_dir=data_dir, preview="force", device="cpu")
+    demo, launch_options, services = app_module.create(settings)
+    demo.queue().launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=None, quiet=True, **launch_options)
+    try:
+        yield demo.local_url.rstrip("/"), services
+    finally:
+        demo.close()
+
+
+@pytest.fixture(scope="session")
+def client(app_server):
+    from gradio_client import Client
+
+    url, _ = app_server
+    return Client(url, verbose=False)

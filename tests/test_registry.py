@@ -1,0 +1,109 @@
+"""The registry file validates on load and refuses bad entries with file, entry and field named."""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from pipelines.registry import InvalidSize, RegistryError, UnknownModel, UnsupportedTask, load_registry
+from pipelines.types import Task
+
+GOOD_ENTRY = """
+[[models]]
+id = "my-sdxl"
+name = "My SDXL"
+family = "sdxl"
+tasks = ["text-to-image"]
+source = { repo = "someone/my-sdxl", revision = "abc123" }
+defaults = { steps = 30, guidance = 5.0 }
+sizes = { "1:1" = { "1K" = [1024, 1024] } }
+price = 1
+licence = { name = "Apache-2.0" }
+gpu_seconds = 30
+tiny = "sdxl"
+"""
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "models.toml"
+    path.write_text(text)
+    return path
+
+
+def test_shipped_registry_declares_every_required_model(registry):
+    repos = set(registry.hub_repos())
+    for repo in [
+        "stabilityai/stable-diffusion-xl-base-1.0",
+        "playgroundai/playground-v2.5-1024px-aesthetic",
+        "black-forest-labs/FLUX.1-dev",
+        "black-forest-labs/FLUX.1-schnell",
+        "black-forest-labs/FLUX.1-Kontext-dev",
+        "black-forest-labs/FLUX.2-dev",
+        "Tongyi-MAI/Z-Image-Turbo",
+        "Qwen/Qwen-Image-Edit",
+        "Wan-AI/Wan2.1-I2V-14B-480P-Diffusers",
+        "Wan-AI/Wan2.1-T2V-1.3B-Diffusers",
+        "Lightricks/LTX-Video",
+    ]:
+        assert repo in repos
+    remote = {e.id for e in registry if e.is_remote}
+    assert remote == {"flux.2-pro", "nano-banana", "kling-video", "hunyuan-image-3"}
+    assert registry.get("playground-v2.5").defaults.scheduler == "EDMDPMSolverMultistepScheduler"
+    assert registry.get("flux.1-dev").licence.non_commercial
+    assert registry.get("hunyuan-image-3").licence.region_restricted
+    families = {e.family for e in registry if not e.is_remote}
+    assert {"sdxl", "flux", "flux-kontext", "flux2", "z-image", "qwen-image-edit", "wan-i2v", "wan-t2v", "ltx"} <= families
+    assert registry.for_task(Task.IMAGE_TO_VIDEO) and registry.for_task(Task.TEXT_TO_VIDEO)
+
+
+def test_good_entry_loads(tmp_path):
+    registry = load_registry(write(tmp_path, GOOD_ENTRY))
+    entry = registry.get("my-sdxl")
+    assert entry.source.revision == "abc123"
+    assert entry.size_for("1:1", "1K") == (1024, 1024)
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "field"),
+    [
+        ("steps = 30", "steps = 0", "defaults.steps"),
+        ('tasks = ["text-to-image"]', 'tasks = ["text-to-sculpture"]', "tasks.0"),
+        ('tasks = ["text-to-image"]', 'tasks = ["image-to-video"]', "tasks"),
+        ("[1024, 1024]", "[1020, 1024]", "sizes.1:1.1K"),
+        ('"1:1" = {', '"2:1" = {', "sizes"),
+        ('family = "sdxl"', 'family = "dalle"', "dalle"),
+        ('tiny = "sdxl"', 'tiny = "nope"', "tiny"),
+        ("price = 1", "price = -1", "price"),
+        ('source = { repo = "someone/my-sdxl", revision = "abc123" }', "source = { revision = 'x' }", "source"),
+        ("gpu_seconds = 30", "gpu_seconds = 30\ncolour = 'red'", "colour"),
+    ],
+)
+def test_bad_field_is_named(tmp_path, old, new, field):
+    assert old in GOOD_ENTRY
+    path = write(tmp_path, GOOD_ENTRY.replace(old, new))
+    with pytest.raises(RegistryError) as info:
+        load_registry(path)
+    message = str(info.value)
+    assert str(path) in message
+    assert "entry 'my-sdxl'" in message
+    assert field in message
+
+
+def test_duplicate_ids_and_unknown_size_table(tmp_path):
+    with pytest.raises(RegistryError, match="duplicate id"):
+        load_registry(write(tmp_path, GOOD_ENTRY + GOOD_ENTRY))
+    with pytest.raises(RegistryError, match=re.escape("no size table 'huge'")):
+        load_registry(write(tmp_path, GOOD_ENTRY.replace('sizes = { "1:1" = { "1K" = [1024, 1024] } }', 'sizes = "huge"')))
+
+
+def test_lookup_errors_are_clear(registry):
+    with pytest.raises(UnknownModel, match="unknown model 'dall-e-9'; known models: sdxl-base"):
+        registry.get("dall-e-9")
+    with pytest.raises(UnsupportedTask, match="Z-Image Turbo cannot do image-to-video; models that can: .*wan2.1-i2v-480p"):
+        registry.require("z-image-turbo", Task.IMAGE_TO_VIDEO)
+    entry = registry.get("sdxl-base")
+    with pytest.raises(InvalidSize, match="SDXL base 1.0 offers 16:9 at 1K, not 4K"):
+        entry.size_for("16:9", "4K")
+    with pytest.raises(InvalidSize, match="no 21:9 sizes"):
+        entry.size_for("21:9", "1K")

@@ -1,0 +1,1 @@
+"""The Gradio UI: one module per tab; imports gradio and services only."""

@@ -1,0 +1,36 @@
+"""Turn the domain's typed errors into messages a visitor can act on."""
+from __future__ import annotations
+
+import functools
+import logging
+
+import gradio as gr
+
+from pipelines.registry import InvalidSize, UnknownModel, UnsupportedTask
+from pipelines.runtime import RemoteBackendUnavailable, WeightsUnavailable
+from pipelines.types import GenerationCancelled
+from services.generation import InvalidRequest
+
+log = logging.getLogger(__name__)
+
+USER_ERRORS = (InvalidRequest, InvalidSize, UnknownModel, UnsupportedTask, WeightsUnavailable, RemoteBackendUnavailable)
+
+
+def user_errors(fn):
+    """Decorator: domain errors become gr.Error with their message; anything else is logged and reported plainly."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except gr.Error:
+            raise
+        except USER_ERRORS as exc:
+            raise gr.Error(str(exc)) from exc
+        except GenerationCancelled as exc:
+            raise gr.Error("Generation cancelled.") from exc
+        except Exception as exc:  # a bug or a failed load: say so without leaking internals
+            log.exception("request failed")
+            raise gr.Error(f"Generation failed ({type(exc).__name__}); nothing was saved. Try again or pick another model.") from exc
+
+    return wrapper

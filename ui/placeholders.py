@@ -1,0 +1,21 @@
+"""Tabs whose features are still being built: each says plainly what will be there."""
+from __future__ import annotations
+
+import gradio as gr
+
+PLANNED = {
+    "figures-quick": "Quick creation: pick an archetype, face, hair, eyes, skin, body, outfit and style; "
+    "generate 1-4 takes and pin the canonical one.",
+    "figures-custom": "Custom creation: describe a figure in your own words with full settings.",
+    "figures-all": "All Figures: your saved figures with their canonical images and takes.",
+    "remix": "Figure Remix: the same face in a new scene.",
+    "figure-video": "Figure to Video: animate a figure with an Action preset.",
+    "image-video": "Image to Video (members): animate one of your images.",
+    "characters": "Characters built on figures, exportable as Character Card PNGs.",
+    "compare": "Compare models side by side on the same prompt and seed.",
+    "credits": "Your credit balance, plan and ledger.",
+}
+
+
+def placeholder(key: str) -> gr.Markdown:
+    return gr.Markdown(f"🚧 **Not available yet.** {PLANNED[key]}", elem_id=f"planned-{key}")

@@ -1,0 +1,63 @@
+"""The whole Blocks app: tabs in the order a visitor meets them, plus API-only endpoints."""
+from __future__ import annotations
+
+import gradio as gr
+
+from services.container import Services
+
+from . import text_mode
+from .placeholders import placeholder
+
+TITLE = "Character Playground"
+
+
+def preview_banner(services: Services) -> str:
+    previews = [e.name for e in services.registry if not e.is_remote and services.runtime.status(e)["preview"]]
+    if not previews:
+        return ""
+    return (
+        "> ⚠️ **Offline preview.** Real weights for "
+        + ("these models" if len(previews) > 1 else previews[0])
+        + " are not on this machine, so outputs come from tiny random stand-in models of the same architecture: "
+        "**outputs are noise**. Everything else (prompts, sizes, seeds, files, metadata) works as it will with real weights."
+    )
+
+
+def build_app(services: Services) -> gr.Blocks:
+    with gr.Blocks(title=TITLE) as demo:
+        gr.Markdown(f"# {TITLE}\nCreate consistent AI characters: figures, images and video.")
+        gr.Markdown(preview_banner(services), elem_id="preview-banner")
+        with gr.Tabs():
+            with gr.Tab("Figures", id="figures"):
+                with gr.Tabs():
+                    with gr.Tab("Quick"):
+                        placeholder("figures-quick")
+                    with gr.Tab("Custom"):
+                        placeholder("figures-custom")
+                    with gr.Tab("All Figures"):
+                        placeholder("figures-all")
+            with gr.Tab("Images", id="images"):
+                with gr.Tabs():
+                    with gr.Tab("Text", id="images-text"):
+                        text_mode.build(services, demo)
+                    with gr.Tab("Figure Remix"):
+                        placeholder("remix")
+            with gr.Tab("Video", id="video"):
+                with gr.Tabs():
+                    with gr.Tab("Figure to Video"):
+                        placeholder("figure-video")
+                    with gr.Tab("Image to Video"):
+                        placeholder("image-video")
+            with gr.Tab("Characters", id="characters"):
+                placeholder("characters")
+            with gr.Tab("Compare", id="compare"):
+                placeholder("compare")
+            with gr.Tab("Credits", id="credits"):
+                placeholder("credits")
+
+        def models() -> list[dict]:
+            """The model registry as JSON: tasks, sizes, prices, licence flags, and whether weights or the preview run."""
+            return services.generation.models()
+
+        gr.api(models, api_name="models")
+    return demo

@@ -1,0 +1,157 @@
+"""Images > Text mode: prompt, model, aspect ratio, tier, batch, seed -> a gallery of PNGs."""
+from __future__ import annotations
+
+from typing import Any
+
+import gradio as gr
+
+from pipelines.registry import ASPECT_RATIOS, ModelEntry
+from pipelines.types import Task
+from services.container import Services
+from services.generation import TextToImageParams
+
+from .errors import user_errors
+
+
+def model_label(entry: ModelEntry, status: dict[str, Any]) -> str:
+    parts = [entry.name, f"{entry.price} credit{'s' if entry.price != 1 else ''}/image"]
+    if entry.licence.non_commercial:
+        parts.append("non-commercial")
+    if entry.licence.region_restricted:
+        parts.append("region-restricted")
+    if entry.is_remote:
+        parts.append("API, not available yet")
+    elif status.get("preview"):
+        parts.append("offline preview")
+    return " · ".join(parts)
+
+
+def default_model(services: Services, task: Task) -> str:
+    local = [e for e in services.registry.for_task(task) if not e.is_remote]
+    return local[0].id
+
+
+def tiers_for(entry: ModelEntry, ratio: str) -> list[str]:
+    return list(entry.sizes.get(ratio, {}))
+
+
+def price_text(entry: ModelEntry, count: int, ratio: str, tier: str) -> str:
+    count = int(count or 1)
+    size = entry.sizes.get(ratio, {}).get(tier)
+    size_text = f"{size[0]}×{size[1]}" if size else "size not offered"
+    total = entry.price * count
+    return f"**Price:** {entry.price} × {count} = **{total} credit{'' if total == 1 else 's'}** · {size_text}"
+
+
+IMAGE_TIERS = ("1K", "2K", "4K")
+
+
+def build(services: Services, demo: gr.Blocks) -> None:
+    registry = services.registry
+    choices = [(model_label(e, services.runtime.status(e)), e.id) for e in registry.for_task(Task.TEXT_TO_IMAGE)]
+    first = registry.get(default_model(services, Task.TEXT_TO_IMAGE))
+
+    with gr.Row():
+        with gr.Column(scale=3):
+            prompt = gr.Textbox(
+                label="Prompt",
+                lines=3,
+                max_length=2000,
+                placeholder="portrait of a red-haired explorer in a green field jacket, golden hour, detailed",
+                value="portrait of a red-haired explorer in a green field jacket, golden hour",
+                elem_id="text-prompt",
+            )
+            negative = gr.Textbox(label="Negative prompt", value="", lines=1, placeholder="blurry, extra fingers", elem_id="text-negative")
+            with gr.Row():
+                model = gr.Dropdown(choices=choices, value=first.id, label="Model", elem_id="text-model", scale=3)
+                count = gr.Slider(1, 8, value=1, step=1, label="Batch", elem_id="text-count")
+            with gr.Row():
+                ratio = gr.Radio(list(ASPECT_RATIOS), value="1:1", label="Aspect ratio", elem_id="text-ratio")
+                # Every image tier is a valid API value; the UI narrows the choices to the model's on load/change.
+                tier = gr.Radio(list(IMAGE_TIERS), value="1K", label="Resolution", elem_id="text-tier")
+            seed = gr.Number(value=-1, precision=0, label="Seed (-1 = random)", elem_id="text-seed")
+            with gr.Accordion("Advanced", open=False):
+                steps = gr.Slider(0, 100, value=0, step=1, label="Steps (0 = model default)")
+                guidance = gr.Number(value=-1, label="Guidance (-1 = model default)")
+            price = gr.Markdown(price_text(first, 1, "1:1", "1K"), elem_id="text-price")
+            go = gr.Button("Generate", variant="primary", elem_id="text-generate")
+        with gr.Column(scale=4):
+            notice = gr.Markdown("", elem_id="text-notice")
+            gallery = gr.Gallery(label="Images", format="png", type="filepath", columns=2, height=520, elem_id="text-gallery")
+            info = gr.JSON(label="Seeds and settings used", elem_id="text-info")
+
+    def on_model(model_id: str, ratio_value: str, count_value: int):
+        entry = registry.get(model_id)
+        ratios = list(entry.sizes)
+        ratio_value = ratio_value if ratio_value in ratios else ratios[0]
+        tiers = tiers_for(entry, ratio_value)
+        return (
+            gr.update(choices=ratios, value=ratio_value),
+            gr.update(choices=tiers, value=tiers[0]),
+            price_text(entry, count_value, ratio_value, tiers[0]),
+        )
+
+    def on_size(model_id: str, ratio_value: str, tier_value: str, count_value: int):
+        entry = registry.get(model_id)
+        tiers = tiers_for(entry, ratio_value)
+        tier_value = tier_value if tier_value in tiers else (tiers[0] if tiers else None)
+        return gr.update(choices=tiers, value=tier_value), price_text(entry, count_value, ratio_value, tier_value)
+
+    gr.on(
+        [demo.load, model.change],
+        on_model,
+        [model, ratio, count],
+        [ratio, tier, price],
+        api_name="text_model_changed",
+        api_visibility="private",
+    )
+    gr.on(
+        [ratio.change, tier.change, count.change],
+        on_size,
+        [model, ratio, tier, count],
+        [tier, price],
+        api_name="text_size_changed",
+        api_visibility="private",
+    )
+
+    @user_errors
+    def text_to_image(
+        prompt: str,
+        model: str,
+        negative_prompt: str = "",
+        aspect_ratio: str = "1:1",
+        resolution: str = "1K",
+        count: int = 1,
+        seed: int = -1,
+        steps: int = 0,
+        guidance: float = -1,
+        progress=gr.Progress(),
+    ):
+        """Generate images from text. Returns PNG files and JSON with the seeds and parameters used."""
+        progress(0, desc="Loading model")
+
+        def on_step(done: int, total: int) -> None:
+            progress((done, total), desc="Denoising", unit="steps")
+
+        params = TextToImageParams(
+            prompt=prompt,
+            model=model,
+            negative_prompt=negative_prompt,
+            aspect_ratio=aspect_ratio,
+            resolution=resolution,
+            count=int(count),
+            seed=None if seed is None else int(seed),
+            steps=int(steps or 0),
+            guidance=None if guidance is None else float(guidance),
+        )
+        output = services.generation.text_to_image(params, on_step=on_step)
+        banner = f"⚠️ **{output.notice}** — real weights for this model are not on this machine." if output.preview else ""
+        return [str(p) for p in output.files], output.info(), banner
+
+    go.click(
+        text_to_image,
+        [prompt, model, negative, ratio, tier, count, seed, steps, guidance],
+        [gallery, info, notice],
+        api_name="text_to_image",
+        concurrency_limit=1,
+    )
