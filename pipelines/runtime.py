@@ -245,7 +245,9 @@ def preview_request(family: Family, request: GenerationRequest) -> GenerationReq
     frames = request.num_frames
     if frames is not None:
         frames = min(frames, family.preview_frames)
-    return replace(request, width=width, height=height, num_frames=frames)
+    # Edit pipelines resize references to ~1 MP before their VAE; the tiny preview caps that area.
+    extra = {**request.extra, "max_reference_area": family.preview_side**2}
+    return replace(request, width=width, height=height, num_frames=frames, extra=extra)
 
 
 def build_tiny(family: Family, variant: str, folder: Path) -> Path:

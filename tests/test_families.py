@@ -30,7 +30,7 @@ def small_request(entry, family, task, seed: int, count: int) -> GenerationReque
     return GenerationRequest(
         prompt=req.prompt, negative_prompt="blurry", width=req.width, height=req.height, steps=2,
         guidance=entry.defaults.guidance or 1.0, seed=seed, count=count, reference_images=refs,
-        num_frames=req.num_frames, fps=entry.defaults.fps,
+        num_frames=req.num_frames, fps=entry.defaults.fps, extra=req.extra,
     )
 
 

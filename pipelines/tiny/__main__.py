@@ -17,7 +17,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("variants", nargs="*", help="variants to build (default: all)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    builders = {v: f for f in families().values() for v in f.tiny_builders}
+    builders = {v: f for f in families().values() for v in f.tiny_builders}  # variant -> family
     unknown = set(args.variants) - set(builders)
     if unknown:
         parser.error(f"unknown variants {sorted(unknown)}; known: {', '.join(sorted(builders))}")
