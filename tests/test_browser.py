@@ -18,7 +18,7 @@ def test_text_mode_generates_in_the_browser(app_server, artifacts):
         page.screenshot(path=str(artifacts / "text-mode-before.png"), full_page=True)
         prompt = page.locator("#text-prompt textarea")
         prompt.fill("portrait of a silver-haired mentor in a library, warm light")
-        assert "credits" in page.locator("#text-price").inner_text()
+        assert "1 credit" in page.locator("#text-price").inner_text()
         page.locator("#text-generate").click()
         image = page.locator("#text-gallery img").first
         image.wait_for(state="visible", timeout=60_000)

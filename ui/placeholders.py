@@ -18,4 +18,4 @@ PLANNED = {
 
 
 def placeholder(key: str) -> gr.Markdown:
-    return gr.Markdown(f"🚧 **Not available yet.** {PLANNED[key]}", elem_id=f"planned-{key}")
+    return gr.Markdown(f"**Not available yet.** {PLANNED[key]}", elem_id=f"planned-{key}")
