@@ -8,6 +8,22 @@ from pathlib import Path
 from pipelines.registry import DEFAULT_REGISTRY
 from pipelines.runtime import RuntimeSettings
 
+from .plans import DEFAULT_PLANS
+
+ENV_STRINGS = {
+    "database_url": ("PLAYGROUND_DATABASE_URL", "DATABASE_URL"),
+    "secret": ("PLAYGROUND_SECRET",),
+    "admin_secret": ("PLAYGROUND_ADMIN_SECRET",),
+    "device": ("PLAYGROUND_DEVICE",),
+    "dtype": ("PLAYGROUND_DTYPE",),
+}
+ENV_NUMBERS = {
+    "cache_budget_gb": ("PLAYGROUND_CACHE_GB", float),
+    "grants_per_ip": ("PLAYGROUND_GRANTS_PER_IP", int),
+    "generation_timeout_s": ("PLAYGROUND_TIMEOUT_S", float),
+    "proxy_hops": ("PLAYGROUND_PROXY_HOPS", int),
+}
+
 
 def default_data_dir() -> Path:
     # Hugging Face Spaces mount persistent storage at /data.
@@ -34,6 +50,17 @@ class AppSettings:
     dtype: str | None = None
     cache_budget_gb: float | None = None
     max_file_size: str = "10mb"
+    database_url: str | None = None  # default: a SQLite file in the data dir
+    secret: str | None = None  # signs visitor tokens; default: a random one kept in the database
+    admin_secret: str | None = None  # enables QA/admin sessions
+    grants_per_ip: int | None = None  # default: presets/plans.toml
+    generation_timeout_s: float = 900.0
+    proxy_hops: int = 0  # trusted reverse proxies in front of the app (X-Forwarded-For)
+    plans_path: Path = DEFAULT_PLANS
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "data_dir", Path(self.data_dir))
+        object.__setattr__(self, "plans_path", Path(self.plans_path))
 
     @classmethod
     def from_env(cls, **overrides) -> "AppSettings":
@@ -42,19 +69,30 @@ class AppSettings:
             values["preview"] = os.environ["PLAYGROUND_PREVIEW"]
         if _flag("PLAYGROUND_ALLOW_DOWNLOADS") is not None:
             values["allow_downloads"] = _flag("PLAYGROUND_ALLOW_DOWNLOADS")
-        for key, env in (("device", "PLAYGROUND_DEVICE"), ("dtype", "PLAYGROUND_DTYPE")):
-            if os.environ.get(env):
-                values[key] = os.environ[env]
-        if os.environ.get("PLAYGROUND_CACHE_GB"):
-            values["cache_budget_gb"] = float(os.environ["PLAYGROUND_CACHE_GB"])
+        for key, names in ENV_STRINGS.items():
+            found = next((os.environ[n] for n in names if os.environ.get(n)), None)
+            if found:
+                values[key] = found
+        for key, (name, kind) in ENV_NUMBERS.items():
+            if os.environ.get(name):
+                values[key] = kind(os.environ[name])
+        if "proxy_hops" not in values and os.environ.get("SPACE_ID"):
+            values["proxy_hops"] = 1  # Hugging Face Spaces serve apps behind one proxy
         values.update({k: v for k, v in overrides.items() if v is not None})
-        if "data_dir" in values:
-            values["data_dir"] = Path(values["data_dir"])
         return cls(**values)
 
     @property
     def outputs_dir(self) -> Path:
         return self.data_dir / "outputs"
+
+    @property
+    def db_url(self) -> str:
+        return self.database_url or f"sqlite:///{(self.data_dir / 'playground.db').resolve()}"
+
+    @property
+    def oauth_enabled(self) -> bool:
+        # Spaces with `hf_oauth: true` in the README front matter set these.
+        return bool(os.environ.get("OAUTH_CLIENT_ID") and os.environ.get("SPACE_ID"))
 
     @property
     def tiny_root(self) -> Path:

@@ -1,14 +1,30 @@
-"""Wires the services together from settings; nothing is loaded until a request needs it."""
+"""Wires the services together from settings; nothing is loaded until a request needs it.
+
+Start-up order: open the database and apply migrations, register this process, refund reservations
+left by dead processes, then keep a heartbeat (which also sweeps reservations of instances that die
+while this one runs).
+"""
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 from pipelines.registry import Registry, load_registry
 from pipelines.runtime import PipelineRuntime
 
 from .config import AppSettings
+from .db import Database
 from .generation import GenerationService
+from .history import History
+from .identity import Identity, server_secret
+from .instances import Instances
+from .jobs import Jobs
+from .ledger import Ledger
+from .plans import Plans, PlansError, load_plans
+from .safety import SafetyChecker, Unchecked
 from .storage import OutputStore
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -17,11 +33,55 @@ class Services:
     registry: Registry
     runtime: PipelineRuntime
     store: OutputStore
+    db: Database
+    plans: Plans
+    ledger: Ledger
+    identity: Identity
+    instances: Instances
+    jobs: Jobs
+    history: History
     generation: GenerationService
+    recovered: list[str]
+
+    def close(self) -> None:
+        """Say this instance stopped (its open reservations are refunded by the next start) and let go."""
+        try:
+            self.instances.stop()
+        finally:
+            self.db.dispose()
 
 
-def build_services(settings: AppSettings, registry: Registry | None = None, runtime: PipelineRuntime | None = None) -> Services:
+def check_plans(plans: Plans, registry: Registry) -> None:
+    unknown = sorted(set(plans.prices.models) - set(registry.ids()))
+    if unknown:
+        raise PlansError(f"plans.toml prices name models not in the registry: {unknown}")
+
+
+def build_services(
+    settings: AppSettings,
+    registry: Registry | None = None,
+    runtime: PipelineRuntime | None = None,
+    safety: SafetyChecker | None = None,
+    heartbeat: bool = True,
+) -> Services:
     registry = registry or load_registry(settings.registry_path)
     runtime = runtime or PipelineRuntime(registry, settings.runtime_settings())
+    plans = load_plans(settings.plans_path)
+    check_plans(plans, registry)
     store = OutputStore(settings.outputs_dir)
-    return Services(settings, registry, runtime, store, GenerationService(registry, runtime, store))
+    db = Database(settings.db_url)
+    db.migrate()
+    ledger = Ledger(db)
+    identity = Identity(
+        db, ledger, plans, server_secret(db, settings.secret), admin_secret=settings.admin_secret, grants_per_ip=settings.grants_per_ip
+    )
+    instances = Instances(db)
+    instances.register()
+    jobs = Jobs(db, ledger, store, safety or Unchecked(), instances, timeout_s=settings.generation_timeout_s)
+    recovered = jobs.recover()
+    if heartbeat:
+        instances.start_heartbeat(on_beat=jobs.recover)
+    log.info("database %s ready (schema v%d); refunded %d interrupted request(s)", db.display_url, db.schema_version(), len(recovered))
+    history = History(db, ledger, store)
+    generation = GenerationService(registry, runtime, plans, jobs)
+    return Services(settings, registry, runtime, store, db, plans, ledger, identity, instances, jobs, history, generation, recovered)

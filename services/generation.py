@@ -1,9 +1,8 @@
-"""Generation requests: validate, run through the registry runtime, store PNGs with their settings."""
+"""Generation requests: validate, quote, and run as paid jobs (reserve -> run -> safety -> store -> capture)."""
 from __future__ import annotations
 
 import secrets
-import threading
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -11,8 +10,9 @@ from pipelines.registry import ModelEntry, Registry
 from pipelines.runtime import PREVIEW_NOTICE, PipelineRuntime
 from pipelines.types import GenerationRequest, StepCallback, Task
 
-from .metadata import png_bytes
-from .storage import OutputStore
+from .identity import Account
+from .jobs import JobResult, Jobs
+from .plans import Plans, Quote
 
 MAX_PROMPT_CHARS = 2000
 MAX_COUNT = 8
@@ -20,6 +20,13 @@ MAX_COUNT = 8
 
 class InvalidRequest(ValueError):
     """The request cannot run as given; the message says what to change."""
+
+
+def checked_count(count: int) -> int:
+    count = int(count)
+    if not 1 <= count <= MAX_COUNT:
+        raise InvalidRequest(f"Batch size must be between 1 and {MAX_COUNT}, not {count}.")
+    return count
 
 
 @dataclass(frozen=True)
@@ -42,10 +49,25 @@ class ImageOutput:
     parameters: dict[str, Any]
     preview: bool
     notice: str = ""
+    request_id: str = ""
+    charged: int = 0
+    replayed: bool = False
+    blocked: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_job(cls, job: JobResult) -> "ImageOutput":
+        return cls(
+            job.files, job.seeds, job.parameters, job.preview, PREVIEW_NOTICE if job.preview else "",
+            job.request_id, job.charged, job.replayed, job.blocked,
+        )
 
     def info(self) -> dict[str, Any]:
         return {
+            "request_id": self.request_id,
+            "charged": self.charged,
+            "replayed": self.replayed,
+            "blocked": self.blocked,
             "seeds": self.seeds,
             "parameters": self.parameters,
             "preview": self.preview,
@@ -55,10 +77,11 @@ class ImageOutput:
 
 
 class GenerationService:
-    def __init__(self, registry: Registry, runtime: PipelineRuntime, store: OutputStore):
+    def __init__(self, registry: Registry, runtime: PipelineRuntime, plans: Plans, jobs: Jobs):
         self.registry = registry
         self.runtime = runtime
-        self.store = store
+        self.plans = plans
+        self.jobs = jobs
 
     def models(self) -> list[dict[str, Any]]:
         """The registry as JSON, with whether real weights or the offline preview would run."""
@@ -78,9 +101,7 @@ class GenerationService:
             raise InvalidRequest(f"The prompt is {len(prompt)} characters; shorten it to {MAX_PROMPT_CHARS} or fewer.")
         entry = self.registry.require(params.model, task)
         width, height = entry.size_for(params.aspect_ratio, params.resolution)
-        count = int(params.count)
-        if not 1 <= count <= MAX_COUNT:
-            raise InvalidRequest(f"Batch size must be between 1 and {MAX_COUNT}, not {count}.")
+        count = checked_count(params.count)
         seed = params.seed
         if seed is None or int(seed) < 0:
             seed = secrets.randbelow(2**32)
@@ -105,15 +126,27 @@ class GenerationService:
         )
         return entry, request
 
+    def quote(self, model: str, task: Task | str, aspect_ratio: str, resolution: str, count: int = 1, figures: int = 1) -> Quote:
+        """The price of a request, after checking the model offers the task and the size."""
+        task = Task(task)
+        entry = self.registry.require(model, task)
+        entry.size_for(aspect_ratio, resolution)
+        return self.plans.quote(entry, task, resolution, checked_count(count), figures)
+
     def text_to_image(
-        self, params: TextToImageParams, on_step: StepCallback | None = None, cancel: threading.Event | None = None
+        self,
+        account: Account,
+        params: TextToImageParams,
+        idempotency_key: str | None = None,
+        on_step: StepCallback | None = None,
     ) -> ImageOutput:
         entry, request = self.build_request(params)
-        result = self.runtime.run(entry, Task.TEXT_TO_IMAGE, request, on_step=on_step, cancel=cancel)
-        parameters = dict(result.parameters, aspect_ratio=params.aspect_ratio, resolution=params.resolution)
-        files = [
-            self.store.put(png_bytes(image, parameters, seed), ".png")
-            for image, seed in zip(result.images, result.seeds)
-        ]
-        preview = bool(parameters.get("preview"))
-        return ImageOutput(files, result.seeds, parameters, preview, PREVIEW_NOTICE if preview else "")
+        quote = self.plans.quote(entry, Task.TEXT_TO_IMAGE, params.resolution, request.count)
+
+        def work(cancel):
+            result = self.runtime.run(entry, Task.TEXT_TO_IMAGE, request, on_step=on_step, cancel=cancel)
+            result.parameters.update(aspect_ratio=params.aspect_ratio, resolution=params.resolution)
+            return result
+
+        job = self.jobs.run(account, quote=quote, request=asdict(params), work=work, idempotency_key=idempotency_key)
+        return ImageOutput.from_job(job)

@@ -1,4 +1,4 @@
-"""Generated files under the data dir, named by the SHA-256 of their bytes."""
+"""Generated files under the data dir, named by the SHA-256 of their bytes; the database holds the records."""
 from __future__ import annotations
 
 import hashlib
@@ -22,4 +22,14 @@ class OutputStore:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
         os.replace(tmp, path)
+        return path
+
+    def relative(self, path: Path) -> str:
+        """The name the database records: relative to the outputs dir, so the data dir can move."""
+        return Path(path).resolve().relative_to(self.root.resolve()).as_posix()
+
+    def path(self, relative: str) -> Path:
+        path = (self.root / relative).resolve()
+        if not path.is_relative_to(self.root.resolve()):
+            raise ValueError(f"{relative!r} is outside the outputs dir")
         return path

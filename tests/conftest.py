@@ -68,3 +68,51 @@ def client(app_server):
 
     url, _ = app_server
     return Client(url, verbose=False)
+
+
+# -- databases: every credits test runs on SQLite, and on PostgreSQL when a URL is given ----------------
+POSTGRES_ENV = "PLAYGROUND_TEST_POSTGRES_URL"
+
+
+def _reset_postgres(url: str) -> None:
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(sa.text("DROP SCHEMA public CASCADE"))
+        conn.execute(sa.text("CREATE SCHEMA public"))
+    engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def db_url(request, tmp_path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'playground.db'}"
+    url = os.environ.get(POSTGRES_ENV)
+    if not url:
+        pytest.skip(f"set {POSTGRES_ENV} to run the PostgreSQL variant")
+    _reset_postgres(url)
+    return url
+
+
+@pytest.fixture
+def make_services(tmp_path, preview_runtime, registry, db_url):
+    """Build the app's services on one data dir and database (call again to simulate a restart)."""
+    from services.config import AppSettings
+    from services.container import build_services
+
+    built = []
+
+    def make(**overrides):
+        overrides.setdefault("data_dir", tmp_path / "data")
+        overrides.setdefault("database_url", db_url)
+        overrides.setdefault("preview", "force")
+        safety = overrides.pop("safety", None)
+        settings = AppSettings(**overrides)
+        services = build_services(settings, registry=registry, runtime=preview_runtime, safety=safety, heartbeat=False)
+        built.append(services)
+        return services
+
+    yield make
+    for services in built:
+        services.db.dispose()

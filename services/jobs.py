@@ -1,0 +1,275 @@
+"""One paid request, start to end: idempotency -> reserve -> run -> safety -> store -> capture, or refund.
+
+Every generation is a row in `generations` created in the same transaction as its reservation, so a
+request is never charged without a record, and a record never says "done" without its files. Whatever
+goes wrong after the reservation (an exception, a timeout, cancellation, a safety block, a failed write)
+refunds it; reservations held by a process that died are refunded by `recover()` at the next start.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import sqlalchemy as sa
+
+from pipelines.types import GenerationCancelled, GenerationResult
+
+from .db import Database
+from .identity import Account
+from .instances import Instances
+from .ledger import Ledger
+from .metadata import png_bytes
+from .plans import Quote
+from .safety import SafetyBlocked, SafetyChecker
+from .storage import OutputStore
+from .tables import generation_files, generations
+
+log = logging.getLogger(__name__)
+
+MAX_KEY_CHARS = 128
+
+
+class IdempotencyConflict(ValueError):
+    pass
+
+
+class PreviousAttemptFailed(RuntimeError):
+    pass
+
+
+class GenerationTimedOut(RuntimeError):
+    pass
+
+
+@dataclass
+class JobResult:
+    request_id: str
+    files: list[Path]
+    seeds: list[int]
+    parameters: dict[str, Any]
+    price: int
+    charged: int
+    replayed: bool = False
+    preview: bool = False
+    safety: list[str] = field(default_factory=list)
+    blocked: int = 0
+
+
+Work = Callable[[threading.Event], GenerationResult]
+
+
+def params_hash(task: str, model: str, request: dict[str, Any]) -> str:
+    canonical = json.dumps({"task": task, "model": model, "request": request}, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+class Jobs:
+    def __init__(
+        self,
+        db: Database,
+        ledger: Ledger,
+        store: OutputStore,
+        safety: SafetyChecker,
+        instances: Instances,
+        timeout_s: float = 900.0,
+        poll_s: float = 0.2,
+    ):
+        self.db = db
+        self.ledger = ledger
+        self.store = store
+        self.safety = safety
+        self.instances = instances
+        self.timeout_s = timeout_s
+        self.poll_s = poll_s
+
+    # -- the flow --------------------------------------------------------------------------------------
+    def run(
+        self,
+        account: Account,
+        *,
+        quote: Quote,
+        request: dict[str, Any],
+        work: Work,
+        idempotency_key: str | None = None,
+        timeout_s: float | None = None,
+    ) -> JobResult:
+        key = (idempotency_key or "").strip() or uuid.uuid4().hex
+        if len(key) > MAX_KEY_CHARS:
+            raise IdempotencyConflict(f"The idempotency key is {len(key)} characters; use at most {MAX_KEY_CHARS}.")
+        digest = params_hash(quote.task, quote.model, request)
+        request_id = uuid.uuid4().hex
+        charge = 0 if account.unlimited else quote.total
+        try:
+            with self.db.begin() as conn:
+                existing = self._by_key(conn, account.id, key)
+                if existing is None:
+                    note = f"{quote.model} {quote.task}: {quote.text()}" + (" (QA: waived)" if account.unlimited else "")
+                    self.ledger.reserve(conn, account.id, charge, request_id, note)
+                    conn.execute(
+                        generations.insert().values(
+                            id=request_id,
+                            account_id=account.id,
+                            idempotency_key=key,
+                            params_hash=digest,
+                            task=quote.task,
+                            model=quote.model,
+                            request=request,
+                            status="running",
+                            price=charge,
+                            instance_id=self.instances.id,
+                            created_at=time.time(),
+                        )
+                    )
+        except sa.exc.IntegrityError:  # the same key raced in from another request: it won
+            existing = self._wait_for_key(account.id, key)
+        if existing is not None:
+            return self._replay(existing, digest)
+        return self._execute(account, request_id, charge, work, timeout_s or self.timeout_s)
+
+    def _execute(self, account: Account, request_id: str, charge: int, work: Work, timeout_s: float) -> JobResult:
+        cancel, timed_out = threading.Event(), threading.Event()
+
+        def expire() -> None:
+            timed_out.set()
+            cancel.set()
+
+        timer = threading.Timer(timeout_s, expire)
+        timer.daemon = True
+        timer.start()
+        try:
+            result = work(cancel)
+        except GenerationCancelled as exc:
+            status, message = ("timeout", f"took longer than {timeout_s:g} s") if timed_out.is_set() else ("cancelled", "cancelled")
+            self._fail(account.id, request_id, charge, status, message)
+            if timed_out.is_set():
+                raise GenerationTimedOut(f"Generation stopped: it {message}. Nothing was charged; try fewer steps or a smaller size.") from exc
+            raise
+        except BaseException as exc:
+            self._fail(account.id, request_id, charge, "failed", f"{type(exc).__name__}: {exc}")
+            raise
+        finally:
+            timer.cancel()
+        try:
+            return self._deliver(account, request_id, charge, result)
+        except SafetyBlocked as exc:
+            self._fail(account.id, request_id, charge, "blocked", exc.reason, safety="blocked")
+            raise
+        except BaseException as exc:
+            self._fail(account.id, request_id, charge, "failed", f"{type(exc).__name__}: {exc}")
+            raise
+
+    def _deliver(self, account: Account, request_id: str, charge: int, result: GenerationResult) -> JobResult:
+        verdicts = [self.safety.check_image(image) for image in result.images]
+        kept = [(image, seed, v) for image, seed, v in zip(result.images, result.seeds, verdicts) if v.allowed]
+        if not kept:
+            raise SafetyBlocked(next((v.reason for v in verdicts if not v.allowed), "no output"))
+        parameters = dict(result.parameters, request_id=request_id)
+        files = [self.store.put(png_bytes(image, parameters, seed), ".png") for image, seed, _ in kept]
+        blocked = len(result.images) - len(kept)
+        per_output = charge // max(1, len(result.images))
+        refund = per_output * blocked
+        charged = charge - refund
+        safety = "blocked-some" if blocked else kept[0][2].label
+        with self.db.begin() as conn:
+            finished = conn.execute(
+                sa.update(generations)
+                .where(generations.c.id == request_id, generations.c.status == "running")
+                .values(
+                    status="done",
+                    parameters=parameters,
+                    seeds=[seed for _, seed, _ in kept],
+                    charged=charged,
+                    safety=safety,
+                    preview=bool(parameters.get("preview")),
+                    finished_at=time.time(),
+                )
+            ).rowcount
+            if not finished:  # recovered as interrupted meanwhile (and refunded): nothing to capture
+                raise PreviousAttemptFailed("This request was interrupted and refunded; run it again.")
+            conn.execute(
+                generation_files.insert(),
+                [
+                    {"generation_id": request_id, "idx": i, "path": self.store.relative(path), "media": "image", "seed": seed, "safety": v.label}
+                    for i, (path, (_, seed, v)) in enumerate(zip(files, kept))
+                ],
+            )
+            self.ledger.capture(conn, account.id, request_id, f"captured {charged} of {charge}")
+            if refund:
+                self.ledger.refund(conn, account.id, refund, request_id, f"{blocked} output(s) blocked by the safety check")
+        return JobResult(
+            request_id, files, [s for _, s, _ in kept], parameters, charge, charged,
+            preview=bool(parameters.get("preview")), safety=[v.label for _, _, v in kept], blocked=blocked,
+        )
+
+    def _fail(self, account_id: str, request_id: str, charge: int, status: str, error: str, safety: str | None = None) -> bool:
+        """Mark a running request finished without output and refund it; False if it was already settled."""
+        values: dict[str, Any] = {"status": status, "error": error[:2000], "finished_at": time.time()}
+        if safety:
+            values["safety"] = safety
+        with self.db.begin() as conn:
+            changed = conn.execute(
+                sa.update(generations).where(generations.c.id == request_id, generations.c.status == "running").values(**values)
+            ).rowcount
+            if changed:
+                self.ledger.refund(conn, account_id, charge, request_id, f"refund: {status} ({error[:200]})")
+        return bool(changed)
+
+    # -- idempotent replays ----------------------------------------------------------------------------
+    def _by_key(self, conn: sa.Connection, account_id: str, key: str):
+        return conn.execute(
+            sa.select(generations).where(generations.c.account_id == account_id, generations.c.idempotency_key == key)
+        ).first()
+
+    def _wait_for_key(self, account_id: str, key: str):
+        deadline = time.monotonic() + self.timeout_s + 60
+        while True:
+            with self.db.engine.connect() as conn:
+                row = self._by_key(conn, account_id, key)
+            if row is not None and (row.status != "running" or time.monotonic() > deadline):
+                return row
+            time.sleep(self.poll_s)
+
+    def _replay(self, row, digest: str) -> JobResult:
+        if row.params_hash != digest:
+            raise IdempotencyConflict(
+                "This idempotency key was already used for a different request; send a new key for new settings."
+            )
+        if row.status == "running":
+            row = self._wait_for_key(row.account_id, row.idempotency_key)
+        if row.status != "done":
+            raise PreviousAttemptFailed(
+                f"The first request with this idempotency key ended as {row.status} ({row.error or 'no detail'}); "
+                "it was refunded. Send a new key to try again."
+            )
+        with self.db.engine.connect() as conn:
+            files = conn.execute(
+                sa.select(generation_files).where(generation_files.c.generation_id == row.id).order_by(generation_files.c.idx)
+            ).all()
+        return JobResult(
+            row.id, [self.store.path(f.path) for f in files], list(row.seeds or []), dict(row.parameters or {}),
+            row.price, row.charged, replayed=True, preview=bool(row.preview), safety=[f.safety for f in files],
+        )
+
+    # -- recovery --------------------------------------------------------------------------------------
+    def recover(self) -> list[str]:
+        """Refund every reservation held by a dead instance; returns the request ids refunded."""
+        dead = self.instances.dead()
+        if not dead:
+            return []
+        with self.db.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(generations.c.id, generations.c.account_id, generations.c.price)
+                .where(generations.c.status == "running", generations.c.instance_id.in_(dead))
+            ).all()
+        refunded = [r.id for r in rows if self._fail(r.account_id, r.id, r.price, "interrupted", "the server stopped before it finished")]
+        if refunded:
+            log.warning("refunded %d reservation(s) left by stopped instances", len(refunded))
+        return refunded
+

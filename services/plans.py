@@ -1,0 +1,146 @@
+"""Plans and prices as data (presets/plans.toml): tiers, grants, and the quote for any request."""
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from pipelines.registry import ModelEntry
+from pipelines.types import Task
+
+DEFAULT_PLANS = Path(__file__).resolve().parent.parent / "presets" / "plans.toml"
+
+Feature = Literal["adult_prompts", "image_to_video", "video_prompt", "review"]
+TASK_IDS = {t.value for t in Task}
+
+
+class PlansError(ValueError):
+    """plans.toml is malformed; the message names the file and the field."""
+
+
+class Tier(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    label: str
+    starting_grant: int = Field(ge=0)
+    unlimited: bool = False
+    unlocks: list[Feature] = []
+    description: str = ""
+
+
+class VisitorGrants(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    per_ip: int = Field(ge=0)
+    window_hours: float = Field(gt=0)
+
+
+class Prices(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    resolution_multiplier: dict[str, int]
+    tasks: dict[str, int] = {}
+    group_per_figure: bool = True
+    models: dict[str, dict[str, int]] = {}
+
+    @field_validator("resolution_multiplier")
+    @classmethod
+    def _multipliers(cls, value: dict[str, int]) -> dict[str, int]:
+        bad = {k: v for k, v in value.items() if v < 1}
+        if bad:
+            raise ValueError(f"multipliers must be at least 1: {bad}")
+        return value
+
+    @field_validator("tasks")
+    @classmethod
+    def _tasks(cls, value: dict[str, int]) -> dict[str, int]:
+        for task, price in value.items():
+            if task not in TASK_IDS:
+                raise ValueError(f"unknown task {task!r}; tasks are {sorted(TASK_IDS)}")
+            if price < 0:
+                raise ValueError(f"price for {task!r} must not be negative")
+        return value
+
+    @field_validator("models")
+    @classmethod
+    def _models(cls, value: dict[str, dict[str, int]]) -> dict[str, dict[str, int]]:
+        for model, per_task in value.items():
+            cls._tasks(per_task)
+        return value
+
+
+class Plans(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    tiers: dict[str, Tier]
+    visitor_grants: VisitorGrants
+    prices: Prices
+
+    @model_validator(mode="after")
+    def _required_tiers(self) -> "Plans":
+        missing = {"guest", "member", "qa"} - set(self.tiers)
+        if missing:
+            raise ValueError(f"tiers {sorted(missing)} are required")
+        return self
+
+    def tier(self, name: str) -> Tier:
+        return self.tiers[name]
+
+    def quote(self, entry: ModelEntry, task: Task, resolution: str, count: int = 1, figures: int = 1) -> "Quote":
+        task = Task(task)
+        if resolution not in self.prices.resolution_multiplier:
+            raise PlansError(f"no price multiplier for resolution {resolution!r}")
+        unit = self.prices.models.get(entry.id, {}).get(task.value)
+        if unit is None:
+            unit = self.prices.tasks.get(task.value, entry.price)
+        multiplier = self.prices.resolution_multiplier[resolution]
+        per_output = unit * multiplier * (figures if self.prices.group_per_figure else 1)
+        return Quote(entry.id, task.value, unit, multiplier, figures, count, per_output * count)
+
+
+@dataclass(frozen=True)
+class Quote:
+    model: str
+    task: str
+    unit: int
+    multiplier: int
+    figures: int
+    count: int
+    total: int
+
+    @property
+    def per_output(self) -> int:
+        return self.total // self.count if self.count else 0
+
+    def text(self) -> str:
+        parts = [str(self.unit)]
+        if self.multiplier != 1:
+            parts.append(f"{self.multiplier} (resolution)")
+        if self.figures != 1:
+            parts.append(f"{self.figures} figures")
+        parts.append(str(self.count))
+        return f"{' × '.join(parts)} = {self.total} credit{'' if self.total == 1 else 's'}"
+
+    def as_dict(self) -> dict:
+        return {
+            "model": self.model,
+            "task": self.task,
+            "unit": self.unit,
+            "multiplier": self.multiplier,
+            "figures": self.figures,
+            "count": self.count,
+            "total": self.total,
+            "text": self.text(),
+        }
+
+
+def load_plans(path: Path = DEFAULT_PLANS) -> Plans:
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise PlansError(f"{path}: not valid TOML: {exc}") from exc
+    try:
+        return Plans.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
+        raise PlansError(f"{path}: {problems}") from exc

@@ -1,0 +1,121 @@
+"""The database schema as SQLAlchemy Core tables; migrations.py creates and evolves it.
+
+Times are UNIX seconds (floats) so SQLite and PostgreSQL store them the same way. Credits are integers;
+an account's `balance` always equals the sum of its ledger rows' `amount`.
+"""
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData()
+
+schema_migrations = sa.Table(
+    "schema_migrations",
+    metadata,
+    sa.Column("version", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("name", sa.String(100), nullable=False),
+    sa.Column("applied_at", sa.Float, nullable=False),
+)
+
+kv = sa.Table(
+    "kv",
+    metadata,
+    sa.Column("key", sa.String(64), primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
+)
+
+accounts = sa.Table(
+    "accounts",
+    metadata,
+    sa.Column("id", sa.String(80), primary_key=True),
+    sa.Column("kind", sa.String(16), nullable=False),  # visitor | hf | qa
+    sa.Column("tier", sa.String(16), nullable=False),
+    sa.Column("display_name", sa.String(120), nullable=False, server_default=""),
+    sa.Column("balance", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("created_at", sa.Float, nullable=False),
+)
+
+ledger = sa.Table(
+    "ledger",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("account_id", sa.String(80), sa.ForeignKey("accounts.id"), nullable=False, index=True),
+    sa.Column("kind", sa.String(16), nullable=False),  # grant | reserve | capture | refund | adjustment | transfer
+    sa.Column("amount", sa.Integer, nullable=False),
+    sa.Column("balance_after", sa.Integer, nullable=False),
+    sa.Column("request_id", sa.String(64), nullable=False, index=True),
+    sa.Column("note", sa.String(300), nullable=False, server_default=""),
+    sa.Column("created_at", sa.Float, nullable=False),
+)
+
+generations = sa.Table(
+    "generations",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),  # the request id
+    sa.Column("account_id", sa.String(80), sa.ForeignKey("accounts.id"), nullable=False, index=True),
+    sa.Column("idempotency_key", sa.String(128), nullable=False),
+    sa.Column("params_hash", sa.String(64), nullable=False),
+    sa.Column("task", sa.String(32), nullable=False),
+    sa.Column("model", sa.String(80), nullable=False),
+    sa.Column("request", sa.JSON, nullable=False),  # what was asked (for replays and "reuse prompt")
+    sa.Column("parameters", sa.JSON, nullable=True),  # what ran (seeds, sizes, steps...)
+    sa.Column("seeds", sa.JSON, nullable=True),
+    sa.Column("status", sa.String(16), nullable=False),  # running | done | failed | blocked | timeout | interrupted
+    sa.Column("price", sa.Integer, nullable=False),
+    sa.Column("charged", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("safety", sa.String(32), nullable=False, server_default="pending"),
+    sa.Column("error", sa.Text, nullable=True),
+    sa.Column("preview", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("instance_id", sa.String(64), nullable=False, index=True),
+    sa.Column("created_at", sa.Float, nullable=False, index=True),
+    sa.Column("finished_at", sa.Float, nullable=True),
+    sa.UniqueConstraint("account_id", "idempotency_key", name="uq_generations_idempotency"),
+)
+
+generation_files = sa.Table(
+    "generation_files",
+    metadata,
+    sa.Column("generation_id", sa.String(64), sa.ForeignKey("generations.id"), primary_key=True),
+    sa.Column("idx", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("path", sa.String(300), nullable=False),  # relative to the outputs dir
+    sa.Column("media", sa.String(16), nullable=False),  # image | video
+    sa.Column("seed", sa.BigInteger, nullable=True),
+    sa.Column("safety", sa.String(32), nullable=False),
+)
+
+reports = sa.Table(
+    "reports",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("generation_id", sa.String(64), sa.ForeignKey("generations.id"), nullable=False),
+    sa.Column("idx", sa.Integer, nullable=False),
+    sa.Column("account_id", sa.String(80), sa.ForeignKey("accounts.id"), nullable=False, index=True),
+    sa.Column("reason", sa.String(40), nullable=False),
+    sa.Column("details", sa.String(500), nullable=False, server_default=""),
+    sa.Column("status", sa.String(16), nullable=False, index=True),  # pending | approved | rejected
+    sa.Column("refund", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("resolved_at", sa.Float, nullable=True),
+    sa.Column("resolved_by", sa.String(80), nullable=True),
+    sa.UniqueConstraint("generation_id", "idx", name="uq_reports_image"),
+)
+
+ip_grants = sa.Table(
+    "ip_grants",
+    metadata,
+    sa.Column("ip_hash", sa.String(64), primary_key=True),
+    sa.Column("window_start", sa.Float, nullable=False),
+    sa.Column("count", sa.Integer, nullable=False),
+)
+
+instances = sa.Table(
+    "instances",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("hostname", sa.String(255), nullable=False),
+    sa.Column("pid", sa.Integer, nullable=False),
+    sa.Column("process_started", sa.Float, nullable=False),
+    sa.Column("started_at", sa.Float, nullable=False),
+    sa.Column("heartbeat_at", sa.Float, nullable=False),
+    sa.Column("stopped_at", sa.Float, nullable=True),
+)

@@ -1,0 +1,86 @@
+"""Schema migrations and the plans preset."""
+from __future__ import annotations
+
+import pytest
+import sqlalchemy as sa
+
+from pipelines.types import Task
+from services import tables
+from services.db import Database
+from services.migrations import MIGRATIONS
+from services.plans import PlansError, load_plans
+
+
+def test_migrations_build_the_declared_schema_once(db_url):
+    db = Database(db_url)
+    try:
+        assert db.migrate() == [v for v, _, _ in MIGRATIONS]
+        assert db.migrate() == []  # a restart applies nothing
+        assert db.schema_version() == MIGRATIONS[-1][0]
+        inspector = sa.inspect(db.engine)
+        for table in tables.metadata.sorted_tables:
+            live = {c["name"] for c in inspector.get_columns(table.name)}
+            assert live == {c.name for c in table.columns}, table.name
+        if db.is_sqlite:
+            with db.engine.connect() as conn:
+                assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+                assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 30000
+    finally:
+        db.dispose()
+
+
+def test_a_later_migration_is_applied_to_an_existing_database(db_url):
+    db = Database(db_url)
+    try:
+        db.migrate()
+
+        def add_column(conn):
+            conn.execute(sa.text("ALTER TABLE accounts ADD COLUMN nickname VARCHAR(40)"))
+
+        assert db.migrate(MIGRATIONS + [(99, "nickname", add_column)]) == [99]
+        assert "nickname" in {c["name"] for c in sa.inspect(db.engine).get_columns("accounts")}
+    finally:
+        db.dispose()
+
+
+def test_prices_follow_the_plans_preset(registry):
+    plans = load_plans()
+    flux = registry.get("flux.1-dev")
+    assert plans.quote(flux, Task.TEXT_TO_IMAGE, "1K", 2).total == 6
+    assert plans.quote(flux, Task.TEXT_TO_IMAGE, "2K", 1).total == 3
+    assert plans.quote(flux, Task.TEXT_TO_IMAGE, "4K", 2).total == 12
+    assert plans.quote(registry.get("qwen-image-edit"), Task.EDIT, "1K", 1).total == 2  # flat edit price
+    assert plans.quote(registry.get("flux.2-dev"), Task.MULTI_REFERENCE, "1K", 1, figures=3).total == 15
+    assert plans.tier("guest").starting_grant == 50 and plans.tier("qa").unlimited
+
+
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (("[prices]", "[prices]\nsurprise = 1"), "prices.surprise: Extra inputs"),
+        (('"4K" = 2', '"4K" = 0'), "resolution_multiplier: Value error, multipliers must be at least 1"),
+        (('tasks = { "edit" = 2 }', 'tasks = { "sketch" = 2 }'), "unknown task 'sketch'"),
+        (("starting_grant = 50", "starting_grant = -5"), "tiers.guest.starting_grant"),
+        (('unlocks = ["adult_prompts", "image_to_video", "video_prompt"]', 'unlocks = ["teleport"]'), "tiers.member.unlocks.0"),
+        (("[tiers.qa]", "[tiers.qq]"), "tiers ['qa'] are required"),
+    ],
+)
+def test_bad_plans_name_the_field(tmp_path, edit, message):
+    from services.plans import DEFAULT_PLANS
+
+    text = DEFAULT_PLANS.read_text()
+    assert edit[0] in text
+    path = tmp_path / "plans.toml"
+    path.write_text(text.replace(edit[0], edit[1], 1))
+    with pytest.raises(PlansError, match=f"plans.toml: .*{message}".replace("[", r"\[").replace("]", r"\]")):
+        load_plans(path)
+
+
+def test_plans_must_name_registry_models(tmp_path, registry):
+    from services.container import check_plans
+    from services.plans import DEFAULT_PLANS
+
+    path = tmp_path / "plans.toml"
+    path.write_text(DEFAULT_PLANS.read_text().replace('[prices.models."flux.2-dev"]', '[prices.models."flux.9"]'))
+    with pytest.raises(PlansError, match="flux.9"):
+        check_plans(load_plans(path), registry)
