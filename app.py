@@ -38,10 +38,13 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = AppSettings.from_env(data_dir=args.data_dir, preview="force" if args.offline_preview else None)
-    demo, launch_options, _ = create(settings)
-    demo.queue(default_concurrency_limit=2).launch(
-        server_name=args.host, server_port=args.port, share=args.share, **launch_options
-    )
+    demo, launch_options, services = create(settings)
+    try:
+        demo.queue(default_concurrency_limit=2).launch(
+            server_name=args.host, server_port=args.port, share=args.share, **launch_options
+        )
+    finally:
+        services.close()
 
 
 if __name__ == "__main__":

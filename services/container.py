@@ -55,6 +55,10 @@ def check_plans(plans: Plans, registry: Registry) -> None:
     unknown = sorted(set(plans.prices.models) - set(registry.ids()))
     if unknown:
         raise PlansError(f"plans.toml prices name models not in the registry: {unknown}")
+    tiers = {tier for entry in registry for sizes in entry.sizes.values() for tier in sizes}
+    unpriced = sorted(tiers - set(plans.prices.resolution_multiplier))
+    if unpriced:
+        raise PlansError(f"plans.toml has no resolution_multiplier for the registry's tiers {unpriced}")
 
 
 def build_services(

@@ -25,6 +25,11 @@ BUSY_TIMEOUT_MS = 30_000
 _PG_MIGRATION_LOCK = 724_310_001
 
 
+def row_dict(row) -> dict:
+    """A result row as a plain dict (SQLAlchemy's keys are str subclasses that orjson refuses)."""
+    return {str(key): value for key, value in row._mapping.items()}
+
+
 def sqlite_url(path: Path) -> str:
     return f"sqlite:///{Path(path).resolve()}"
 

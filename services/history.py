@@ -8,7 +8,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from .db import Database
+from .db import Database, row_dict
 from .identity import Account
 from .ledger import Ledger
 from .storage import OutputStore
@@ -131,7 +131,7 @@ class History:
             if account.kind == "qa":
                 self._resolve(conn, report_id, account.id, approve=True)
             row = conn.execute(sa.select(reports).where(reports.c.id == report_id)).one()
-        return dict(row._mapping)
+        return row_dict(row)
 
     def reports(self, status: str | None = "pending", limit: int = 200) -> list[dict[str, Any]]:
         query = sa.select(reports, generation_files.c.path).join(
@@ -143,7 +143,7 @@ class History:
             rows = conn.execute(query.order_by(reports.c.id).limit(limit)).all()
         out = []
         for r in rows:
-            item = dict(r._mapping)
+            item = row_dict(r)
             item["file"] = str(self.store.path(item.pop("path")))
             out.append(item)
         return out
@@ -151,7 +151,7 @@ class History:
     def reports_by(self, account_id: str) -> list[dict[str, Any]]:
         with self.db.engine.connect() as conn:
             rows = conn.execute(sa.select(reports).where(reports.c.account_id == account_id).order_by(reports.c.id.desc())).all()
-        return [dict(r._mapping) for r in rows]
+        return [row_dict(r) for r in rows]
 
     def review(self, admin: Account, report_id: int, approve: bool) -> dict[str, Any]:
         if not admin.can("review"):
@@ -159,7 +159,7 @@ class History:
         with self.db.begin() as conn:
             if not self._resolve(conn, int(report_id), admin.id, approve):
                 raise ReportError(f"Report {report_id} does not exist or was already reviewed.")
-            return dict(conn.execute(sa.select(reports).where(reports.c.id == int(report_id))).one()._mapping)
+            return row_dict(conn.execute(sa.select(reports).where(reports.c.id == int(report_id))).one())
 
     def _resolve(self, conn: sa.Connection, report_id: int, reviewer: str, approve: bool) -> bool:
         changed = conn.execute(

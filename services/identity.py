@@ -114,6 +114,10 @@ class Identity:
     def admin_enabled(self) -> bool:
         return self._admin_secret is not None
 
+    def derive(self, purpose: str) -> str:
+        """A stable key for another purpose (e.g. encrypting browser storage), derived from the secret."""
+        return hmac.new(self._secret, b"derive:" + purpose.encode(), hashlib.sha256).hexdigest()
+
     # -- tokens ----------------------------------------------------------------------------------------
     def sign(self, account_id: str) -> str:
         digest = hmac.new(self._secret, TOKEN_CONTEXT + account_id.encode(), hashlib.sha256).digest()

@@ -14,7 +14,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from .db import Database
+from .db import Database, row_dict
 from .tables import accounts, ledger
 
 KINDS = ("grant", "reserve", "capture", "refund", "adjustment", "transfer")
@@ -107,4 +107,4 @@ class Ledger:
             query = query.where(ledger.c.request_id == request_id)
         query = query.order_by(ledger.c.id.desc()).limit(limit)
         with self.db.engine.connect() as conn:
-            return [dict(r._mapping) for r in conn.execute(query)]
+            return [row_dict(r) for r in conn.execute(query)]

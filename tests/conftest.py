@@ -16,6 +16,7 @@ torch.set_num_threads(1)
 
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "tests" / "artifacts"
+ADMIN_KEY = "test-admin-key"
 
 
 @pytest.fixture(scope="session")
@@ -53,13 +54,15 @@ def app_server(tmp_path_factory, tiny_root):
 
     data_dir = tmp_path_factory.mktemp("app-data")
     os.environ["PLAYGROUND_TINY_DIR"] = str(tiny_root)
-    settings = AppSettings.from_env(data_dir=data_dir, preview="force", device="cpu")
+    # Every test client comes from 127.0.0.1: allow many starting grants; QA mode on with a known key.
+    settings = AppSettings.from_env(data_dir=data_dir, preview="force", device="cpu", grants_per_ip=1000, admin_secret=ADMIN_KEY)
     demo, launch_options, services = app_module.create(settings)
     demo.queue().launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=None, quiet=True, **launch_options)
     try:
         yield demo.local_url.rstrip("/"), services
     finally:
         demo.close()
+        services.close()
 
 
 @pytest.fixture(scope="session")
@@ -68,6 +71,12 @@ def client(app_server):
 
     url, _ = app_server
     return Client(url, verbose=False)
+
+
+@pytest.fixture
+def token(client) -> str:
+    """A fresh visitor session (50 credits) on the launched app."""
+    return client.predict(api_name="/session_start")["token"]
 
 
 # -- databases: every credits test runs on SQLite, and on PostgreSQL when a URL is given ----------------

@@ -3,9 +3,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+from gradio_client.exceptions import AppError
 from PIL import Image
 
 from services.metadata import read_png_metadata
+
+from .conftest import ADMIN_KEY
 
 
 def test_models_endpoint_lists_the_registry(client, registry):
@@ -19,10 +23,15 @@ def test_models_endpoint_lists_the_registry(client, registry):
     assert by_id["nano-banana"]["runnable"] is False and "google API" in by_id["nano-banana"]["note"]
 
 
-def test_text_to_image_returns_pngs_of_the_requested_size(client):
-    gallery, info, notice = client.predict(
+def test_session_quote_generate_balance(client, token):
+    session = client.predict(token, api_name="/session_start")
+    assert session["token"] == token and session["balance"] == 50 and session["tier"] == "guest"
+    quote = client.predict(token, "flux.1-dev", "text-to-image", "16:9", "1K", 2, api_name="/quote")
+    assert quote["total"] == 6 and quote["affordable"] is True and quote["balance"] == 50
+
+    gallery, info, notice, bar = client.predict(
         prompt="a lighthouse at dusk",
-        model="sdxl-base",
+        model="flux.1-dev",
         negative_prompt="blurry",
         aspect_ratio="16:9",
         resolution="1K",
@@ -30,10 +39,13 @@ def test_text_to_image_returns_pngs_of_the_requested_size(client):
         seed=42,
         steps=3,
         guidance=4.0,
+        token=token,
         api_name="/text_to_image",
     )
-    assert info["seeds"] == [42, 43]
-    assert info["preview"] is True and "offline preview" in notice
+    assert info["seeds"] == [42, 43] and info["charged"] == 6 and info["balance"] == 44
+    assert info["preview"] is True and "offline preview" in notice and "balance now **44 credits**" in notice
+    assert "44 credits" in bar
+    assert client.predict(token, api_name="/balance")["balance"] == 44
     assert len(gallery) == 2
     for item, seed in zip(gallery, [42, 43]):
         path = Path(item["image"])
@@ -41,14 +53,69 @@ def test_text_to_image_returns_pngs_of_the_requested_size(client):
             assert image.format == "PNG" and image.size == (1344, 768)
         meta = read_png_metadata(str(path))
         assert meta["parameters"]["prompt"] == "a lighthouse at dusk"
-        assert meta["parameters"]["seed"] == seed and meta["parameters"]["Model"] == "sdxl-base"
-        assert meta["record"]["preview"] is True
+        assert meta["parameters"]["seed"] == seed and meta["parameters"]["Model"] == "flux.1-dev"
+        assert meta["record"]["preview"] is True and meta["record"]["request_id"] == info["request_id"]
+
+    ledger = client.predict(token, api_name="/ledger")
+    assert [(e["kind"], e["amount"]) for e in ledger] == [("capture", 0), ("reserve", -6), ("grant", 50)]
+    (record,) = client.predict(token, api_name="/history")
+    assert record["id"] == info["request_id"] and record["request"]["prompt"] == "a lighthouse at dusk"
+    assert record["charged"] == 6 and record["urls"][0].startswith("/gradio_api/file=")
 
 
-def test_bad_requests_get_clear_errors(client):
-    import pytest
-    from gradio_client.exceptions import AppError
+def test_over_balance_fails_clearly_and_charges_nothing(client, token):
+    quote = client.predict(token, "flux.1-dev", "text-to-image", "1:1", "2K", 8, api_name="/quote")
+    assert quote["total"] == 24 and quote["affordable"] is True
+    for resolution in ("2K", "1K"):
+        client.predict(prompt="spend", model="flux.1-dev", resolution=resolution, count=8, steps=1, token=token, api_name="/text_to_image")
+    assert client.predict(token, api_name="/balance")["balance"] == 2
+    quote = client.predict(token, "flux.1-dev", "text-to-image", "1:1", "1K", 1, api_name="/quote")
+    assert quote["affordable"] is False
+    with pytest.raises(AppError, match="costs 3 credits but your balance is 2.*nothing was charged"):
+        client.predict(prompt="one more", model="flux.1-dev", steps=1, token=token, api_name="/text_to_image")
+    assert client.predict(token, api_name="/balance")["balance"] == 2
+    assert len(client.predict(token, api_name="/history")) == 2
 
+
+def test_idempotency_key_through_the_api(client, token):
+    kwargs = dict(prompt="a paper boat", model="sdxl-base", steps=1, seed=5, token=token, api_name="/text_to_image")
+    first = client.predict(idempotency_key="script-run-1", **kwargs)
+    again = client.predict(idempotency_key="script-run-1", **kwargs)
+    assert again[1]["replayed"] is True and again[1]["files"] == first[1]["files"]
+    assert "not charged again" in again[2]
+    assert client.predict(token, api_name="/balance")["balance"] == 49
+    with pytest.raises(AppError, match="already used for a different request"):
+        client.predict(idempotency_key="script-run-1", **dict(kwargs, prompt="a paper plane"))
+
+
+def test_tokens_are_required_and_verified(client, token):
+    with pytest.raises(AppError, match="session token is missing or not valid"):
+        client.predict(prompt="x", model="sdxl-base", token="", api_name="/text_to_image")
+    with pytest.raises(AppError, match="session token is missing or not valid"):
+        client.predict(token[:-2] + "xx", api_name="/balance")
+    fresh = client.predict(token[:-2] + "xx", api_name="/session_start")
+    assert fresh["token"] != token and "could not be verified" in fresh["message"]
+
+
+def test_reports_and_review_through_the_api(client, token):
+    _, info, _, _ = client.predict(prompt="noise", model="flux.1-dev", count=2, steps=1, token=token, api_name="/text_to_image")
+    report = client.predict(token, info["request_id"], 1, "broken", "just noise", api_name="/report_image")
+    assert report["status"] == "pending" and report["refund"] == 3
+    with pytest.raises(AppError, match="already reported"):
+        client.predict(token, info["request_id"], 1, "other", api_name="/report_image")
+    with pytest.raises(AppError, match="Only QA/admin"):
+        client.predict(token, api_name="/review_reports")
+    with pytest.raises(AppError, match="admin key is not valid"):
+        client.predict("", "wrong", api_name="/session_start")
+    qa = client.predict("", ADMIN_KEY, api_name="/session_start")
+    assert qa["unlimited"] is True and "review" in qa["unlocks"]
+    pending = client.predict(qa["token"], api_name="/review_reports")
+    assert report["id"] in [r["id"] for r in pending]
+    client.predict(qa["token"], report["id"], True, api_name="/review_report")
+    assert client.predict(token, api_name="/balance")["balance"] == 47
+
+
+def test_bad_requests_get_clear_errors(client, token):
     cases = [
         (dict(prompt="   ", model="sdxl-base"), "Write a prompt first"),
         (dict(prompt="x", model="dall-e-9"), "dall-e-9 is not in the list of choices"),
@@ -59,4 +126,5 @@ def test_bad_requests_get_clear_errors(client):
     ]
     for kwargs, message in cases:
         with pytest.raises(AppError, match=message):
-            client.predict(api_name="/text_to_image", **kwargs)
+            client.predict(api_name="/text_to_image", token=token, **kwargs)
+    assert client.predict(token, api_name="/balance")["balance"] == 50

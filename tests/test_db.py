@@ -84,3 +84,14 @@ def test_plans_must_name_registry_models(tmp_path, registry):
     path.write_text(DEFAULT_PLANS.read_text().replace('[prices.models."flux.2-dev"]', '[prices.models."flux.9"]'))
     with pytest.raises(PlansError, match="flux.9"):
         check_plans(load_plans(path), registry)
+
+
+def test_plans_must_price_every_registry_tier(tmp_path, registry):
+    from services.container import check_plans
+    from services.plans import DEFAULT_PLANS
+
+    path = tmp_path / "plans.toml"
+    path.write_text(DEFAULT_PLANS.read_text().replace('"720p" = 2', '"1080p" = 3'))
+    with pytest.raises(PlansError, match=r"no resolution_multiplier for the registry's tiers \['720p'\]"):
+        check_plans(load_plans(path), registry)
+    check_plans(load_plans(), registry)

@@ -10,10 +10,29 @@ from pipelines.registry import InvalidSize, UnknownModel, UnsupportedTask
 from pipelines.runtime import RemoteBackendUnavailable, WeightsUnavailable
 from pipelines.types import GenerationCancelled
 from services.generation import InvalidRequest
+from services.history import ReportError
+from services.identity import InvalidSession
+from services.jobs import GenerationTimedOut, IdempotencyConflict, PreviousAttemptFailed
+from services.ledger import InsufficientCredits
+from services.safety import SafetyBlocked
 
 log = logging.getLogger(__name__)
 
-USER_ERRORS = (InvalidRequest, InvalidSize, UnknownModel, UnsupportedTask, WeightsUnavailable, RemoteBackendUnavailable)
+USER_ERRORS = (
+    InvalidRequest,
+    InvalidSize,
+    UnknownModel,
+    UnsupportedTask,
+    WeightsUnavailable,
+    RemoteBackendUnavailable,
+    InvalidSession,
+    InsufficientCredits,
+    IdempotencyConflict,
+    PreviousAttemptFailed,
+    GenerationTimedOut,
+    SafetyBlocked,
+    ReportError,
+)
 
 
 def user_errors(fn):
@@ -28,9 +47,11 @@ def user_errors(fn):
         except USER_ERRORS as exc:
             raise gr.Error(str(exc)) from exc
         except GenerationCancelled as exc:
-            raise gr.Error("Generation cancelled.") from exc
+            raise gr.Error("Generation cancelled; nothing was charged.") from exc
         except Exception as exc:  # a bug or a failed load: say so without leaking internals
             log.exception("request failed")
-            raise gr.Error(f"Generation failed ({type(exc).__name__}); nothing was saved. Try again or pick another model.") from exc
+            raise gr.Error(
+                f"Generation failed ({type(exc).__name__}); nothing was saved and nothing was charged. Try again or pick another model."
+            ) from exc
 
     return wrapper

@@ -13,7 +13,6 @@ PLANNED = {
     "image-video": "Image to Video (members): animate one of your images.",
     "characters": "Characters built on figures, exportable as Character Card PNGs.",
     "compare": "Compare models side by side on the same prompt and seed.",
-    "credits": "Your credit balance, plan and ledger.",
 }
 
 

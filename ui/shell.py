@@ -5,7 +5,7 @@ import gradio as gr
 
 from services.container import Services
 
-from . import text_mode
+from . import credits, history, session, text_mode
 from .placeholders import placeholder
 
 TITLE = "Character Playground"
@@ -27,7 +27,8 @@ def build_app(services: Services) -> gr.Blocks:
     with gr.Blocks(title=TITLE) as demo:
         gr.Markdown(f"# {TITLE}\nCreate consistent AI characters: figures, images and video.")
         gr.Markdown(preview_banner(services), elem_id="preview-banner")
-        with gr.Tabs():
+        current = session.build(services, demo)
+        with gr.Tabs() as main_tabs:
             with gr.Tab("Figures", id="figures"):
                 with gr.Tabs():
                     with gr.Tab("Quick"):
@@ -37,10 +38,10 @@ def build_app(services: Services) -> gr.Blocks:
                     with gr.Tab("All Figures"):
                         placeholder("figures-all")
             with gr.Tab("Images", id="images"):
-                with gr.Tabs():
+                with gr.Tabs() as image_tabs:
                     with gr.Tab("Text", id="images-text"):
-                        text_mode.build(services, demo)
-                    with gr.Tab("Figure Remix"):
+                        text = text_mode.build(services, demo, current)
+                    with gr.Tab("Figure Remix", id="images-remix"):
                         placeholder("remix")
             with gr.Tab("Video", id="video"):
                 with gr.Tabs():
@@ -52,8 +53,10 @@ def build_app(services: Services) -> gr.Blocks:
                 placeholder("characters")
             with gr.Tab("Compare", id="compare"):
                 placeholder("compare")
-            with gr.Tab("Credits", id="credits"):
-                placeholder("credits")
+            with gr.Tab("History", id="history") as history_tab:
+                history.build(services, demo, current, history_tab, text, {"main": main_tabs, "images": image_tabs})
+            with gr.Tab("Credits", id="credits") as credits_tab:
+                credits.build(services, demo, current, credits_tab)
 
         def models() -> list[dict]:
             """The model registry as JSON: tasks, sizes, prices, licence flags, and whether weights or the preview run."""

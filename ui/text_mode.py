@@ -1,6 +1,7 @@
 """Images > Text mode: prompt, model, aspect ratio, tier, batch, seed -> a gallery of PNGs."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import gradio as gr
@@ -11,6 +12,22 @@ from services.container import Services
 from services.generation import TextToImageParams
 
 from .errors import user_errors
+from .session import SessionUI, account_for, bar_text
+
+
+@dataclass
+class TextModeUI:
+    """Text mode's inputs, so other tabs (History's "reuse prompt") can fill them."""
+
+    prompt: gr.Textbox
+    negative: gr.Textbox
+    model: gr.Dropdown
+    ratio: gr.Radio
+    tier: gr.Radio
+    count: gr.Slider
+    seed: gr.Number
+    steps: gr.Slider
+    guidance: gr.Number
 
 
 def model_label(entry: ModelEntry, status: dict[str, Any]) -> str:
@@ -35,18 +52,26 @@ def tiers_for(entry: ModelEntry, ratio: str) -> list[str]:
     return list(entry.sizes.get(ratio, {}))
 
 
-def price_text(entry: ModelEntry, count: int, ratio: str, tier: str) -> str:
+def price_text(services: Services, entry: ModelEntry, count: int, ratio: str, tier: str, token: str | None = None) -> str:
     count = int(count or 1)
     size = entry.sizes.get(ratio, {}).get(tier)
-    size_text = f"{size[0]}×{size[1]}" if size else "size not offered"
-    total = entry.price * count
-    return f"**Price:** {entry.price} × {count} = **{total} credit{'' if total == 1 else 's'}** · {size_text}"
+    if not size:
+        return f"**Price:** {entry.name} does not offer {ratio} at {tier}."
+    quote = services.plans.quote(entry, Task.TEXT_TO_IMAGE, tier, count)
+    text = f"**Price:** {quote.text().replace(f'= {quote.total}', f'= **{quote.total}')}** · {size[0]}×{size[1]}"
+    account_id = services.identity.verify(token)
+    if account_id:
+        account = services.identity.account(account_id)
+        text += f" · you have {account.balance_text()}"
+        if not account.unlimited and account.balance < quote.total:
+            text += " — **not enough**: lower the batch or resolution, or pick a cheaper model"
+    return text
 
 
 IMAGE_TIERS = ("1K", "2K", "4K")
 
 
-def build(services: Services, demo: gr.Blocks) -> None:
+def build(services: Services, demo: gr.Blocks, session: SessionUI) -> TextModeUI:
     registry = services.registry
     choices = [(model_label(e, services.runtime.status(e)), e.id) for e in registry.for_task(Task.TEXT_TO_IMAGE)]
     first = registry.get(default_model(services, Task.TEXT_TO_IMAGE))
@@ -73,42 +98,40 @@ def build(services: Services, demo: gr.Blocks) -> None:
             with gr.Accordion("Advanced", open=False):
                 steps = gr.Slider(0, 100, value=0, step=1, label="Steps (0 = model default)")
                 guidance = gr.Number(value=-1, label="Guidance (-1 = model default)")
-            price = gr.Markdown(price_text(first, 1, "1:1", "1K"), elem_id="text-price")
+            price = gr.Markdown(price_text(services, first, 1, "1:1", "1K"), elem_id="text-price")
+            # Empty: the server makes one per click. API callers may send their own to make retries safe.
+            idempotency_key = gr.Textbox("", visible=False, label="Idempotency key")
             go = gr.Button("Generate", variant="primary", elem_id="text-generate")
         with gr.Column(scale=4):
             notice = gr.Markdown("", elem_id="text-notice")
             gallery = gr.Gallery(label="Images", format="png", type="filepath", columns=2, height=520, elem_id="text-gallery")
             info = gr.JSON(label="Seeds and settings used", elem_id="text-info")
 
-    def on_model(model_id: str, ratio_value: str, count_value: int):
+    def on_model(model_id: str, ratio_value: str, tier_value: str, count_value: int, token: str):
         entry = registry.get(model_id)
         ratios = list(entry.sizes)
         ratio_value = ratio_value if ratio_value in ratios else ratios[0]
         tiers = tiers_for(entry, ratio_value)
+        tier_value = tier_value if tier_value in tiers else tiers[0]
         return (
             gr.update(choices=ratios, value=ratio_value),
-            gr.update(choices=tiers, value=tiers[0]),
-            price_text(entry, count_value, ratio_value, tiers[0]),
+            gr.update(choices=tiers, value=tier_value),
+            price_text(services, entry, count_value, ratio_value, tier_value, token),
         )
 
-    def on_size(model_id: str, ratio_value: str, tier_value: str, count_value: int):
+    def on_size(model_id: str, ratio_value: str, tier_value: str, count_value: int, token: str):
         entry = registry.get(model_id)
         tiers = tiers_for(entry, ratio_value)
         tier_value = tier_value if tier_value in tiers else (tiers[0] if tiers else None)
-        return gr.update(choices=tiers, value=tier_value), price_text(entry, count_value, ratio_value, tier_value)
+        return gr.update(choices=tiers, value=tier_value), price_text(services, entry, count_value, ratio_value, tier_value, token)
 
-    gr.on(
-        [demo.load, model.change],
-        on_model,
-        [model, ratio, count],
-        [ratio, tier, price],
-        api_name="text_model_changed",
-        api_visibility="private",
-    )
+    model_inputs = [model, ratio, tier, count, session.token]
+    session.loaded.then(on_model, model_inputs, [ratio, tier, price], api_visibility="private")
+    model.change(on_model, model_inputs, [ratio, tier, price], api_name="text_model_changed", api_visibility="private")
     gr.on(
         [ratio.change, tier.change, count.change],
         on_size,
-        [model, ratio, tier, count],
+        [model, ratio, tier, count, session.token],
         [tier, price],
         api_name="text_size_changed",
         api_visibility="private",
@@ -125,9 +148,17 @@ def build(services: Services, demo: gr.Blocks) -> None:
         seed: int = -1,
         steps: int = 0,
         guidance: float = -1,
+        token: str = "",
+        idempotency_key: str = "",
+        profile: gr.OAuthProfile | None = None,
         progress=gr.Progress(),
     ):
-        """Generate images from text. Returns PNG files and JSON with the seeds and parameters used."""
+        """Generate images from text, paid from the session's credits (token from /session_start).
+
+        The price (see /quote) is reserved first and refunded if anything fails. Sending the same
+        idempotency_key again returns the first result without charging twice. Returns the PNG files,
+        JSON with the request id, credits charged, seeds and parameters, a notice, and the balance line."""
+        account = account_for(services, token, profile)
         progress(0, desc="Loading model")
 
         def on_step(done: int, total: int) -> None:
@@ -144,14 +175,25 @@ def build(services: Services, demo: gr.Blocks) -> None:
             steps=int(steps or 0),
             guidance=None if guidance is None else float(guidance),
         )
-        output = services.generation.text_to_image(params, on_step=on_step)
-        banner = f"⚠️ **{output.notice}** — real weights for this model are not on this machine." if output.preview else ""
-        return [str(p) for p in output.files], output.info(), banner
+        output = services.generation.text_to_image(account, params, idempotency_key=idempotency_key or None, on_step=on_step)
+        after = services.identity.account(account.id)
+        lines = []
+        if output.preview:
+            lines.append(f"⚠️ **{output.notice}** — real weights for this model are not on this machine.")
+        charged = f"Charged {output.charged} credit{'s' if output.charged != 1 else ''}"
+        if output.replayed:
+            charged = "Same request as before: the earlier result, not charged again"
+        if output.blocked:
+            charged += f"; {output.blocked} image(s) blocked by the safety check were refunded"
+        lines.append(f"{charged} · balance now **{after.balance_text()}**.")
+        info = dict(output.info(), balance=after.balance)
+        return [str(p) for p in output.files], info, "  \n".join(lines), bar_text(after)
 
     go.click(
         text_to_image,
-        [prompt, model, negative, ratio, tier, count, seed, steps, guidance],
-        [gallery, info, notice],
+        [prompt, model, negative, ratio, tier, count, seed, steps, guidance, session.token, idempotency_key],
+        [gallery, info, notice, session.bar],
         api_name="text_to_image",
         concurrency_limit=1,
-    )
+    ).then(on_size, [model, ratio, tier, count, session.token], [tier, price], api_visibility="private")
+    return TextModeUI(prompt, negative, model, ratio, tier, count, seed, steps, guidance)

@@ -1,0 +1,133 @@
+"""Credits: balance, plan and what it unlocks, the ledger, prices, and (for QA/admins) report review."""
+from __future__ import annotations
+
+import datetime as dt
+
+import gradio as gr
+
+from pipelines.types import Task
+from services.container import Services
+from services.identity import Account
+
+from .errors import user_errors
+from .session import SessionUI, account_for, bar_text, start_session
+
+FEATURES = {
+    "adult_prompts": "18+ prompts (after confirming your age)",
+    "image_to_video": "Image to Video",
+    "video_prompt": "free prompts on video",
+    "review": "the report review view",
+}
+LEDGER_HEADERS = ["When (UTC)", "Kind", "Amount", "Balance after", "Request", "Note"]
+REPORT_HEADERS = ["Report", "Reason", "Details", "Refund", "Status", "Filed (UTC)", "Request", "Image"]
+
+
+def _when(ts: float) -> str:
+    return dt.datetime.fromtimestamp(ts, dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def summary(services: Services, account: Account) -> str:
+    unlocked = [FEATURES[f] for f in account.unlocks if f in FEATURES]
+    lines = [
+        f"### {account.balance_text().capitalize()}",
+        f"**Plan:** {account.tier_label} — {services.plans.tier(account.tier).description}",
+        f"**Unlocked:** {', '.join(unlocked) if unlocked else 'the standard features'}.",
+    ]
+    if account.kind == "visitor":
+        member = services.plans.tier("member")
+        how = "Sign in with Hugging Face (button above)" if services.settings.oauth_enabled else "On the hosted Space, sign in with Hugging Face"
+        lines.append(
+            f"{how} to become a member: {member.starting_grant} credits and "
+            f"{', '.join(FEATURES[f] for f in member.unlocks if f in FEATURES)}."
+        )
+    lines.append("Prices are reserved when you click Generate and refunded automatically if a run fails or is blocked.")
+    return "\n\n".join(lines)
+
+
+def price_rows(services: Services) -> list[list]:
+    rows = []
+    for entry in services.registry:
+        for task in entry.tasks:
+            tiers = sorted({t for sizes in entry.sizes.values() for t in sizes})
+            prices = {t: services.plans.quote(entry, task, t, 1).total for t in tiers if t in services.plans.prices.resolution_multiplier}
+            text = ", ".join(f"{t}: {p}" for t, p in prices.items())
+            rows.append([entry.name, Task(task).value, text or "-", "API, not available yet" if entry.is_remote else ""])
+    return rows
+
+
+def build(services: Services, demo: gr.Blocks, session: SessionUI, tab: gr.Tab) -> None:
+    with gr.Row():
+        info = gr.Markdown("", elem_id="credits-summary")
+        refresh = gr.Button("Refresh", size="sm", scale=0, min_width=100, elem_id="credits-refresh")
+    ledger_table = gr.Dataframe(headers=LEDGER_HEADERS, interactive=False, label="Ledger (newest first)", elem_id="credits-ledger", wrap=True)
+    with gr.Accordion("Prices (credits per output)", open=False):
+        gr.Dataframe(price_rows(services), headers=["Model", "Task", "Per output by resolution", "Note"], interactive=False, wrap=True)
+    with gr.Accordion("QA / admin", open=False, visible=services.identity.admin_enabled):
+        admin_key = gr.Textbox(label="Admin key", type="password", elem_id="credits-admin-key")
+        enter_qa = gr.Button("Enter QA mode (unlimited credits, report review)", elem_id="credits-enter-qa")
+    with gr.Column(visible=False) as review_box:
+        gr.Markdown("### Reports waiting for review")
+        reports_table = gr.Dataframe(headers=REPORT_HEADERS, interactive=False, wrap=True, elem_id="review-table")
+        reports_gallery = gr.Gallery(label="Reported images", columns=6, height=220, format="png", type="filepath")
+        with gr.Row():
+            report_id = gr.Number(label="Report number", precision=0, elem_id="review-id")
+            approve = gr.Button("Approve (refund)", variant="primary", elem_id="review-approve")
+            reject = gr.Button("Reject", elem_id="review-reject")
+        review_status = gr.Markdown("")
+
+    def review_view(account: Account):
+        if not account.can("review"):
+            return gr.Column(visible=False), [], []
+        pending = services.history.reports("pending")
+        table = [[r["id"], r["reason"], r["details"], r["refund"], r["status"], _when(r["created_at"]), r["generation_id"], r["idx"]] for r in pending]
+        return gr.Column(visible=True), table, [(r["file"], f"#{r['id']} {r['reason']}") for r in pending]
+
+    @user_errors
+    def show(token: str, profile: gr.OAuthProfile | None = None):
+        account = account_for(services, token, profile)
+        rows = [
+            [_when(e["created_at"]), e["kind"], e["amount"], e["balance_after"], e["request_id"][:12], e["note"]]
+            for e in services.ledger.entries(account.id, limit=200)
+        ]
+        return (summary(services, account), rows, *review_view(account))
+
+    outputs = [info, ledger_table, review_box, reports_table, reports_gallery]
+    gr.on([refresh.click, tab.select], show, [session.token], outputs, api_name="credits_view", api_visibility="private")
+    session.loaded.then(show, [session.token], outputs, api_visibility="private")
+
+    @user_errors
+    def qa_login(key: str, request: gr.Request):
+        if not key:
+            raise gr.Error("Enter the admin key first.")
+        started = start_session(services, None, request, None, admin_key=key)
+        return (started.token, bar_text(started.account, " ".join(started.messages)), "", summary(services, started.account), [], *review_view(started.account))
+
+    enter_qa.click(qa_login, [admin_key], [session.token, session.bar, admin_key, info, ledger_table, review_box, reports_table, reports_gallery], api_visibility="private")
+
+    @user_errors
+    def decide(number: float | None, token: str, approve_it: bool):
+        if number is None:
+            raise gr.Error("Enter the report number from the table.")
+        admin = account_for(services, token)
+        done = services.history.review(admin, int(number), approve=approve_it)
+        verdict = f"Report {done['id']} approved: {done['refund']} credit(s) refunded." if approve_it else f"Report {done['id']} rejected."
+        return (verdict, *review_view(admin)[1:])
+
+    approve.click(lambda n, t: decide(n, t, True), [report_id, session.token], [review_status, reports_table, reports_gallery], api_visibility="private")
+    reject.click(lambda n, t: decide(n, t, False), [report_id, session.token], [review_status, reports_table, reports_gallery], api_visibility="private")
+
+    @user_errors
+    def review_reports(token: str, status: str = "pending") -> list[dict]:
+        """QA/admin only: reports with the given status (pending, approved, rejected, or empty for all)."""
+        admin = account_for(services, token)
+        if not admin.can("review"):
+            raise gr.Error("Only QA/admin sessions can list reports.")
+        return services.history.reports(status or None)
+
+    @user_errors
+    def review_report(token: str, report_id: int, approve: bool) -> dict:
+        """QA/admin only: approve (refunds the image's credits) or reject a pending report."""
+        return services.history.review(account_for(services, token), int(report_id), bool(approve))
+
+    gr.api(review_reports, api_name="review_reports")
+    gr.api(review_report, api_name="review_report")

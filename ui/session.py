@@ -1,0 +1,112 @@
+"""Who is asking, for every event: the session token in browser storage, the signed-in HF user, the IP.
+
+`build` adds the account bar (shown on every tab), the optional Hugging Face login button, the page-load
+handler that starts or resumes the session, and the account API: /session_start, /balance, /quote,
+/ledger. Paying events take the token component as an input and the bar as an output.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import gradio as gr
+
+from services.container import Services
+from services.identity import Account, HFUser, Session
+
+from .errors import user_errors
+
+
+@dataclass
+class SessionUI:
+    token: gr.BrowserState
+    bar: gr.Markdown
+    loaded: object  # the page-load event (session started): chain per-tab refreshes with .then()
+
+
+def client_ip(request: gr.Request | None, proxy_hops: int) -> str:
+    """The client's address; behind `proxy_hops` trusted proxies, the entry they added to X-Forwarded-For."""
+    if request is None:
+        return ""
+    if proxy_hops > 0:
+        forwarded = [p.strip() for p in (request.headers.get("x-forwarded-for") or "").split(",") if p.strip()]
+        if len(forwarded) >= proxy_hops:
+            return forwarded[-proxy_hops]
+    return request.client.host if request.client else ""
+
+
+def hf_user(profile: gr.OAuthProfile | None) -> HFUser | None:
+    if profile is None:
+        return None
+    return HFUser(id=str(profile.get("sub") or profile.get("preferred_username")), username=profile.get("preferred_username", ""), name=profile.get("name", ""))
+
+
+def bar_text(account: Account, message: str = "") -> str:
+    who = f"**{account.display_name}**" if account.kind == "hf" else account.tier_label
+    line = f"Session: {who} · {account.tier_label} plan · **{account.balance_text()}**"
+    return line + (f"  \n_{message}_" if message else "")
+
+
+def account_for(services: Services, token: str | None, profile: gr.OAuthProfile | None = None) -> Account:
+    return services.identity.resolve(token, hf_user(profile))
+
+
+def start_session(services: Services, token: str | None, request: gr.Request | None, profile=None, admin_key: str = "") -> Session:
+    ip = client_ip(request, services.settings.proxy_hops)
+    return services.identity.start(token, ip=ip, hf_user=hf_user(profile), admin_key=admin_key)
+
+
+def build(services: Services, demo: gr.Blocks) -> SessionUI:
+    with gr.Row(equal_height=True):
+        bar = gr.Markdown("Starting your session…", elem_id="account-bar")
+        if services.settings.oauth_enabled:
+            gr.LoginButton(scale=0)
+    token = gr.BrowserState(
+        "", storage_key="playground-session", secret=services.identity.derive("browser-state")
+    )
+
+    def on_load(token: str, request: gr.Request, profile: gr.OAuthProfile | None):
+        session = start_session(services, token, request, profile)
+        return session.token, bar_text(session.account, " ".join(session.messages))
+
+    loaded = demo.load(on_load, [token], [token, bar], api_name="session_load", api_visibility="private")
+
+    @user_errors
+    def session_start(token: str = "", admin_key: str = "", request: gr.Request = None, profile: gr.OAuthProfile | None = None) -> dict:
+        """Start or resume a session. Pass the token from an earlier call to resume (an invalid one starts a
+        new visitor); pass admin_key for a QA session. Returns the token to send to every other endpoint,
+        with the account's balance, tier and what the tier unlocks."""
+        return start_session(services, token, request, profile, admin_key).as_dict()
+
+    @user_errors
+    def balance(token: str, profile: gr.OAuthProfile | None = None) -> dict:
+        """The session's balance and tier."""
+        return account_for(services, token, profile).as_dict()
+
+    @user_errors
+    def quote(
+        token: str,
+        model: str,
+        task: str = "text-to-image",
+        aspect_ratio: str = "1:1",
+        resolution: str = "1K",
+        count: int = 1,
+        figures: int = 1,
+        profile: gr.OAuthProfile | None = None,
+    ) -> dict:
+        """The price of a request before running it, with the balance and whether it is affordable."""
+        account = account_for(services, token, profile)
+        result = services.generation.quote(model, task, aspect_ratio, resolution, int(count), int(figures)).as_dict()
+        result.update(balance=account.balance, unlimited=account.unlimited, affordable=account.unlimited or account.balance >= result["total"])
+        return result
+
+    @user_errors
+    def ledger(token: str, limit: int = 100, profile: gr.OAuthProfile | None = None) -> list[dict]:
+        """The session's ledger rows, newest first: kind, amount, balance after, request id, note, time."""
+        account = account_for(services, token, profile)
+        return services.ledger.entries(account.id, limit=max(1, min(int(limit), 1000)))
+
+    gr.api(session_start, api_name="session_start")
+    gr.api(balance, api_name="balance")
+    gr.api(quote, api_name="quote")
+    gr.api(ledger, api_name="ledger")
+    return SessionUI(token, bar, loaded)
