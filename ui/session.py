@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import gradio as gr
 
 from services.container import Services
-from services.identity import Account, HFUser, Session
+from services.identity import Account, HFUser, InvalidSession, Session
 
 from .errors import user_errors
 
@@ -50,9 +50,26 @@ def account_for(services: Services, token: str | None, profile: gr.OAuthProfile 
     return services.identity.resolve(token, hf_user(profile))
 
 
+def optional_account(services: Services, token: str | None, profile: gr.OAuthProfile | None = None) -> Account | None:
+    """The account if the caller has a valid session, else None (for displays, never for paying)."""
+    try:
+        return account_for(services, token, profile)
+    except InvalidSession:
+        return None
+
+
 def start_session(services: Services, token: str | None, request: gr.Request | None, profile=None, admin_key: str = "") -> Session:
     ip = client_ip(request, services.settings.proxy_hops)
     return services.identity.start(token, ip=ip, hf_user=hf_user(profile), admin_key=admin_key)
+
+
+def page_session(services: Services, token: str, request: gr.Request | None, profile: gr.OAuthProfile | None) -> tuple[str, str]:
+    """On page load: (what browser storage keeps, the account bar)."""
+    session = start_session(services, token, request, profile)
+    # Signed-in users are identified by their OAuth cookie on every event; browser storage keeps only a
+    # visitor token, so signing out on a shared computer does not leave the member account reachable.
+    keep = session.token if session.account.kind != "hf" else ""
+    return keep, bar_text(session.account, " ".join(session.messages))
 
 
 def build(services: Services, demo: gr.Blocks) -> SessionUI:
@@ -65,8 +82,7 @@ def build(services: Services, demo: gr.Blocks) -> SessionUI:
     )
 
     def on_load(token: str, request: gr.Request, profile: gr.OAuthProfile | None):
-        session = start_session(services, token, request, profile)
-        return session.token, bar_text(session.account, " ".join(session.messages))
+        return page_session(services, token, request, profile)
 
     loaded = demo.load(on_load, [token], [token, bar], api_name="session_load", api_visibility="private")
 

@@ -10,9 +10,10 @@ from pipelines.registry import ASPECT_RATIOS, ModelEntry
 from pipelines.types import Task
 from services.container import Services
 from services.generation import TextToImageParams
+from services.identity import Account
 
 from .errors import user_errors
-from .session import SessionUI, account_for, bar_text
+from .session import SessionUI, account_for, bar_text, optional_account
 
 
 @dataclass
@@ -52,16 +53,14 @@ def tiers_for(entry: ModelEntry, ratio: str) -> list[str]:
     return list(entry.sizes.get(ratio, {}))
 
 
-def price_text(services: Services, entry: ModelEntry, count: int, ratio: str, tier: str, token: str | None = None) -> str:
+def price_text(services: Services, entry: ModelEntry, count: int, ratio: str, tier: str, account: Account | None = None) -> str:
     count = int(count or 1)
     size = entry.sizes.get(ratio, {}).get(tier)
     if not size:
         return f"**Price:** {entry.name} does not offer {ratio} at {tier}."
     quote = services.plans.quote(entry, Task.TEXT_TO_IMAGE, tier, count)
     text = f"**Price:** {quote.text().replace(f'= {quote.total}', f'= **{quote.total}')}** · {size[0]}×{size[1]}"
-    account_id = services.identity.verify(token)
-    if account_id:
-        account = services.identity.account(account_id)
+    if account is not None:
         text += f" · you have {account.balance_text()}"
         if not account.unlimited and account.balance < quote.total:
             text += " — **not enough**: lower the batch or resolution, or pick a cheaper model"
@@ -107,7 +106,7 @@ def build(services: Services, demo: gr.Blocks, session: SessionUI) -> TextModeUI
             gallery = gr.Gallery(label="Images", format="png", type="filepath", columns=2, height=520, elem_id="text-gallery")
             info = gr.JSON(label="Seeds and settings used", elem_id="text-info")
 
-    def on_model(model_id: str, ratio_value: str, tier_value: str, count_value: int, token: str):
+    def on_model(model_id: str, ratio_value: str, tier_value: str, count_value: int, token: str, profile: gr.OAuthProfile | None = None):
         entry = registry.get(model_id)
         ratios = list(entry.sizes)
         ratio_value = ratio_value if ratio_value in ratios else ratios[0]
@@ -116,14 +115,14 @@ def build(services: Services, demo: gr.Blocks, session: SessionUI) -> TextModeUI
         return (
             gr.update(choices=ratios, value=ratio_value),
             gr.update(choices=tiers, value=tier_value),
-            price_text(services, entry, count_value, ratio_value, tier_value, token),
+            price_text(services, entry, count_value, ratio_value, tier_value, optional_account(services, token, profile)),
         )
 
-    def on_size(model_id: str, ratio_value: str, tier_value: str, count_value: int, token: str):
+    def on_size(model_id: str, ratio_value: str, tier_value: str, count_value: int, token: str, profile: gr.OAuthProfile | None = None):
         entry = registry.get(model_id)
         tiers = tiers_for(entry, ratio_value)
         tier_value = tier_value if tier_value in tiers else (tiers[0] if tiers else None)
-        return gr.update(choices=tiers, value=tier_value), price_text(services, entry, count_value, ratio_value, tier_value, token)
+        return gr.update(choices=tiers, value=tier_value), price_text(services, entry, count_value, ratio_value, tier_value, optional_account(services, token, profile))
 
     model_inputs = [model, ratio, tier, count, session.token]
     session.loaded.then(on_model, model_inputs, [ratio, tier, price], api_visibility="private")
