@@ -28,7 +28,7 @@ def create(settings: AppSettings):
     os.environ.setdefault("GRADIO_TEMP_DIR", str(settings.data_dir / "gradio-tmp"))
     launch_options = {
         "allowed_paths": [str(settings.outputs_dir)],
-        "max_file_size": settings.max_file_size,
+        "max_file_size": services.safety_file.uploads.max_bytes,  # gradio answers 413 above it
         "run_history": False,
     }
     return build_app(services), launch_options, services

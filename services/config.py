@@ -9,6 +9,7 @@ from pipelines.registry import DEFAULT_REGISTRY
 from pipelines.runtime import RuntimeSettings
 
 from .plans import DEFAULT_PLANS
+from .policy import DEFAULT_SAFETY
 
 ENV_STRINGS = {
     "database_url": ("PLAYGROUND_DATABASE_URL", "DATABASE_URL"),
@@ -16,6 +17,7 @@ ENV_STRINGS = {
     "admin_secret": ("PLAYGROUND_ADMIN_SECRET",),
     "device": ("PLAYGROUND_DEVICE",),
     "dtype": ("PLAYGROUND_DTYPE",),
+    "safety_backend": ("PLAYGROUND_SAFETY",),
 }
 ENV_NUMBERS = {
     "cache_budget_gb": ("PLAYGROUND_CACHE_GB", float),
@@ -49,7 +51,6 @@ class AppSettings:
     device: str | None = None
     dtype: str | None = None
     cache_budget_gb: float | None = None
-    max_file_size: str = "10mb"
     database_url: str | None = None  # default: a SQLite file in the data dir
     secret: str | None = None  # signs visitor tokens; default: a random one kept in the database
     admin_secret: str | None = None  # enables QA/admin sessions
@@ -57,10 +58,13 @@ class AppSettings:
     generation_timeout_s: float = 900.0
     proxy_hops: int = 0  # trusted reverse proxies in front of the app (X-Forwarded-For)
     plans_path: Path = DEFAULT_PLANS
+    safety_path: Path = DEFAULT_SAFETY
+    safety_backend: str | None = None  # auto | nudenet | classifier | none (default: safety.toml)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "data_dir", Path(self.data_dir))
         object.__setattr__(self, "plans_path", Path(self.plans_path))
+        object.__setattr__(self, "safety_path", Path(self.safety_path))
 
     @classmethod
     def from_env(cls, **overrides) -> "AppSettings":

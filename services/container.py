@@ -21,7 +21,8 @@ from .instances import Instances
 from .jobs import Jobs
 from .ledger import Ledger
 from .plans import Plans, PlansError, load_plans
-from .safety import SafetyChecker, Unchecked
+from .policy import PromptPolicy, SafetyFile, load_safety_file
+from .safety import SafetyChecker, build_checker
 from .storage import OutputStore
 
 log = logging.getLogger(__name__)
@@ -42,6 +43,8 @@ class Services:
     history: History
     generation: GenerationService
     recovered: list[str]
+    safety_file: SafetyFile
+    safety: SafetyChecker
 
     def close(self) -> None:
         """Say this instance stopped (its open reservations are refunded by the next start) and let go."""
@@ -71,6 +74,9 @@ def build_services(
     registry = registry or load_registry(settings.registry_path)
     runtime = runtime or PipelineRuntime(registry, settings.runtime_settings())
     plans = load_plans(settings.plans_path)
+    safety_file = load_safety_file(settings.safety_path)
+    if safety is None:
+        safety = build_checker(safety_file.output, settings.safety_backend, allow_downloads=runtime.downloads_allowed)
     check_plans(plans, registry)
     store = OutputStore(settings.outputs_dir)
     db = Database(settings.db_url)
@@ -81,11 +87,16 @@ def build_services(
     )
     instances = Instances(db)
     instances.register()
-    jobs = Jobs(db, ledger, store, safety or Unchecked(), instances, timeout_s=settings.generation_timeout_s)
+    jobs = Jobs(db, ledger, store, safety, instances, timeout_s=settings.generation_timeout_s)
     recovered = jobs.recover()
     if heartbeat:
         instances.start_heartbeat(on_beat=jobs.recover)
     log.info("database %s ready (schema v%d); refunded %d interrupted request(s)", db.display_url, db.schema_version(), len(recovered))
     history = History(db, ledger, store)
-    generation = GenerationService(registry, runtime, plans, jobs)
-    return Services(settings, registry, runtime, store, db, plans, ledger, identity, instances, jobs, history, generation, recovered)
+    policy = PromptPolicy.from_file(safety_file)
+    generation = GenerationService(registry, runtime, plans, jobs, policy, safety_file.uploads, store)
+    log.info("output safety check: %s", safety.name)
+    return Services(
+        settings, registry, runtime, store, db, plans, ledger, identity, instances, jobs, history, generation, recovered,
+        safety_file, safety,
+    )

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import secrets
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +12,11 @@ from pipelines.types import GenerationRequest, StepCallback, Task
 
 from .identity import Account
 from .jobs import JobResult, Jobs
+from .metadata import png_bytes
 from .plans import Plans, Quote
+from .policy import PromptPolicy, Surface, UploadLimits
+from .storage import OutputStore
+from .uploads import load_image
 
 MAX_PROMPT_CHARS = 2000
 MAX_COUNT = 8
@@ -40,6 +44,9 @@ class TextToImageParams:
     seed: int | None = None  # None or negative: random
     steps: int | None = None  # None or 0: the model's default
     guidance: float | None = None  # None or negative: the model's default
+    prompt_style: str = "natural"  # natural (up to 2,000 characters) | tags (up to 1,000)
+    init_image: str | None = None  # an uploaded image to start from (image-to-image)
+    strength: float = 0.75  # with init_image: how far to move away from it (0..1)
 
 
 @dataclass
@@ -77,11 +84,14 @@ class ImageOutput:
 
 
 class GenerationService:
-    def __init__(self, registry: Registry, runtime: PipelineRuntime, plans: Plans, jobs: Jobs):
+    def __init__(self, registry: Registry, runtime: PipelineRuntime, plans: Plans, jobs: Jobs, policy: PromptPolicy, uploads: UploadLimits, store: OutputStore):
         self.registry = registry
         self.runtime = runtime
         self.plans = plans
         self.jobs = jobs
+        self.policy = policy
+        self.uploads = uploads
+        self.store = store
 
     def models(self) -> list[dict[str, Any]]:
         """The registry as JSON, with whether real weights or the offline preview would run."""
@@ -97,6 +107,8 @@ class GenerationService:
         prompt = (params.prompt or "").strip()
         if not prompt:
             raise InvalidRequest("Write a prompt first: describe what the image should show.")
+        if params.prompt_style not in ("natural", "tags"):
+            raise InvalidRequest(f"Prompt style must be 'natural' or 'tags', not {params.prompt_style!r}.")
         if len(prompt) > MAX_PROMPT_CHARS:
             raise InvalidRequest(f"The prompt is {len(prompt)} characters; shorten it to {MAX_PROMPT_CHARS} or fewer.")
         entry = self.registry.require(params.model, task)
@@ -126,6 +138,10 @@ class GenerationService:
         )
         return entry, request
 
+    def check_upload(self, path: str):
+        """Validate an upload as a request would (for an early preview); raises InvalidUpload."""
+        return load_image(path, self.uploads)
+
     def quote(self, model: str, task: Task | str, aspect_ratio: str, resolution: str, count: int = 1, figures: int = 1) -> Quote:
         """The price of a request, after checking the model offers the task and the size."""
         task = Task(task)
@@ -140,13 +156,28 @@ class GenerationService:
         idempotency_key: str | None = None,
         on_step: StepCallback | None = None,
     ) -> ImageOutput:
-        entry, request = self.build_request(params)
-        quote = self.plans.quote(entry, Task.TEXT_TO_IMAGE, params.resolution, request.count)
+        """Text mode (with an optional start image). Every check runs before any credit is reserved:
+        prompt policy, request validation, the upload."""
+        self.policy.check(params.prompt or "", account, Surface.IMAGE, params.prompt_style, params.negative_prompt or "")
+        task = Task.IMAGE_TO_IMAGE if params.init_image else Task.TEXT_TO_IMAGE
+        entry, request = self.build_request(params, task)
+        asked = asdict(params)
+        if params.init_image:
+            if not 0.0 < float(params.strength) <= 1.0:
+                raise InvalidRequest(f"Strength must be between 0 and 1, not {params.strength}.")
+            start = load_image(params.init_image, self.uploads).convert("RGB")
+            kept = self.store.put(png_bytes(start, {}, 0), ".png")  # the cleaned start image, for history and replays
+            asked["init_image"] = self.store.relative(kept)
+            request = replace(request, reference_images=(start,), strength=float(params.strength))
+        quote = self.plans.quote(entry, task, params.resolution, request.count)
 
         def work(cancel):
-            result = self.runtime.run(entry, Task.TEXT_TO_IMAGE, request, on_step=on_step, cancel=cancel)
-            result.parameters.update(aspect_ratio=params.aspect_ratio, resolution=params.resolution)
+            result = self.runtime.run(entry, task, request, on_step=on_step, cancel=cancel)
+            result.parameters.update(aspect_ratio=params.aspect_ratio, resolution=params.resolution, prompt_style=params.prompt_style)
             return result
 
-        job = self.jobs.run(account, quote=quote, request=asdict(params), work=work, idempotency_key=idempotency_key)
+        job = self.jobs.run(
+            account, quote=quote, request=asked, work=work, idempotency_key=idempotency_key,
+            allow_flagged=account.can("adult_prompts"),
+        )
         return ImageOutput.from_job(job)

@@ -99,7 +99,10 @@ class Jobs:
         work: Work,
         idempotency_key: str | None = None,
         timeout_s: float | None = None,
+        allow_flagged: bool = False,
     ) -> JobResult:
+        """Run `work` as a paid request. Flagged outputs are refunded and dropped unless `allow_flagged`
+        (a member's 18+ request on a non-SFW surface), in which case they are kept as private."""
         key = (idempotency_key or "").strip() or uuid.uuid4().hex
         if len(key) > MAX_KEY_CHARS:
             raise IdempotencyConflict(f"The idempotency key is {len(key)} characters; use at most {MAX_KEY_CHARS}.")
@@ -131,9 +134,9 @@ class Jobs:
             existing = self._wait_for_key(account.id, key)
         if existing is not None:
             return self._replay(existing, digest)
-        return self._execute(account, request_id, charge, work, timeout_s or self.timeout_s)
+        return self._execute(account, request_id, charge, work, timeout_s or self.timeout_s, allow_flagged)
 
-    def _execute(self, account: Account, request_id: str, charge: int, work: Work, timeout_s: float) -> JobResult:
+    def _execute(self, account: Account, request_id: str, charge: int, work: Work, timeout_s: float, allow_flagged: bool) -> JobResult:
         cancel, timed_out = threading.Event(), threading.Event()
 
         def expire() -> None:
@@ -157,7 +160,7 @@ class Jobs:
         finally:
             timer.cancel()
         try:
-            return self._deliver(account, request_id, charge, result)
+            return self._deliver(account, request_id, charge, result, allow_flagged)
         except SafetyBlocked as exc:
             self._fail(account.id, request_id, charge, "blocked", exc.reason, safety="blocked")
             raise
@@ -165,18 +168,19 @@ class Jobs:
             self._fail(account.id, request_id, charge, "failed", f"{type(exc).__name__}: {exc}")
             raise
 
-    def _deliver(self, account: Account, request_id: str, charge: int, result: GenerationResult) -> JobResult:
+    def _deliver(self, account: Account, request_id: str, charge: int, result: GenerationResult, allow_flagged: bool) -> JobResult:
         verdicts = [self.safety.check_image(image) for image in result.images]
-        kept = [(image, seed, v) for image, seed, v in zip(result.images, result.seeds, verdicts) if v.allowed]
+        kept = [(image, seed, v) for image, seed, v in zip(result.images, result.seeds, verdicts) if allow_flagged or not v.flagged]
         if not kept:
-            raise SafetyBlocked(next((v.reason for v in verdicts if not v.allowed), "no output"))
+            raise SafetyBlocked(next((v.reason for v in verdicts if v.flagged), "no output"))
         parameters = dict(result.parameters, request_id=request_id)
         files = [self.store.put(png_bytes(image, parameters, seed), ".png") for image, seed, _ in kept]
         blocked = len(result.images) - len(kept)
         per_output = charge // max(1, len(result.images))
         refund = per_output * blocked
         charged = charge - refund
-        safety = "blocked-some" if blocked else kept[0][2].label
+        labels = {v.label for _, _, v in kept}
+        safety = "flagged-private" if "flagged" in labels else ("blocked-some" if blocked else kept[0][2].label)
         with self.db.begin() as conn:
             finished = conn.execute(
                 sa.update(generations)

@@ -94,7 +94,7 @@ class BlockEverything:
     name = "test-block"
 
     def check_image(self, image):
-        return Verdict(False, "blocked", "test policy")
+        return Verdict(True, "flagged", "test policy")
 
 
 class BlockSecond:
@@ -105,7 +105,8 @@ class BlockSecond:
 
     def check_image(self, image):
         self.seen += 1
-        return Verdict(self.seen % 2 == 1, "safe" if self.seen % 2 == 1 else "blocked", "test policy")
+        flagged = self.seen % 2 == 0
+        return Verdict(flagged, "flagged" if flagged else "safe", "test policy" if flagged else "")
 
 
 def test_a_safety_block_refunds_and_stores_nothing(make_services):

@@ -14,7 +14,9 @@ from services.history import ReportError
 from services.identity import InvalidSession
 from services.jobs import GenerationTimedOut, IdempotencyConflict, PreviousAttemptFailed
 from services.ledger import InsufficientCredits
+from services.policy import FeatureLocked, PromptRefused
 from services.safety import SafetyBlocked
+from services.uploads import InvalidUpload
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +34,9 @@ USER_ERRORS = (
     GenerationTimedOut,
     SafetyBlocked,
     ReportError,
+    PromptRefused,
+    FeatureLocked,
+    InvalidUpload,
 )
 
 

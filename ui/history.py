@@ -87,6 +87,7 @@ def build(services: Services, demo: gr.Blocks, session: SessionUI, tab: gr.Tab, 
         seed = record.seeds[row["idx"]] if row["idx"] < len(record.seeds) else asked.get("seed", -1)
         return (
             asked.get("prompt", ""),
+            asked.get("prompt_style", "natural"),
             asked.get("negative_prompt", ""),
             asked.get("model"),
             asked.get("aspect_ratio", "1:1"),
@@ -102,7 +103,7 @@ def build(services: Services, demo: gr.Blocks, session: SessionUI, tab: gr.Tab, 
     reuse.click(
         reuse_prompt,
         [selected, session.token],
-        [text.prompt, text.negative, text.model, text.ratio, text.tier, text.count, text.seed, text.steps, text.guidance, tabs["main"], tabs["images"]],
+        [text.prompt, text.style, text.negative, text.model, text.ratio, text.tier, text.count, text.seed, text.steps, text.guidance, tabs["main"], tabs["images"]],
         api_visibility="private",
     )
 

@@ -27,6 +27,12 @@ def build_app(services: Services) -> gr.Blocks:
     with gr.Blocks(title=TITLE) as demo:
         gr.Markdown(f"# {TITLE}\nCreate consistent AI characters: figures, images and video.")
         gr.Markdown(preview_banner(services), elem_id="preview-banner")
+        if services.safety.name == "none":
+            gr.Markdown(
+                "> ⚠️ **No output safety check is installed**: outputs are recorded as unchecked. "
+                "Install the optional extra (`pip install -r requirements-safety.txt`) or configure a classifier.",
+                elem_id="safety-banner",
+            )
         current = session.build(services, demo)
         with gr.Tabs() as main_tabs:
             with gr.Tab("Figures", id="figures"):

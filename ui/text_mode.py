@@ -21,6 +21,7 @@ class TextModeUI:
     """Text mode's inputs, so other tabs (History's "reuse prompt") can fill them."""
 
     prompt: gr.Textbox
+    style: gr.Radio
     negative: gr.Textbox
     model: gr.Dropdown
     ratio: gr.Radio
@@ -85,6 +86,12 @@ def build(services: Services, demo: gr.Blocks, session: SessionUI) -> TextModeUI
                 value="portrait of a red-haired explorer in a green field jacket, golden hour",
                 elem_id="text-prompt",
             )
+            style = gr.Radio(
+                [("Natural description (up to 2,000 characters)", "natural"), ("Tags, comma-separated (up to 1,000)", "tags")],
+                value="natural",
+                label="Prompt style",
+                elem_id="text-style",
+            )
             negative = gr.Textbox(label="Negative prompt", value="", lines=1, placeholder="blurry, extra fingers", elem_id="text-negative")
             with gr.Row():
                 model = gr.Dropdown(choices=choices, value=first.id, label="Model", elem_id="text-model", scale=3)
@@ -94,6 +101,16 @@ def build(services: Services, demo: gr.Blocks, session: SessionUI) -> TextModeUI
                 # Every image tier is a valid API value; the UI narrows the choices to the model's on load/change.
                 tier = gr.Radio(list(IMAGE_TIERS), value="1K", label="Resolution", elem_id="text-tier")
             seed = gr.Number(value=-1, precision=0, label="Seed (-1 = random)", elem_id="text-seed")
+            with gr.Accordion("Start from an image (optional)", open=False):
+                # A File, not an Image: gradio's Image decodes uploads itself before any handler could check them
+                # (a decompression bomb would be decoded); here only services.uploads decodes, with its limits.
+                with gr.Row():
+                    init_image = gr.File(
+                        label="Start image (PNG, JPEG or WEBP, up to 10 MB)", file_types=[".png", ".jpg", ".jpeg", ".webp"],
+                        type="filepath", height=140, elem_id="text-init-image",
+                    )
+                    init_preview = gr.Image(label="Checked start image", interactive=False, height=140, format="png", elem_id="text-init-preview")
+                strength = gr.Slider(0.05, 1.0, value=0.75, step=0.05, label="Change strength (low keeps more of the image)")
             with gr.Accordion("Advanced", open=False):
                 steps = gr.Slider(0, 100, value=0, step=1, label="Steps (0 = model default)")
                 guidance = gr.Number(value=-1, label="Guidance (-1 = model default)")
@@ -124,6 +141,14 @@ def build(services: Services, demo: gr.Blocks, session: SessionUI) -> TextModeUI
         tier_value = tier_value if tier_value in tiers else (tiers[0] if tiers else None)
         return gr.update(choices=tiers, value=tier_value), price_text(services, entry, count_value, ratio_value, tier_value, optional_account(services, token, profile))
 
+    @user_errors
+    def check_start_image(path: str | None):
+        if not path:
+            return None
+        return services.generation.check_upload(path)
+
+    init_image.change(check_start_image, [init_image], [init_preview], api_visibility="private")
+
     model_inputs = [model, ratio, tier, count, session.token]
     session.loaded.then(on_model, model_inputs, [ratio, tier, price], api_visibility="private")
     model.change(on_model, model_inputs, [ratio, tier, price], api_name="text_model_changed", api_visibility="private")
@@ -147,12 +172,16 @@ def build(services: Services, demo: gr.Blocks, session: SessionUI) -> TextModeUI
         seed: int = -1,
         steps: int = 0,
         guidance: float = -1,
+        prompt_style: str = "natural",
+        init_image: str | None = None,
+        strength: float = 0.75,
         token: str = "",
         idempotency_key: str = "",
         profile: gr.OAuthProfile | None = None,
         progress=gr.Progress(),
     ):
-        """Generate images from text, paid from the session's credits (token from /session_start).
+        """Generate images from text (or from a start image: init_image + strength), paid from the session's
+        credits (token from /session_start). prompt_style "tags" allows 1,000 characters, "natural" 2,000.
 
         The price (see /quote) is reserved first and refunded if anything fails. Sending the same
         idempotency_key again returns the first result without charging twice. Returns the PNG files,
@@ -173,6 +202,9 @@ def build(services: Services, demo: gr.Blocks, session: SessionUI) -> TextModeUI
             seed=None if seed is None else int(seed),
             steps=int(steps or 0),
             guidance=None if guidance is None else float(guidance),
+            prompt_style=prompt_style or "natural",
+            init_image=init_image or None,
+            strength=float(strength if strength is not None else 0.75),
         )
         output = services.generation.text_to_image(account, params, idempotency_key=idempotency_key or None, on_step=on_step)
         after = services.identity.account(account.id)
@@ -190,9 +222,9 @@ def build(services: Services, demo: gr.Blocks, session: SessionUI) -> TextModeUI
 
     go.click(
         text_to_image,
-        [prompt, model, negative, ratio, tier, count, seed, steps, guidance, session.token, idempotency_key],
+        [prompt, model, negative, ratio, tier, count, seed, steps, guidance, style, init_image, strength, session.token, idempotency_key],
         [gallery, info, notice, session.bar],
         api_name="text_to_image",
         concurrency_limit=1,
     ).then(on_size, [model, ratio, tier, count, session.token], [tier, price], api_visibility="private")
-    return TextModeUI(prompt, negative, model, ratio, tier, count, seed, steps, guidance)
+    return TextModeUI(prompt, style, negative, model, ratio, tier, count, seed, steps, guidance)
