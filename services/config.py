@@ -18,6 +18,7 @@ ENV_STRINGS = {
     "device": ("PLAYGROUND_DEVICE",),
     "dtype": ("PLAYGROUND_DTYPE",),
     "safety_backend": ("PLAYGROUND_SAFETY",),
+    "face_pack": ("PLAYGROUND_FACE_PACK",),
 }
 ENV_NUMBERS = {
     "cache_budget_gb": ("PLAYGROUND_CACHE_GB", float),
@@ -60,11 +61,14 @@ class AppSettings:
     plans_path: Path = DEFAULT_PLANS
     safety_path: Path = DEFAULT_SAFETY
     safety_backend: str | None = None  # auto | nudenet | classifier | none (default: safety.toml)
+    face_pack: Path | None = None  # an insightface model pack folder; identity features are off without one
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "data_dir", Path(self.data_dir))
         object.__setattr__(self, "plans_path", Path(self.plans_path))
         object.__setattr__(self, "safety_path", Path(self.safety_path))
+        if self.face_pack is not None:
+            object.__setattr__(self, "face_pack", Path(self.face_pack))
 
     @classmethod
     def from_env(cls, **overrides) -> "AppSettings":

@@ -15,6 +15,9 @@ from pipelines.runtime import PipelineRuntime
 from .config import AppSettings
 from .db import Database
 from .generation import GenerationService
+from .faces import FaceEngine
+from .figure_presets import FigurePresets, load_figure_presets
+from .figures import Figures
 from .history import History
 from .identity import Identity, server_secret
 from .instances import Instances
@@ -45,6 +48,9 @@ class Services:
     recovered: list[str]
     safety_file: SafetyFile
     safety: SafetyChecker
+    figure_presets: FigurePresets
+    figures: Figures
+    faces: FaceEngine | None
 
     def close(self) -> None:
         """Say this instance stopped (its open reservations are refunded by the next start) and let go."""
@@ -96,7 +102,11 @@ def build_services(
     policy = PromptPolicy.from_file(safety_file)
     generation = GenerationService(registry, runtime, plans, jobs, policy, safety_file.uploads, store)
     log.info("output safety check: %s", safety.name)
+    figure_presets = load_figure_presets()
+    figure_presets.check_models(set(registry.ids()))
+    faces = FaceEngine(settings.face_pack) if settings.face_pack else None
+    figures = Figures(db, generation, figure_presets, store, faces)
     return Services(
         settings, registry, runtime, store, db, plans, ledger, identity, instances, jobs, history, generation, recovered,
-        safety_file, safety,
+        safety_file, safety, figure_presets, figures, faces,
     )

@@ -155,13 +155,18 @@ class GenerationService:
         params: TextToImageParams,
         idempotency_key: str | None = None,
         on_step: StepCallback | None = None,
+        surface: Surface = Surface.IMAGE,
+        context: dict[str, Any] | None = None,
     ) -> ImageOutput:
         """Text mode (with an optional start image). Every check runs before any credit is reserved:
-        prompt policy, request validation, the upload."""
-        self.policy.check(params.prompt or "", account, Surface.IMAGE, params.prompt_style, params.negative_prompt or "")
+        prompt policy (for the surface: figures are SFW adults), request validation, the upload.
+        `context` is recorded with the request (e.g. a figure's picker choices)."""
+        self.policy.check(params.prompt or "", account, surface, params.prompt_style, params.negative_prompt or "")
         task = Task.IMAGE_TO_IMAGE if params.init_image else Task.TEXT_TO_IMAGE
         entry, request = self.build_request(params, task)
         asked = asdict(params)
+        if context:
+            asked["context"] = context
         if params.init_image:
             if not 0.0 < float(params.strength) <= 1.0:
                 raise InvalidRequest(f"Strength must be between 0 and 1, not {params.strength}.")
@@ -178,6 +183,6 @@ class GenerationService:
 
         job = self.jobs.run(
             account, quote=quote, request=asked, work=work, idempotency_key=idempotency_key,
-            allow_flagged=account.can("adult_prompts"),
+            allow_flagged=account.can("adult_prompts") and not surface.sfw_only,
         )
         return ImageOutput.from_job(job)

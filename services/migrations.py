@@ -30,6 +30,11 @@ def m001_initial(conn: sa.Connection) -> None:
     tables.metadata.create_all(conn, tables=baseline)
 
 
+def m002_figures(conn: sa.Connection) -> None:
+    tables.metadata.create_all(conn, tables=[tables.figures, tables.figure_takes])
+
+
 MIGRATIONS: list[Migration] = [
     (1, "initial", m001_initial),
+    (2, "figures", m002_figures),
 ]

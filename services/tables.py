@@ -119,3 +119,37 @@ instances = sa.Table(
     sa.Column("heartbeat_at", sa.Float, nullable=False),
     sa.Column("stopped_at", sa.Float, nullable=True),
 )
+
+figures = sa.Table(
+    "figures",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("account_id", sa.String(80), sa.ForeignKey("accounts.id"), nullable=False, index=True),
+    sa.Column("name", sa.String(80), nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False),  # quick | custom
+    sa.Column("spec", sa.JSON, nullable=False),  # picker choices, or the custom fields
+    sa.Column("prompt", sa.Text, nullable=False),
+    sa.Column("negative_prompt", sa.Text, nullable=False, server_default=""),
+    sa.Column("style", sa.String(32), nullable=False),
+    sa.Column("model", sa.String(80), nullable=False),
+    sa.Column("settings", sa.JSON, nullable=False),  # aspect ratio, resolution, steps, guidance
+    sa.Column("canonical_take", sa.Integer, nullable=True),
+    sa.Column("embedding", sa.JSON, nullable=True),  # face embedding of the canonical image
+    sa.Column("embedding_model", sa.String(120), nullable=True),
+    sa.Column("identity_note", sa.String(300), nullable=False, server_default=""),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("updated_at", sa.Float, nullable=False),
+    sa.Column("deleted_at", sa.Float, nullable=True),
+)
+
+figure_takes = sa.Table(
+    "figure_takes",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("figure_id", sa.String(32), sa.ForeignKey("figures.id"), nullable=False, index=True),
+    sa.Column("generation_id", sa.String(64), sa.ForeignKey("generations.id"), nullable=False),
+    sa.Column("idx", sa.Integer, nullable=False),
+    sa.Column("path", sa.String(300), nullable=False),
+    sa.Column("seed", sa.BigInteger, nullable=True),
+    sa.Column("created_at", sa.Float, nullable=False),
+)

@@ -46,23 +46,33 @@ def artifacts() -> Path:
     return ARTIFACTS
 
 
-@pytest.fixture(scope="session")
-def app_server(tmp_path_factory, tiny_root):
-    """The real app (offline preview forced), launched in this process on a free port."""
+def launch_app(data_dir: Path, tiny_root: Path, **overrides):
+    """Launch the real app (offline preview forced) in this process on a free port: (url, demo, services)."""
     import app as app_module
     from services.config import AppSettings
 
-    data_dir = tmp_path_factory.mktemp("app-data")
     os.environ["PLAYGROUND_TINY_DIR"] = str(tiny_root)
     # Every test client comes from 127.0.0.1: allow many starting grants; QA mode on with a known key.
-    settings = AppSettings.from_env(data_dir=data_dir, preview="force", device="cpu", grants_per_ip=1000, admin_secret=ADMIN_KEY)
+    options = dict(data_dir=data_dir, preview="force", device="cpu", grants_per_ip=1000, admin_secret=ADMIN_KEY)
+    settings = AppSettings.from_env(**{**options, **overrides})
     demo, launch_options, services = app_module.create(settings)
     demo.queue().launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=None, quiet=True, **launch_options)
+    return demo.local_url.rstrip("/"), demo, services
+
+
+def stop_app(demo, services) -> None:
+    demo.close()
+    services.close()
+
+
+@pytest.fixture(scope="session")
+def app_server(tmp_path_factory, tiny_root):
+    """The real app (offline preview forced), shared by the API and browser tests."""
+    url, demo, services = launch_app(tmp_path_factory.mktemp("app-data"), tiny_root)
     try:
-        yield demo.local_url.rstrip("/"), services
+        yield url, services
     finally:
-        demo.close()
-        services.close()
+        stop_app(demo, services)
 
 
 @pytest.fixture(scope="session")

@@ -9,6 +9,8 @@ import gradio as gr
 from pipelines.registry import InvalidSize, UnknownModel, UnsupportedTask
 from pipelines.runtime import RemoteBackendUnavailable, WeightsUnavailable
 from pipelines.types import GenerationCancelled
+from services.figure_presets import FigurePresetsError
+from services.figures import FigureError
 from services.generation import InvalidRequest
 from services.history import ReportError
 from services.identity import InvalidSession
@@ -37,6 +39,8 @@ USER_ERRORS = (
     PromptRefused,
     FeatureLocked,
     InvalidUpload,
+    FigureError,
+    FigurePresetsError,
 )
 
 

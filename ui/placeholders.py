@@ -4,10 +4,6 @@ from __future__ import annotations
 import gradio as gr
 
 PLANNED = {
-    "figures-quick": "Quick creation: pick an archetype, face, hair, eyes, skin, body, outfit and style; "
-    "generate 1-4 takes and pin the canonical one.",
-    "figures-custom": "Custom creation: describe a figure in your own words with full settings.",
-    "figures-all": "All Figures: your saved figures with their canonical images and takes.",
     "remix": "Figure Remix: the same face in a new scene.",
     "figure-video": "Figure to Video: animate a figure with an Action preset.",
     "image-video": "Image to Video (members): animate one of your images.",

@@ -5,7 +5,7 @@ import gradio as gr
 
 from services.container import Services
 
-from . import credits, history, session, text_mode
+from . import credits, figures_custom, figures_library, figures_quick, history, session, text_mode
 from .placeholders import placeholder
 
 TITLE = "Character Playground"
@@ -34,15 +34,16 @@ def build_app(services: Services) -> gr.Blocks:
                 elem_id="safety-banner",
             )
         current = session.build(services, demo)
+        current_figure = gr.State(None)  # the figure picked in All Figures, for Remix / Video / Characters
         with gr.Tabs() as main_tabs:
             with gr.Tab("Figures", id="figures"):
                 with gr.Tabs():
-                    with gr.Tab("Quick"):
-                        placeholder("figures-quick")
-                    with gr.Tab("Custom"):
-                        placeholder("figures-custom")
-                    with gr.Tab("All Figures"):
-                        placeholder("figures-all")
+                    with gr.Tab("Quick", id="figures-quick"):
+                        figures_quick.build(services, demo, current)
+                    with gr.Tab("Custom", id="figures-custom"):
+                        figures_custom.build(services, demo, current)
+                    with gr.Tab("All Figures", id="figures-all") as all_figures_tab:
+                        library_slot = gr.Column()
             with gr.Tab("Images", id="images"):
                 with gr.Tabs() as image_tabs:
                     with gr.Tab("Text", id="images-text"):
@@ -50,10 +51,10 @@ def build_app(services: Services) -> gr.Blocks:
                     with gr.Tab("Figure Remix", id="images-remix"):
                         placeholder("remix")
             with gr.Tab("Video", id="video"):
-                with gr.Tabs():
-                    with gr.Tab("Figure to Video"):
+                with gr.Tabs() as video_tabs:
+                    with gr.Tab("Figure to Video", id="video-figure"):
                         placeholder("figure-video")
-                    with gr.Tab("Image to Video"):
+                    with gr.Tab("Image to Video", id="video-image"):
                         placeholder("image-video")
             with gr.Tab("Characters", id="characters"):
                 placeholder("characters")
@@ -63,6 +64,11 @@ def build_app(services: Services) -> gr.Blocks:
                 history.build(services, demo, current, history_tab, text, {"main": main_tabs, "images": image_tabs})
             with gr.Tab("Credits", id="credits") as credits_tab:
                 credits.build(services, demo, current, credits_tab)
+        with library_slot:  # built last: its actions switch to tabs defined above
+            figures_library.build(
+                services, demo, current, all_figures_tab,
+                {"main": main_tabs, "images": image_tabs, "video": video_tabs}, current_figure,
+            )
 
         def models() -> list[dict]:
             """The model registry as JSON: tasks, sizes, prices, licence flags, and whether weights or the preview run."""

@@ -1,0 +1,51 @@
+"""Face analysis for identity: detect the main face and embed it (insightface FaceAnalysis from a local
+pack folder, PLAYGROUND_FACE_PACK). Real packs (e.g. buffalo_l) are non-commercial research licences and
+are never downloaded by this app; without a pack, identity features are off and the app says so."""
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+
+class FaceEngine:
+    def __init__(self, pack_dir: Path, det_size: tuple[int, int] = (640, 640)):
+        self.pack_dir = Path(pack_dir)
+        self.det_size = det_size
+        self.name = f"insightface:{self.pack_dir.name}"
+        self._app = None
+        self._lock = threading.Lock()
+
+    def _load(self):
+        with self._lock:
+            if self._app is None:
+                from .tiny_faces import face_analysis
+
+                self._app = face_analysis(self.pack_dir, self.det_size)
+        return self._app
+
+    def faces(self, image: Image.Image) -> list:
+        bgr = np.ascontiguousarray(np.asarray(image.convert("RGB"))[:, :, ::-1])
+        return self._load().get(bgr)
+
+    def embed(self, image: Image.Image) -> list[float] | None:
+        """The normalised embedding of the largest face, or None when no face is found."""
+        found = self.faces(image)
+        if not found:
+            return None
+        face = max(found, key=lambda f: float((f.bbox[2] - f.bbox[0]) * (f.bbox[3] - f.bbox[1])))
+        vector = np.asarray(face.normed_embedding if getattr(face, "normed_embedding", None) is not None else face.embedding, dtype=np.float32)
+        vector = vector / (np.linalg.norm(vector) or 1.0)
+        return [float(x) for x in vector]
+
+    def embed_path(self, path: Path) -> list[float] | None:
+        with Image.open(path) as image:
+            return self.embed(image)
+
+
+def similarity(a: list[float], b: list[float]) -> float:
+    """Cosine similarity of two embeddings, in [-1, 1]."""
+    va, vb = np.asarray(a, dtype=np.float32), np.asarray(b, dtype=np.float32)
+    return float(np.dot(va, vb) / ((np.linalg.norm(va) * np.linalg.norm(vb)) or 1.0))

@@ -1,0 +1,91 @@
+"""Figures > Custom: describe a figure in your own words with full settings; generate takes; pick; save."""
+from __future__ import annotations
+
+import gradio as gr
+
+from pipelines.registry import ASPECT_RATIOS
+from services.container import Services
+
+from .errors import user_errors
+from .figures_common import add_takes, build_takes_and_save, figure_models, takes_gallery, takes_price
+from .session import SessionUI, account_for, bar_text
+
+
+def build(services: Services, demo: gr.Blocks, session: SessionUI) -> None:
+    presets = services.figure_presets
+    with gr.Row():
+        with gr.Column(scale=3):
+            appearance = gr.Textbox(
+                label="Appearance", lines=4, max_length=1200, elem_id="custom-appearance",
+                placeholder="woman in her thirties, heart-shaped face, copper hair in a low braid, grey eyes, freckles",
+            )
+            outfit = gr.Textbox(label="Outfit", max_length=400, placeholder="a navy pea coat over a striped shirt", elem_id="custom-outfit")
+            style = gr.Radio(presets.choices_for("style"), value="photoreal", label="Style register", elem_id="custom-style")
+            negative = gr.Textbox(label="Negative prompt (added to the style's)", max_length=1000, placeholder="hat, sunglasses")
+        with gr.Column(scale=2):
+            model = gr.Dropdown(figure_models(services), value=presets.styles["photoreal"].models[0], label="Model", elem_id="custom-model")
+            with gr.Row():
+                ratio = gr.Radio(list(ASPECT_RATIOS), value="3:4", label="Aspect ratio")
+                tier = gr.Radio(["1K", "2K"], value="1K", label="Resolution")
+            with gr.Row():
+                takes = gr.Slider(1, 4, value=2, step=1, label="Takes")
+                seed = gr.Number(value=-1, precision=0, label="Seed (-1 = random)")
+            with gr.Accordion("Advanced", open=False):
+                steps = gr.Slider(0, 100, value=0, step=1, label="Steps (0 = model default)")
+                guidance = gr.Number(value=-1, label="Guidance (-1 = model default)")
+            price = gr.Markdown("", elem_id="custom-price")
+            generate = gr.Button("Generate takes", variant="primary", elem_id="custom-generate")
+    notice = gr.Markdown("", elem_id="custom-notice")
+    saving = build_takes_and_save(services, session, "custom")
+
+    style.input(lambda s: presets.styles[s].models[0], [style], [model], api_visibility="private")
+    def show_price(model_id: str, count: int, token: str, profile: gr.OAuthProfile | None = None):
+        return takes_price(services, model_id, count, token, profile)
+
+    gr.on([model.change, takes.change], show_price, [model, takes, session.token], [price], api_visibility="private")
+    session.loaded.then(show_price, [model, takes, session.token], [price], api_visibility="private")
+
+    @user_errors
+    def figure_custom(
+        appearance: str,
+        outfit: str = "",
+        style: str = "photoreal",
+        negative_prompt: str = "",
+        model: str = "",
+        aspect_ratio: str = "3:4",
+        resolution: str = "1K",
+        takes: int = 2,
+        seed: int = -1,
+        steps: int = 0,
+        guidance: float = -1,
+        token: str = "",
+        draft: dict | None = None,
+        profile: gr.OAuthProfile | None = None,
+        progress=gr.Progress(),
+    ):
+        """Custom creation: your own appearance and outfit text in a style register, with full settings.
+        Returns 1-4 takes and JSON with request_id, seeds and files; save one with /figure_save."""
+        account = account_for(services, token, profile)
+        progress(0, desc="Loading model")
+        result = services.figures.custom_takes(
+            account, appearance=appearance, outfit=outfit, style=style, negative_prompt=negative_prompt,
+            model=model or None, takes=int(takes), seed=None if seed is None or int(seed) < 0 else int(seed),
+            aspect_ratio=aspect_ratio, resolution=resolution, steps=int(steps or 0) or None,
+            guidance=None if guidance is None or guidance < 0 else float(guidance),
+            on_step=lambda done, total: progress((done, total), desc="Generating takes", unit="steps"),
+        )
+        info = result.as_dict()
+        state = add_takes(draft, info)
+        after = account_for(services, token, profile)
+        message = f"Charged {result.output.charged} credits · balance now **{after.balance_text()}**. Click the take to keep."
+        if result.output.preview:
+            message = f"⚠️ **{result.output.notice}**. " + message
+        return takes_gallery(state, None), info, state, None, message, bar_text(after)
+
+    generate.click(
+        figure_custom,
+        [appearance, outfit, style, negative, model, ratio, tier, takes, seed, steps, guidance, session.token, saving.draft],
+        [saving.gallery, gr.JSON(visible=False), saving.draft, saving.pick, notice, session.bar],
+        api_name="figure_custom",
+        concurrency_limit=1,
+    )

@@ -1,0 +1,152 @@
+"""Figures > Quick: pick archetype, face, hair, eyes/skin/body, feature, outfit and style, step by step;
+see what each choice adds; review and edit the composed prompt; generate 1-4 takes; pick one; save."""
+from __future__ import annotations
+
+import gradio as gr
+
+from services.container import Services
+from services.figure_presets import OPTION_KINDS
+
+from .errors import user_errors
+from .figures_common import add_takes, build_takes_and_save, figure_models, takes_gallery, takes_price
+from .session import SessionUI, account_for, bar_text
+
+PICKERS = ("archetype", *OPTION_KINDS, "style")
+STEP_LABELS = {
+    "archetype": "Archetype", "face": "Face", "hair_colour": "Hair colour", "hair_length": "Hair length",
+    "hair_style": "Hair style", "eyes": "Eyes", "skin": "Skin tone", "body": "Body type",
+    "feature": "Distinctive feature", "outfit": "Outfit", "style": "Style register",
+}
+PART_LABELS = {
+    "archetype": "Subject", "face": "Face", "hair": "Hair", "eyes": "Eyes", "skin": "Skin", "body": "Body",
+    "feature": "Feature", "outfit": "Outfit", "cues": "Archetype cues", "style": "Style",
+}
+
+
+def composition_text(services: Services, choices: dict[str, str]) -> tuple[str, str]:
+    composed = services.figure_presets.compose(choices)
+    lines = [f"- **{PART_LABELS[step]}:** {text}" for step, text in composed.parts]
+    return "#### What your choices add\n" + "\n".join(lines), composed.prompt
+
+
+def build(services: Services, demo: gr.Blocks, session: SessionUI) -> dict[str, gr.components.Component]:
+    presets = services.figure_presets
+    start = presets.defaults_for("explorer")
+    pickers: dict[str, gr.Radio] = {}
+    gr.Markdown("Build a figure step by step. Specific choices beat adjectives; one style register keeps every later image consistent.")
+    with gr.Row():
+        with gr.Column(scale=3):
+            with gr.Walkthrough(selected=0, elem_id="quick-steps") as walk:
+                steps = [
+                    ("Archetype", ["archetype"]),
+                    ("Face", ["face"]),
+                    ("Hair", ["hair_colour", "hair_length", "hair_style"]),
+                    ("Eyes, skin, body", ["eyes", "skin", "body"]),
+                    ("Feature", ["feature"]),
+                    ("Outfit", ["outfit"]),
+                    ("Style", ["style"]),
+                ]
+                nav: list[tuple[gr.Button | None, gr.Button]] = []
+                for number, (label, kinds) in enumerate(steps):
+                    with gr.Step(label, id=number):
+                        for kind in kinds:
+                            pickers[kind] = gr.Radio(
+                                presets.choices_for(kind), value=start[kind], label=STEP_LABELS[kind], elem_id=f"quick-{kind}"
+                            )
+                        with gr.Row():
+                            back = gr.Button("Back", size="sm") if number else None
+                            forward = gr.Button("Next", variant="primary", size="sm", elem_id=f"quick-next-{number}")
+                        nav.append((back, forward))
+                with gr.Step("Review", id=len(steps)):
+                    prompt = gr.Textbox(label="Composed prompt (edit freely)", lines=5, max_length=2000, elem_id="quick-prompt")
+                    with gr.Row():
+                        model = gr.Dropdown(figure_models(services), value=presets.styles[start["style"]].models[0], label="Model", scale=3, elem_id="quick-model")
+                        takes = gr.Slider(1, 4, value=2, step=1, label="Takes", elem_id="quick-takes-count")
+                        seed = gr.Number(value=-1, precision=0, label="Seed (-1 = random)")
+                    price = gr.Markdown("", elem_id="quick-price")
+                    with gr.Row():
+                        adjust = gr.Button("Adjust (back to the first step)", size="sm")
+                        generate = gr.Button("Generate takes", variant="primary", elem_id="quick-generate")
+                        regenerate = gr.Button("Regenerate (new seeds)", elem_id="quick-regenerate")
+        with gr.Column(scale=2):
+            parts = gr.Markdown("", elem_id="quick-parts")
+    notice = gr.Markdown("", elem_id="quick-notice")
+    saving = build_takes_and_save(services, session, "quick")
+
+    for number, (back, forward) in enumerate(nav):
+        forward.click(lambda n=number: gr.Walkthrough(selected=n + 1), None, walk, api_visibility="private")
+        if back is not None:
+            back.click(lambda n=number: gr.Walkthrough(selected=n - 1), None, walk, api_visibility="private")
+    adjust.click(lambda: gr.Walkthrough(selected=0), None, walk, api_visibility="private")
+
+    picker_list = [pickers[k] for k in PICKERS]
+
+    def on_choice(*values):
+        return composition_text(services, dict(zip(PICKERS, values)))
+
+    def on_archetype(archetype: str):
+        defaults = presets.defaults_for(archetype)
+        return [gr.update(value=defaults[k]) for k in PICKERS[1:]] + [presets.styles[defaults["style"]].models[0]]
+
+    pickers["archetype"].input(on_archetype, [pickers["archetype"]], picker_list[1:] + [model], api_visibility="private")
+    pickers["style"].input(lambda s: presets.styles[s].models[0], [pickers["style"]], [model], api_visibility="private")
+    gr.on([p.change for p in picker_list], on_choice, picker_list, [parts, prompt], api_visibility="private")
+    session.loaded.then(on_choice, picker_list, [parts, prompt], api_visibility="private")
+    def show_price(model_id: str, count: int, token: str, profile: gr.OAuthProfile | None = None):
+        return takes_price(services, model_id, count, token, profile)
+
+    gr.on([model.change, takes.change], show_price, [model, takes, session.token], [price], api_visibility="private")
+    session.loaded.then(show_price, [model, takes, session.token], [price], api_visibility="private")
+
+    @user_errors
+    def figure_quick(
+        archetype: str = "explorer",
+        face: str = "",
+        hair_colour: str = "",
+        hair_length: str = "",
+        hair_style: str = "",
+        eyes: str = "",
+        skin: str = "",
+        body: str = "",
+        feature: str = "",
+        outfit: str = "",
+        style: str = "",
+        prompt: str = "",
+        model: str = "",
+        takes: int = 2,
+        seed: int = -1,
+        token: str = "",
+        draft: dict | None = None,
+        profile: gr.OAuthProfile | None = None,
+        progress=gr.Progress(),
+    ):
+        """Quick creation: picker choices -> composed prompt (or your edited `prompt`; "" composes) -> 1-4 takes
+        on `model`. A picker passed as "" takes the archetype's default; `model` "" the style's preferred model.
+        Returns the takes and JSON with request_id, seeds, files and the prompt; save one with /figure_save."""
+        account = account_for(services, token, profile)
+        progress(0, desc="Loading model")
+        choices = {"archetype": archetype, "face": face, "hair_colour": hair_colour, "hair_length": hair_length,
+                   "hair_style": hair_style, "eyes": eyes, "skin": skin, "body": body, "feature": feature,
+                   "outfit": outfit, "style": style}
+        result = services.figures.quick_takes(
+            account, choices, prompt=prompt or None, model=model or None, takes=int(takes),
+            seed=None if seed is None or int(seed) < 0 else int(seed),
+            on_step=lambda done, total: progress((done, total), desc="Generating takes", unit="steps"),
+        )
+        info = result.as_dict()
+        state = add_takes(draft, info)
+        after = account_for(services, token, profile)
+        message = f"Charged {result.output.charged} credits · balance now **{after.balance_text()}**. Click the take to keep."
+        if result.output.preview:
+            message = f"⚠️ **{result.output.notice}**. " + message
+        return takes_gallery(state, None), info, state, None, message, bar_text(after)
+
+    inputs = picker_list + [prompt, model, takes, seed, session.token, saving.draft]
+    outputs = [saving.gallery, gr.JSON(visible=False), saving.draft, saving.pick, notice, session.bar]
+    generate.click(figure_quick, inputs, outputs, api_name="figure_quick", concurrency_limit=1)
+    # Regenerate: the same choices with new random seeds; earlier takes stay to pick from.
+    regenerate.click(
+        lambda *args: figure_quick(*args[:14], -1, *args[15:]), inputs, outputs, api_name="figure_quick_regenerate",
+        api_visibility="private", concurrency_limit=1,
+    )
+    return {"walk": walk, **pickers}
