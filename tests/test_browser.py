@@ -54,10 +54,54 @@ def test_text_mode_generates_in_the_browser(app_server, artifacts):
         assert "capture" in ledger and "reserve" in ledger and "grant" in ledger, ledger
         # every top-level tab opens
         for tab in ["Figures", "Video", "Characters", "Compare"]:
-            page.get_by_role("tab", name=tab).click()
+            page.get_by_role("tab", name=tab, exact=True).click()
 
         # A reload keeps the session (token in browser storage): same balance, no new grant.
         page.reload(wait_until="load")
         page.locator("#account-bar").get_by_text("49 credits").wait_for(timeout=20_000)
     with Image.open(artifacts / "text-mode-after.png") as shot:
         assert shot.size[0] == 1400
+
+
+def test_quick_figure_walkthrough_in_the_browser(app_server, artifacts):
+    url, _ = app_server
+    with browser_page(height=1100) as page:
+        page.goto(url, wait_until="load")
+        page.locator("#account-bar").get_by_text("credits").wait_for(timeout=20_000)
+        page.get_by_role("tab", name="Figures", exact=True).click()
+        page.get_by_role("tab", name="Quick").click()
+        page.locator("#quick-archetype").get_by_text("Academic / mentor").click()
+        page.locator("#quick-parts").get_by_text("portrait of an adult scholar").wait_for(timeout=10_000)
+        page.screenshot(path=str(artifacts / "quick-1-archetype.png"), full_page=True)
+        picks = {1: ("#quick-face", "Heart-shaped, pointed chin"), 2: ("#quick-hair_colour", "Auburn"),
+                 3: ("#quick-eyes", "Green"), 4: ("#quick-feature", "Freckles")}
+        for step in range(7):
+            if step in picks:
+                picker, label = picks[step]
+                page.locator(picker).get_by_text(label, exact=True).click()
+            page.locator(f"#quick-next-{step}").click()
+        parts = page.locator("#quick-parts").inner_text()
+        for phrase in ("heart-shaped face", "auburn hair", "moss-green eyes", "freckles across the nose", "tweed blazer"):
+            assert phrase in parts, parts
+        prompt = page.locator("#quick-prompt textarea")
+        prompt.wait_for(state="visible", timeout=10_000)
+        assert "moss-green eyes" in prompt.input_value()
+        page.locator("#quick-model input").click()
+        page.get_by_role("option", name="SDXL base 1.0").first.click()
+        page.screenshot(path=str(artifacts / "quick-2-review.png"), full_page=True)
+        page.locator("#quick-generate").click()
+        first_take = page.locator("#quick-takes button img, #quick-takes img").first
+        first_take.wait_for(state="visible", timeout=90_000)
+        page.locator("#quick-takes img").nth(1).click()
+        page.locator("#quick-saved").get_by_text("Take 2 will be the canonical image").wait_for(timeout=10_000)
+        page.locator("#quick-name input, #quick-name textarea").first.fill("Professor Hale")
+        page.locator("#quick-save").click()
+        page.locator("#quick-saved").get_by_text("Saved Professor Hale").wait_for(timeout=20_000)
+        page.screenshot(path=str(artifacts / "quick-3-saved.png"), full_page=True)
+
+        page.get_by_role("tab", name="All Figures").click()
+        page.locator("#figures-gallery img").first.wait_for(state="visible", timeout=20_000)
+        page.locator("#figures-gallery img").first.click()
+        page.locator("#figure-title").get_by_text("Professor Hale").wait_for(timeout=10_000)
+        page.screenshot(path=str(artifacts / "all-figures.png"), full_page=True)
+        assert "★ canonical · take" in page.locator("#figure-takes").inner_text()

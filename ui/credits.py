@@ -68,7 +68,7 @@ def build(services: Services, demo: gr.Blocks, session: SessionUI, tab: gr.Tab) 
     with gr.Column(visible=False) as review_box:
         gr.Markdown("### Reports waiting for review")
         reports_table = gr.Dataframe(headers=REPORT_HEADERS, interactive=False, wrap=True, elem_id="review-table")
-        reports_gallery = gr.Gallery(label="Reported images", columns=6, height=220, format="png", type="filepath")
+        reports_gallery = gr.Gallery(fit_columns=False, label="Reported images", columns=6, height=220, format="png", type="filepath")
         with gr.Row():
             report_id = gr.Number(label="Report number", precision=0, elem_id="review-id")
             approve = gr.Button("Approve (refund)", variant="primary", elem_id="review-approve")

@@ -63,7 +63,7 @@ def build_takes_and_save(services: Services, session: SessionUI, prefix: str) ->
     """The takes gallery (select one to make it canonical), a name box and Save."""
     draft = gr.State(dict(EMPTY_DRAFT))
     pick = gr.State(None)
-    gallery = gr.Gallery(label="Takes — click one to make it the canonical image", columns=4, height=340, format="png",
+    gallery = gr.Gallery(fit_columns=False, label="Takes — click one to make it the canonical image", columns=4, height=340, format="png",
                          type="filepath", allow_preview=False, elem_id=f"{prefix}-takes")
     with gr.Row():
         name = gr.Textbox(label="Figure name", max_length=60, placeholder="e.g. Mara the cartographer", scale=3, elem_id=f"{prefix}-name")

@@ -88,4 +88,4 @@ def build(services: Services, demo: gr.Blocks, session: SessionUI) -> None:
         [saving.gallery, gr.JSON(visible=False), saving.draft, saving.pick, notice, session.bar],
         api_name="figure_custom",
         concurrency_limit=1,
-    )
+    ).then(show_price, [model, takes, session.token], [price], api_visibility="private")

@@ -21,14 +21,14 @@ def build(services: Services, demo: gr.Blocks, session: SessionUI, tab: gr.Tab, 
     with gr.Row():
         search = gr.Textbox(label="Search by name or prompt", scale=4, elem_id="figures-search")
         refresh = gr.Button("Refresh", size="sm", scale=0, min_width=100, elem_id="figures-refresh")
-    listing = gr.Gallery(label="Your figures", columns=5, height=300, format="png", type="filepath", allow_preview=False, elem_id="figures-gallery")
+    listing = gr.Gallery(fit_columns=False, label="Your figures", columns=5, height=300, format="png", type="filepath", allow_preview=False, elem_id="figures-gallery")
     ids = gr.State([])
     empty = gr.Markdown("", elem_id="figures-empty")
     with gr.Column(visible=False, elem_id="figure-details") as details_box:
         title = gr.Markdown("", elem_id="figure-title")
         with gr.Row():
             canonical = gr.Image(label="Canonical image", interactive=False, format="png", height=300, scale=1, elem_id="figure-canonical")
-            takes = gr.Gallery(label="All takes (select one, then “Set as canonical”)", columns=4, height=300, format="png",
+            takes = gr.Gallery(fit_columns=False, label="All takes (select one, then “Set as canonical”)", columns=4, height=300, format="png",
                                type="filepath", allow_preview=False, scale=2, elem_id="figure-takes")
         take_pick = gr.State(None)
         with gr.Row():

@@ -143,10 +143,12 @@ def build(services: Services, demo: gr.Blocks, session: SessionUI) -> dict[str, 
 
     inputs = picker_list + [prompt, model, takes, seed, session.token, saving.draft]
     outputs = [saving.gallery, gr.JSON(visible=False), saving.draft, saving.pick, notice, session.bar]
-    generate.click(figure_quick, inputs, outputs, api_name="figure_quick", concurrency_limit=1)
+    generate.click(figure_quick, inputs, outputs, api_name="figure_quick", concurrency_limit=1).then(
+        show_price, [model, takes, session.token], [price], api_visibility="private"
+    )
     # Regenerate: the same choices with new random seeds; earlier takes stay to pick from.
     regenerate.click(
         lambda *args: figure_quick(*args[:14], -1, *args[15:]), inputs, outputs, api_name="figure_quick_regenerate",
         api_visibility="private", concurrency_limit=1,
-    )
+    ).then(show_price, [model, takes, session.token], [price], api_visibility="private")
     return {"walk": walk, **pickers}

@@ -26,7 +26,7 @@ def build(services: Services, demo: gr.Blocks, session: SessionUI, tab: gr.Tab, 
     with gr.Row():
         refresh = gr.Button("Refresh", size="sm", scale=0, min_width=100, elem_id="history-refresh")
         status = gr.Markdown("", elem_id="history-status")
-    gallery = gr.Gallery(label="Your images", columns=5, height=420, format="png", type="filepath", allow_preview=True, elem_id="history-gallery")
+    gallery = gr.Gallery(fit_columns=False, label="Your images", columns=5, height=420, format="png", type="filepath", allow_preview=True, elem_id="history-gallery")
     items = gr.State([])
     selected = gr.State(None)
     with gr.Row():
