@@ -27,6 +27,7 @@ from .plans import Plans, PlansError, load_plans
 from .policy import PromptPolicy, SafetyFile, load_safety_file
 from .safety import SafetyChecker, build_checker
 from .storage import OutputStore
+from .video import VideoPresets, VideoService, load_video_presets
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +52,8 @@ class Services:
     figure_presets: FigurePresets
     figures: Figures
     faces: FaceEngine | None
+    video_presets: VideoPresets
+    video: VideoService
 
     def close(self) -> None:
         """Say this instance stopped (its open reservations are refunded by the next start) and let go."""
@@ -106,7 +109,10 @@ def build_services(
     figure_presets.check_models(set(registry.ids()))
     faces = FaceEngine(settings.face_pack) if settings.face_pack else None
     figures = Figures(db, generation, figure_presets, store, faces)
+    video_presets = load_video_presets()
+    video_presets.check(registry)
+    video = VideoService(registry, runtime, plans, jobs, policy, store, figures, history, video_presets)
     return Services(
         settings, registry, runtime, store, db, plans, ledger, identity, instances, jobs, history, generation, recovered,
-        safety_file, safety, figure_presets, figures, faces,
+        safety_file, safety, figure_presets, figures, faces, video_presets, video,
     )

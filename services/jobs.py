@@ -25,9 +25,10 @@ from .db import Database
 from .identity import Account
 from .instances import Instances
 from .ledger import Ledger
+from .media import encode_mp4
 from .metadata import png_bytes
 from .plans import Quote
-from .safety import SafetyBlocked, SafetyChecker
+from .safety import SafetyBlocked, SafetyChecker, Verdict
 from .storage import OutputStore
 from .tables import generation_files, generations
 
@@ -60,6 +61,7 @@ class JobResult:
     preview: bool = False
     safety: list[str] = field(default_factory=list)
     blocked: int = 0
+    posters: list[Path] = field(default_factory=list)
 
 
 Work = Callable[[threading.Event], GenerationResult]
@@ -168,15 +170,32 @@ class Jobs:
             self._fail(account.id, request_id, charge, "failed", f"{type(exc).__name__}: {exc}")
             raise
 
+    def _check(self, output) -> Verdict:
+        """Images are checked whole; videos on their first, middle and last frames (the worst counts)."""
+        if isinstance(output, list):
+            frames = [output[0], output[len(output) // 2], output[-1]]
+            verdicts = [self.safety.check_image(frame) for frame in frames]
+            return next((v for v in verdicts if v.flagged), verdicts[0])
+        return self.safety.check_image(output)
+
+    def _encode(self, output, parameters: dict[str, Any], seed: int) -> tuple[Path, str, Path | None]:
+        if isinstance(output, list):  # a video: frames
+            video = self.store.put(encode_mp4(output, int(parameters.get("fps") or 16)), ".mp4")
+            poster = self.store.put(png_bytes(output[0], parameters, seed), ".png")
+            return video, "video", poster
+        return self.store.put(png_bytes(output, parameters, seed), ".png"), "image", None
+
     def _deliver(self, account: Account, request_id: str, charge: int, result: GenerationResult, allow_flagged: bool) -> JobResult:
-        verdicts = [self.safety.check_image(image) for image in result.images]
-        kept = [(image, seed, v) for image, seed, v in zip(result.images, result.seeds, verdicts) if allow_flagged or not v.flagged]
+        outputs = list(result.videos) if result.videos else list(result.images)
+        verdicts = [self._check(output) for output in outputs]
+        kept = [(output, seed, v) for output, seed, v in zip(outputs, result.seeds, verdicts) if allow_flagged or not v.flagged]
         if not kept:
             raise SafetyBlocked(next((v.reason for v in verdicts if v.flagged), "no output"))
         parameters = dict(result.parameters, request_id=request_id)
-        files = [self.store.put(png_bytes(image, parameters, seed), ".png") for image, seed, _ in kept]
-        blocked = len(result.images) - len(kept)
-        per_output = charge // max(1, len(result.images))
+        encoded = [self._encode(output, parameters, seed) for output, seed, _ in kept]
+        files = [path for path, _, _ in encoded]
+        blocked = len(outputs) - len(kept)
+        per_output = charge // max(1, len(outputs))
         refund = per_output * blocked
         charged = charge - refund
         labels = {v.label for _, _, v in kept}
@@ -200,8 +219,11 @@ class Jobs:
             conn.execute(
                 generation_files.insert(),
                 [
-                    {"generation_id": request_id, "idx": i, "path": self.store.relative(path), "media": "image", "seed": seed, "safety": v.label}
-                    for i, (path, (_, seed, v)) in enumerate(zip(files, kept))
+                    {
+                        "generation_id": request_id, "idx": i, "path": self.store.relative(path), "media": media,
+                        "seed": seed, "safety": v.label, "poster": self.store.relative(poster) if poster else None,
+                    }
+                    for i, ((path, media, poster), (_, seed, v)) in enumerate(zip(encoded, kept))
                 ],
             )
             self.ledger.capture(conn, account.id, request_id, f"captured {charged} of {charge}")
@@ -210,6 +232,7 @@ class Jobs:
         return JobResult(
             request_id, files, [s for _, s, _ in kept], parameters, charge, charged,
             preview=bool(parameters.get("preview")), safety=[v.label for _, _, v in kept], blocked=blocked,
+            posters=[poster for _, _, poster in encoded if poster],
         )
 
     def _fail(self, account_id: str, request_id: str, charge: int, status: str, error: str, safety: str | None = None) -> bool:
@@ -259,6 +282,7 @@ class Jobs:
         return JobResult(
             row.id, [self.store.path(f.path) for f in files], list(row.seeds or []), dict(row.parameters or {}),
             row.price, row.charged, replayed=True, preview=bool(row.preview), safety=[f.safety for f in files],
+            posters=[self.store.path(f.poster) for f in files if f.poster],
         )
 
     # -- recovery --------------------------------------------------------------------------------------

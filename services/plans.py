@@ -106,12 +106,15 @@ class Quote:
     figures: int
     count: int
     total: int
+    note: str = ""  # a breakdown when a request has several paid stages
 
     @property
     def per_output(self) -> int:
         return self.total // self.count if self.count else 0
 
     def text(self) -> str:
+        if self.note:
+            return f"{self.note} = {self.total} credit{'' if self.total == 1 else 's'}"
         parts = [str(self.unit)]
         if self.multiplier != 1:
             parts.append(f"{self.multiplier} (resolution)")

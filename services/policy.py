@@ -23,11 +23,11 @@ class Surface(str, Enum):
     FIGURE = "figure"  # a figure's canonical image: SFW, adults only
     CHARACTER = "character"  # character main image: SFW
     EDIT = "edit"  # instruction edits: SFW
-    VIDEO = "video"  # video prompts: members only, SFW for guests
+    VIDEO = "video"  # video prompts: members only (the `video_prompt` unlock), and SFW
 
     @property
     def sfw_only(self) -> bool:
-        return self in (Surface.FIGURE, Surface.CHARACTER, Surface.EDIT)
+        return self in (Surface.FIGURE, Surface.CHARACTER, Surface.EDIT, Surface.VIDEO)
 
 
 class PromptStyle(str, Enum):

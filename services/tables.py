@@ -81,6 +81,7 @@ generation_files = sa.Table(
     sa.Column("media", sa.String(16), nullable=False),  # image | video
     sa.Column("seed", sa.BigInteger, nullable=True),
     sa.Column("safety", sa.String(32), nullable=False),
+    sa.Column("poster", sa.String(300), nullable=True),  # for videos: a PNG of the first frame (migration 3)
 )
 
 reports = sa.Table(

@@ -105,3 +105,14 @@ def test_quick_figure_walkthrough_in_the_browser(app_server, artifacts):
         page.locator("#figure-title").get_by_text("Professor Hale").wait_for(timeout=10_000)
         page.screenshot(path=str(artifacts / "all-figures.png"), full_page=True)
         assert "★ canonical · take" in page.locator("#figure-takes").inner_text()
+
+        # Make video: Video > Figure to Video opens with this figure; the default Action makes the first click work.
+        page.get_by_role("button", name="Make video").click()
+        page.locator("#f2v-generate").wait_for(state="visible", timeout=10_000)
+        page.wait_for_function("() => document.querySelector('#f2v-figure input').value.includes('Professor Hale')", timeout=10_000)
+        page.locator("#f2v-price").get_by_text("20 credits").wait_for(timeout=10_000)
+        page.locator("#f2v-generate").click()
+        page.locator("#f2v-video video").wait_for(state="attached", timeout=120_000)
+        page.wait_for_function("() => document.querySelector('#f2v-video video').readyState >= 2", timeout=30_000)
+        page.locator("#account-bar").get_by_text("28 credits").wait_for(timeout=10_000)
+        page.screenshot(path=str(artifacts / "figure-to-video.png"), full_page=True)

@@ -95,3 +95,24 @@ def test_plans_must_price_every_registry_tier(tmp_path, registry):
     with pytest.raises(PlansError, match=r"no resolution_multiplier for the registry's tiers \['720p'\]"):
         check_plans(load_plans(path), registry)
     check_plans(load_plans(), registry)
+
+
+def test_a_version_one_database_migrates_forward(tmp_path):
+    """A database created by the first release (without later columns) reaches the current schema."""
+    db = Database(f"sqlite:///{tmp_path / 'old.db'}")
+    try:
+        with db.begin() as conn:  # what release 1 created: generation_files without `poster`
+            old = sa.MetaData()
+            for table in tables.metadata.sorted_tables:
+                if table.name in ("figures", "figure_takes"):
+                    continue
+                columns = [c._copy() for c in table.columns if not (table.name == "generation_files" and c.name == "poster")]
+                sa.Table(table.name, old, *columns)
+            old.create_all(conn)
+            conn.execute(tables.schema_migrations.insert().values(version=1, name="initial", applied_at=0.0))
+        assert db.migrate() == [v for v, _, _ in MIGRATIONS if v > 1]
+        live = {c["name"] for c in sa.inspect(db.engine).get_columns("generation_files")}
+        assert "poster" in live
+        assert {"figures", "figure_takes"} <= set(sa.inspect(db.engine).get_table_names())
+    finally:
+        db.dispose()

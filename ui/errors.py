@@ -19,6 +19,7 @@ from services.ledger import InsufficientCredits
 from services.policy import FeatureLocked, PromptRefused
 from services.safety import SafetyBlocked
 from services.uploads import InvalidUpload
+from services.video import VideoError
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +42,7 @@ USER_ERRORS = (
     InvalidUpload,
     FigureError,
     FigurePresetsError,
+    VideoError,
 )
 
 

@@ -5,8 +5,6 @@ import gradio as gr
 
 PLANNED = {
     "remix": "Figure Remix: the same face in a new scene.",
-    "figure-video": "Figure to Video: animate a figure with an Action preset.",
-    "image-video": "Image to Video (members): animate one of your images.",
     "characters": "Characters built on figures, exportable as Character Card PNGs.",
     "compare": "Compare models side by side on the same prompt and seed.",
 }

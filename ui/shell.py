@@ -5,7 +5,7 @@ import gradio as gr
 
 from services.container import Services
 
-from . import credits, figures_custom, figures_library, figures_quick, history, session, text_mode
+from . import credits, figures_custom, figures_library, figures_quick, history, session, text_mode, video
 from .placeholders import placeholder
 
 TITLE = "Character Playground"
@@ -52,10 +52,9 @@ def build_app(services: Services) -> gr.Blocks:
                         placeholder("remix")
             with gr.Tab("Video", id="video"):
                 with gr.Tabs() as video_tabs:
-                    with gr.Tab("Figure to Video", id="video-figure"):
-                        placeholder("figure-video")
-                    with gr.Tab("Image to Video", id="video-image"):
-                        placeholder("image-video")
+                    figure_video_tab = gr.Tab("Figure to Video", id="video-figure")
+                    image_video_tab = gr.Tab("Image to Video", id="video-image")
+                    video.build(services, demo, current, figure_video_tab, image_video_tab, current_figure)
             with gr.Tab("Characters", id="characters"):
                 placeholder("characters")
             with gr.Tab("Compare", id="compare"):

@@ -1,0 +1,130 @@
+"""Video through the service layer on tiny Wan I2V and LTX I2V: MP4s, stages, charges, gates."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from pipelines.types import Task
+from services.identity import HFUser
+from services.media import probe_mp4
+from services.policy import FeatureLocked
+from services.video import VideoError
+
+
+def figure_for(services, account, seed=21):
+    takes = services.figures.quick_takes(account, {"archetype": "explorer"}, model="sdxl-base", takes=1, steps=2, seed=seed)
+    return services.figures.save(account, "Scout", [takes.output.request_id], takes.output.request_id, 0)
+
+
+@pytest.fixture
+def spy(monkeypatch):
+    """Record the `image` each real pipeline object is called with (the call itself runs unchanged)."""
+    seen: list[Image.Image] = []
+
+    def attach(services, model):
+        entry = services.registry.get(model)
+        pipe = services.runtime.pipeline(entry, Task.IMAGE_TO_VIDEO)
+        original = type(pipe).__call__
+
+        def recording(self, *args, **kwargs):
+            seen.append(kwargs["image"])
+            return original(self, *args, **kwargs)
+
+        monkeypatch.setattr(type(pipe), "__call__", recording)
+        return seen
+
+    return attach
+
+
+@pytest.mark.parametrize("model", ["wan2.1-i2v-480p", "ltx-video"])
+def test_figure_to_video_starts_from_the_canonical_image(make_services, spy, model):
+    services = make_services()
+    account = services.identity.start(None, ip="10.3.0.1").account
+    figure = figure_for(services, account)
+    seen = spy(services, model)
+    output = services.video.figure_to_video(account, figure.id, "wave", model=model, aspect_ratio="9:16", resolution="480p", seed=4)
+    entry = services.registry.get(model)
+    info = probe_mp4(output.video)
+    assert (info.width, info.height) == entry.sizes["9:16"]["480p"]
+    assert info.frames == output.parameters["num_frames"] and info.fps == entry.defaults.fps and info.codec.startswith("h264")
+    assert output.video.read_bytes()[4:8] == b"ftyp"
+    with Image.open(figure.canonical_path) as canonical:
+        expected = np.asarray(canonical.convert("RGB").resize(seen[0].size))
+    assert np.array_equal(np.asarray(seen[0].convert("RGB")), expected), "the pipeline must receive the canonical image"
+    assert [s["stage"] for s in output.parameters["stages"]] == ["animate"]
+    assert output.charged == entry.price and services.ledger.balance(account.id) == 50 - 1 - entry.price
+    with Image.open(output.poster) as poster:
+        assert poster.size == (info.width, info.height)
+    record = services.history.list(account.id)[0]
+    assert record.task == "image-to-video" and record.files == [output.video]
+
+
+def test_a_background_makes_the_start_frame_first_and_charges_both(make_services, spy):
+    services = make_services()
+    account = services.identity.start(None, ip="10.3.0.2").account
+    figure = figure_for(services, account)
+    seen = spy(services, "wan2.1-i2v-480p")
+    quote = services.video.quote("wan2.1-i2v-480p", "16:9", "480p", staged=True)
+    assert quote.total == 3 + 20 and "start frame" in quote.text()
+    progress: list[tuple[int, int]] = []
+    output = services.video.figure_to_video(
+        account, figure.id, "dance", background="beach", outfit="casual", seed=8, on_step=lambda d, t: progress.append((d, t))
+    )
+    totals = {t for _, t in progress}
+    dones = [d for d, _ in progress]
+    assert len(totals) == 1 and dones == sorted(dones) and dones[-1] == totals.pop(), "one progress bar across both stages"
+    start, animate = output.parameters["stages"]
+    assert start["stage"] == "start_frame" and start["model"] == "qwen-image-edit" and "sunlit beach" in start["prompt"]
+    assert animate["stage"] == "animate" and animate["model"] == "wan2.1-i2v-480p" and "dances" in animate["prompt"]
+    with Image.open(services.store.path(start["file"])) as frame:
+        expected = np.asarray(frame.convert("RGB").resize(seen[0].size))
+    assert np.array_equal(np.asarray(seen[0].convert("RGB")), expected), "stage 2 must animate the stage-1 frame"
+    assert output.charged == 23 and services.ledger.balance(account.id) == 50 - 1 - 23
+    kinds = [(e["kind"], e["amount"]) for e in services.ledger.entries(account.id, request_id=output.request_id)]
+    assert sorted(kinds) == [("capture", 0), ("reserve", -23)]
+
+    steps = []
+
+    def fail_in_stage_two(done, total):
+        steps.append((done, total))
+        if done > start["steps"]:
+            raise RuntimeError("out of memory while animating")
+
+    before = services.ledger.balance(account.id)
+    with pytest.raises(RuntimeError, match="animating"):
+        services.video.figure_to_video(account, figure.id, "dance", background="beach", seed=9, on_step=fail_in_stage_two)
+    assert services.ledger.balance(account.id) == before == services.ledger.total(account.id)
+    failed = services.history.list(account.id, include_failed=True)[0]
+    assert failed.status == "failed" and failed.files == []
+
+
+def test_action_is_required(make_services):
+    services = make_services()
+    account = services.identity.start(None, ip="10.3.0.3").account
+    figure = figure_for(services, account)
+    with pytest.raises(VideoError, match="Pick an Action: one of wave, smile-nod"):
+        services.video.figure_to_video(account, figure.id, "")
+    with pytest.raises(VideoError, match="Action 'moonwalk' is not one of"):
+        services.video.figure_to_video(account, figure.id, "moonwalk")
+    with pytest.raises(VideoError, match="Background 'mars' is not one of"):
+        services.video.figure_to_video(account, figure.id, "wave", background="mars")
+    assert services.ledger.balance(account.id) == 49 == services.ledger.total(account.id)
+
+
+def test_guests_cannot_use_image_to_video_or_video_prompts(make_services):
+    services = make_services()
+    guest = services.identity.start(None, ip="10.3.0.4").account
+    figure = figure_for(services, guest)
+    source = services.history.list(guest.id)[0]
+    with pytest.raises(FeatureLocked, match="Image to Video is for members"):
+        services.video.image_to_video(guest, source.id, 0, "wave")
+    with pytest.raises(FeatureLocked, match="Prompts on video is for members"):
+        services.video.figure_to_video(guest, figure.id, "wave", prompt="golden hour")
+    assert services.ledger.balance(guest.id) == 49 == services.ledger.total(guest.id)
+    assert len(services.history.list(guest.id, include_failed=True)) == 1
+
+    member = services.identity.start(None, ip="10.3.0.4", hf_user=HFUser("77", "m")).account
+    image = services.generation.text_to_image(member, __import__("services.generation", fromlist=["x"]).TextToImageParams(prompt="a red kite", model="sdxl-base", steps=2))
+    output = services.video.image_to_video(member, image.request_id, 0, "smile-nod", prompt="gentle breeze", model="ltx-video", aspect_ratio="1:1")
+    assert probe_mp4(output.video).width == 512 and "gentle breeze" in output.parameters["prompt"]

@@ -1,0 +1,211 @@
+"""Video: Figure to Video (figure + required Action, optional Background/Outfit, prompt for members) and
+Image to Video (members only: one of your generated images + Action)."""
+from __future__ import annotations
+
+import gradio as gr
+
+from pipelines.types import Task
+from services.container import Services
+from services.identity import Account
+
+from .errors import user_errors
+from .session import SessionUI, account_for, bar_text, optional_account
+
+RATIOS = ["16:9", "9:16", "1:1"]
+
+
+def _model_choices(services: Services) -> list[tuple[str, str]]:
+    return [(f"{e.name} · {e.price} credits/video", e.id) for e in services.video.models()]
+
+
+def _price(services: Services, model: str, ratio: str, staged: bool, account: Account | None) -> str:
+    entry = services.registry.get(model)
+    tier = next(iter(entry.sizes.get(ratio, {})), None)
+    if tier is None:
+        return f"**Price:** {entry.name} does not offer {ratio}."
+    quote = services.video.quote(model, ratio, tier, staged)
+    width, height = entry.sizes[ratio][tier]
+    frames, fps = entry.defaults.num_frames, entry.defaults.fps
+    text = f"**Price:** {quote.text()} · {width}×{height}, {frames} frames at {fps} fps (~{frames / fps:.1f} s)"
+    if account is not None:
+        text += f" · you have {account.balance_text()}"
+    return text
+
+
+def _result(services: Services, output, token, profile):
+    after = account_for(services, token, profile)
+    lines = []
+    if output.preview:
+        lines.append(f"⚠️ **{output.notice}** — real weights are not on this machine.")
+    lines.append(f"Charged {output.charged} credits · balance now **{after.balance_text()}**.")
+    return str(output.video), output.info(), "  \n".join(lines), bar_text(after)
+
+
+def build(services: Services, demo: gr.Blocks, session: SessionUI, figure_tab: gr.Tab, image_tab: gr.Tab, current_figure: gr.State) -> None:
+    presets = services.video_presets
+    default_model = presets.defaults.figure_model
+
+    with figure_tab:
+        gr.Markdown("Animate one of your figures: it starts from the figure's canonical image, so the face stays the same.")
+        with gr.Row():
+            with gr.Column(scale=3):
+                with gr.Row():
+                    # Choices are the session's figures (filled on open); any id is checked by the service.
+                    figure = gr.Dropdown([], label="Figure", scale=3, allow_custom_value=True, elem_id="f2v-figure")
+                    refresh = gr.Button("Refresh", size="sm", scale=0, min_width=100)
+                action = gr.Radio(presets.choices("actions"), value="wave", label="Action (required)", elem_id="f2v-action")
+                with gr.Row():
+                    background = gr.Dropdown([("None", "")] + presets.choices("backgrounds"), value="", label="Background (optional)", elem_id="f2v-background")
+                    outfit = gr.Dropdown([("None", "")] + presets.choices("outfits"), value="", label="Outfit (optional)", elem_id="f2v-outfit")
+                prompt = gr.Textbox(label="Extra prompt (members only)", max_length=1000, placeholder="e.g. golden-hour light", elem_id="f2v-prompt")
+                with gr.Row():
+                    model = gr.Dropdown(_model_choices(services), value=default_model, label="Model", elem_id="f2v-model")
+                    ratio = gr.Radio(RATIOS, value="16:9", label="Aspect ratio", elem_id="f2v-ratio")
+                    seed = gr.Number(value=-1, precision=0, label="Seed (-1 = random)")
+                price = gr.Markdown("", elem_id="f2v-price")
+                go = gr.Button("Make video", variant="primary", elem_id="f2v-generate")
+            with gr.Column(scale=3):
+                canonical = gr.Image(label="Start image (canonical)", interactive=False, height=220, format="png")
+                notice = gr.Markdown("", elem_id="f2v-notice")
+                video = gr.Video(label="Video", format="mp4", autoplay=True, loop=True, elem_id="f2v-video")
+                info = gr.JSON(label="Stages and settings", elem_id="f2v-info")
+
+    @user_errors
+    def list_figures(selected: str | None, token: str, profile: gr.OAuthProfile | None = None):
+        account = optional_account(services, token, profile)
+        figures = services.figures.list(account) if account else []
+        choices = [(f.name, f.id) for f in figures]
+        ids = [f.id for f in figures]
+        value = selected if selected in ids else (ids[0] if ids else None)
+        image = str(next(f.canonical_path for f in figures if f.id == value)) if value else None
+        note = "" if figures else "No figures yet: create one in Figures › Quick first."
+        return gr.Dropdown(choices=choices, value=value), image, note
+
+    gr.on([refresh.click, figure_tab.select, current_figure.change], list_figures, [current_figure, session.token], [figure, canonical, notice], api_visibility="private")
+
+    def figure_price(model_id, ratio_value, bg, wear, token, profile: gr.OAuthProfile | None = None):
+        return _price(services, model_id, ratio_value, bool(bg or wear), optional_account(services, token, profile))
+
+    price_inputs = [model, ratio, background, outfit, session.token]
+    gr.on([model.change, ratio.change, background.change, outfit.change, figure_tab.select], figure_price, price_inputs, [price], api_visibility="private")
+
+    @user_errors
+    def figure_to_video(
+        figure_id: str,
+        action: str = "wave",
+        background: str = "",
+        outfit: str = "",
+        prompt: str = "",
+        model: str = "",
+        aspect_ratio: str = "16:9",
+        seed: int = -1,
+        token: str = "",
+        profile: gr.OAuthProfile | None = None,
+        progress=gr.Progress(),
+    ):
+        """Animate a figure from its canonical image. `action` is required (an Action preset); `background` and
+        `outfit` are optional presets (then a start frame is made first, keeping the face); `prompt` is for members.
+        Returns the MP4, JSON with stages and settings, a notice, and the balance line."""
+        account = account_for(services, token, profile)
+        if not figure_id:
+            raise gr.Error("Pick a figure first (create one in Figures › Quick).")
+        progress(0, desc="Loading models")
+        entry = services.registry.require(model or default_model, Task.IMAGE_TO_VIDEO)
+        output = services.video.figure_to_video(
+            account, figure_id, action, background=background or None, outfit=outfit or None, prompt=prompt,
+            model=entry.id, aspect_ratio=aspect_ratio, resolution=next(iter(entry.sizes.get(aspect_ratio, {"480p": 0}))),
+            seed=None if seed is None or int(seed) < 0 else int(seed),
+            on_step=lambda done, total: progress((done, total), desc="Generating", unit="steps"),
+        )
+        return _result(services, output, token, profile)
+
+    go.click(
+        figure_to_video, [figure, action, background, outfit, prompt, model, ratio, seed, session.token],
+        [video, info, notice, session.bar], api_name="figure_to_video", concurrency_limit=1,
+    ).then(figure_price, price_inputs, [price], api_visibility="private")
+
+    with image_tab:
+        gate = gr.Markdown("", elem_id="i2v-gate")
+        with gr.Row():
+            with gr.Column(scale=3):
+                sources = gr.Gallery(fit_columns=False, label="Your images — click one to animate", columns=5, height=240,
+                                     format="png", type="filepath", allow_preview=False, elem_id="i2v-sources")
+                source_rows = gr.State([])
+                picked = gr.State(None)
+                i2v_action = gr.Radio(presets.choices("actions"), value="smile-nod", label="Action (required)", elem_id="i2v-action")
+                i2v_prompt = gr.Textbox(label="Extra prompt", max_length=1000, elem_id="i2v-prompt")
+                with gr.Row():
+                    i2v_model = gr.Dropdown(_model_choices(services), value=default_model, label="Model")
+                    i2v_ratio = gr.Radio(RATIOS, value="16:9", label="Aspect ratio")
+                    i2v_seed = gr.Number(value=-1, precision=0, label="Seed (-1 = random)")
+                i2v_price = gr.Markdown("")
+                i2v_go = gr.Button("Make video", variant="primary", elem_id="i2v-generate")
+            with gr.Column(scale=3):
+                i2v_notice = gr.Markdown("", elem_id="i2v-notice")
+                i2v_video = gr.Video(label="Video", format="mp4", autoplay=True, loop=True, elem_id="i2v-video")
+                i2v_info = gr.JSON(label="Settings")
+
+    @user_errors
+    def list_sources(token: str, profile: gr.OAuthProfile | None = None):
+        account = optional_account(services, token, profile)
+        if account is None:
+            return [], [], "Starting your session…"
+        message = "" if account.can("image_to_video") else (
+            "**Image to Video is for members.** Sign in with Hugging Face to animate your images; guests can use Figure to Video."
+        )
+        rows, pictures = [], []
+        for record in services.history.list(account.id, limit=60):
+            if record.task.endswith("video"):
+                continue
+            for index, path in enumerate(record.files):
+                rows.append({"request_id": record.id, "index": index})
+                pictures.append((str(path), record.model))
+        return pictures, rows, message
+
+    gr.on([image_tab.select], list_sources, [session.token], [sources, source_rows, gate], api_visibility="private")
+
+    def on_source(rows: list[dict], evt: gr.SelectData):
+        return rows[evt.index]
+
+    sources.select(on_source, [source_rows], [picked], api_visibility="private")
+    gr.on([i2v_model.change, i2v_ratio.change, image_tab.select],
+          lambda m, r, t: _price(services, m, r, False, optional_account(services, t)), [i2v_model, i2v_ratio, session.token], [i2v_price],
+          api_visibility="private")
+
+    @user_errors
+    def image_to_video(
+        request_id: str,
+        index: int = 0,
+        action: str = "smile-nod",
+        prompt: str = "",
+        model: str = "",
+        aspect_ratio: str = "16:9",
+        seed: int = -1,
+        token: str = "",
+        profile: gr.OAuthProfile | None = None,
+        progress=gr.Progress(),
+    ):
+        """Members only: animate one of your generated images (`request_id` from /history and the image `index`)
+        with a required `action`. Returns the MP4, JSON with settings, a notice, and the balance line."""
+        account = account_for(services, token, profile)
+        progress(0, desc="Loading model")
+        entry = services.registry.require(model or default_model, Task.IMAGE_TO_VIDEO)
+        output = services.video.image_to_video(
+            account, request_id, int(index), action, prompt=prompt, model=entry.id, aspect_ratio=aspect_ratio,
+            resolution=next(iter(entry.sizes.get(aspect_ratio, {"480p": 0}))),
+            seed=None if seed is None or int(seed) < 0 else int(seed),
+            on_step=lambda done, total: progress((done, total), desc="Generating", unit="steps"),
+        )
+        return _result(services, output, token, profile)
+
+    def picked_request(row):
+        return (row or {}).get("request_id", ""), (row or {}).get("index", 0)
+
+    with image_tab:  # what the picked image is, as API-visible inputs
+        hidden_request = gr.Textbox(visible=False)
+        hidden_index = gr.Number(visible=False, precision=0)
+    picked.change(picked_request, [picked], [hidden_request, hidden_index], api_visibility="private")
+    i2v_go.click(
+        image_to_video, [hidden_request, hidden_index, i2v_action, i2v_prompt, i2v_model, i2v_ratio, i2v_seed, session.token],
+        [i2v_video, i2v_info, i2v_notice, session.bar], api_name="image_to_video", concurrency_limit=1,
+    )
