@@ -124,7 +124,22 @@ def test_guests_cannot_use_image_to_video_or_video_prompts(make_services):
     assert services.ledger.balance(guest.id) == 49 == services.ledger.total(guest.id)
     assert len(services.history.list(guest.id, include_failed=True)) == 1
 
-    member = services.identity.start(None, ip="10.3.0.4", hf_user=HFUser("77", "m")).account
-    image = services.generation.text_to_image(member, __import__("services.generation", fromlist=["x"]).TextToImageParams(prompt="a red kite", model="sdxl-base", steps=2))
-    output = services.video.image_to_video(member, image.request_id, 0, "smile-nod", prompt="gentle breeze", model="ltx-video", aspect_ratio="1:1")
-    assert probe_mp4(output.video).width == 512 and "gentle breeze" in output.parameters["prompt"]
+
+
+@pytest.mark.parametrize("model, size", [("wan2.1-i2v-480p", (624, 624)), ("ltx-video", (512, 512))])
+def test_members_animate_their_images(make_services, spy, model, size):
+    from services.generation import TextToImageParams
+
+    services = make_services()
+    member = services.identity.start(None, ip="10.3.0.5", hf_user=HFUser("77", "m")).account
+    image = services.generation.text_to_image(member, TextToImageParams(prompt="a red kite", model="sdxl-base", steps=2, count=2))
+    seen = spy(services, model)
+    output = services.video.image_to_video(member, image.request_id, 1, "smile-nod", prompt="gentle breeze", model=model, aspect_ratio="1:1")
+    meta = probe_mp4(output.video)
+    assert (meta.width, meta.height) == size and meta.frames == output.parameters["num_frames"]
+    assert "gentle breeze" in output.parameters["prompt"]
+    with Image.open(image.files[1]) as chosen:
+        expected = np.asarray(chosen.convert("RGB").resize(seen[0].size))
+    assert np.array_equal(np.asarray(seen[0].convert("RGB")), expected), "the pipeline must receive the chosen image"
+    with pytest.raises(VideoError, match="Pick one of your generated images"):
+        services.video.image_to_video(member, image.request_id, 5, "wave")
