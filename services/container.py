@@ -19,12 +19,14 @@ from .faces import FaceEngine
 from .figure_presets import FigurePresets, load_figure_presets
 from .figures import Figures
 from .history import History
+from .image_presets import ImagePresets, load_image_presets
 from .identity import Identity, server_secret
 from .instances import Instances
 from .jobs import Jobs
 from .ledger import Ledger
 from .plans import Plans, PlansError, load_plans
 from .policy import PromptPolicy, SafetyFile, load_safety_file
+from .remix import ReferenceImages
 from .safety import SafetyChecker, build_checker
 from .storage import OutputStore
 from .video import VideoPresets, VideoService, load_video_presets
@@ -54,6 +56,8 @@ class Services:
     faces: FaceEngine | None
     video_presets: VideoPresets
     video: VideoService
+    image_presets: ImagePresets
+    remix: ReferenceImages
 
     def close(self) -> None:
         """Say this instance stopped (its open reservations are refunded by the next start) and let go."""
@@ -114,5 +118,6 @@ def build_services(
     video = VideoService(registry, runtime, plans, jobs, policy, store, figures, history, video_presets)
     return Services(
         settings, registry, runtime, store, db, plans, ledger, identity, instances, jobs, history, generation, recovered,
-        safety_file, safety, figure_presets, figures, faces, video_presets, video,
+        safety_file, safety, figure_presets, figures, faces, video_presets, video, load_image_presets(),
+        ReferenceImages(generation, figures, history, faces),
     )

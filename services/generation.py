@@ -6,13 +6,13 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from pipelines.registry import ModelEntry, Registry
+from pipelines.registry import ASPECT_RATIOS, ModelEntry, Registry
 from pipelines.runtime import PREVIEW_NOTICE, PipelineRuntime
 from pipelines.types import GenerationRequest, StepCallback, Task
 
 from .identity import Account
 from .jobs import JobResult, Jobs
-from .metadata import png_bytes
+from .metadata import png_bytes, read_png_metadata
 from .plans import Plans, Quote
 from .policy import PromptPolicy, Surface, UploadLimits
 from .storage import OutputStore
@@ -24,6 +24,11 @@ MAX_COUNT = 8
 
 class InvalidRequest(ValueError):
     """The request cannot run as given; the message says what to change."""
+
+
+def _ratio(name: str) -> float:
+    w, _, h = name.partition(":")
+    return int(w) / int(h)
 
 
 def checked_count(count: int) -> int:
@@ -141,6 +146,37 @@ class GenerationService:
     def check_upload(self, path: str):
         """Validate an upload as a request would (for an early preview); raises InvalidUpload."""
         return load_image(path, self.uploads)
+
+    def settings_from_png(self, path: str) -> dict[str, Any]:
+        """The settings a PNG carries (this app's JSON chunk, or an A1111-style `parameters` chunk), mapped onto
+        Text mode's fields; the file is validated like any upload first."""
+        load_image(path, self.uploads)
+        try:
+            meta = read_png_metadata(Path(path).read_bytes())
+        except Exception:  # a JPEG/WEBP, or a PNG whose chunks do not parse
+            meta = {}
+        record, params = meta.get("record") or {}, meta.get("parameters") or {}
+        prompt = record.get("prompt") or params.get("prompt")
+        if not prompt:
+            raise InvalidRequest("This image carries no generation settings; PNGs made here or by A1111-style tools do.")
+        model = record.get("model") or params.get("Model")
+        entry = self.registry.get(model) if model in self.registry.ids() else None
+        width = int(record.get("width") or params.get("width") or 1024)
+        height = int(record.get("height") or params.get("height") or 1024)
+        ratio = record.get("aspect_ratio") or min(ASPECT_RATIOS, key=lambda r: abs(_ratio(r) - width / height))
+        seed = params.get("seed", record.get("seed", -1))
+        guidance = record.get("guidance", params.get("CFG scale"))
+        return {
+            "prompt": prompt,
+            "negative_prompt": record.get("negative_prompt", params.get("negative_prompt", "")),
+            "model": entry.id if entry else None,
+            "aspect_ratio": ratio,
+            "resolution": record.get("resolution") or "1K",
+            "seed": int(seed) if seed is not None else -1,
+            "steps": int(record.get("steps") or params.get("Steps") or 0),
+            "guidance": float(guidance) if guidance is not None else -1.0,
+            "prompt_style": record.get("prompt_style") or "natural",
+        }
 
     def quote(self, model: str, task: Task | str, aspect_ratio: str, resolution: str, count: int = 1, figures: int = 1) -> Quote:
         """The price of a request, after checking the model offers the task and the size."""

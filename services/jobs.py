@@ -192,7 +192,14 @@ class Jobs:
         if not kept:
             raise SafetyBlocked(next((v.reason for v in verdicts if v.flagged), "no output"))
         parameters = dict(result.parameters, request_id=request_id)
-        encoded = [self._encode(output, parameters, seed) for output, seed, _ in kept]
+        scores = parameters.pop("identity_scores", None)
+        kept_scores = [scores[i] for i, v in enumerate(verdicts) if allow_flagged or not v.flagged] if scores else None
+        encoded = [
+            self._encode(output, dict(parameters, identity_score=kept_scores[i]) if kept_scores else parameters, seed)
+            for i, (output, seed, _) in enumerate(kept)
+        ]
+        if kept_scores:
+            parameters["identity_scores"] = kept_scores
         files = [path for path, _, _ in encoded]
         blocked = len(outputs) - len(kept)
         per_output = charge // max(1, len(outputs))

@@ -164,6 +164,21 @@ def _detector_model():
     # whole graph away once insightface fixes the input size.
     pixel_mean = g.op("ReduceMean", [x], "pix_mean", keepdims=0)
     pixel_zero = g.op("Mul", [pixel_mean, g.const(0.0, f32)], "pix_zero")
+    # "No face" on a flat image: the face only scores high when the region where it would sit (30-50% of
+    # the width and height) has some contrast, so a uniform picture yields no detection at all.
+    ten = g.const([10], i64, "ten")
+    h0 = g.op("Div", [g.op("Mul", [height, g.const([3], i64)], "h3"), ten], "h0")
+    h1 = g.op("Div", [g.op("Mul", [height, g.const([5], i64)], "h5"), ten], "h1")
+    w0 = g.op("Div", [g.op("Mul", [width, g.const([3], i64)], "w3"), ten], "w0")
+    w1 = g.op("Div", [g.op("Mul", [width, g.const([5], i64)], "w5"), ten], "w1")
+    starts = g.op("Concat", [h0, w0], "crop_starts", axis=0)
+    ends = g.op("Concat", [h1, w1], "crop_ends", axis=0)
+    crop = g.op("Slice", [x, starts, ends, g.const([2, 3], i64, "crop_axes")], "crop")
+    # Per channel (a flat coloured image is still flat), then the largest.
+    spread = g.op("Sub", [g.op("ReduceMax", [crop], "crop_max", axes=[2, 3], keepdims=0),
+                          g.op("ReduceMin", [crop], "crop_min", axes=[2, 3], keepdims=0)], "spread")
+    contrast = g.op("ReduceMax", [spread], "contrast", keepdims=0)
+    has_face = g.op("Cast", [g.op("Greater", [contrast, g.const(0.05, f32)], "textured")], "has_face", to=TensorProto.FLOAT)
 
     x1, y1, x2, y2 = _BOX
     bw, bh = x2 - x1, y2 - y1
@@ -215,7 +230,7 @@ def _detector_model():
         else:
             target = g.const([-1], i64, "no_target")
         hit = g.op("Cast", [g.op("Equal", [index, target], "eq")], "hit", to=TensorProto.FLOAT)
-        high = g.op("Mul", [hit, g.const(_HIGH_SCORE - _LOW_SCORE, f32)], "hi")
+        high = g.op("Mul", [g.op("Mul", [hit, g.const(_HIGH_SCORE - _LOW_SCORE, f32)], "hi_raw"), has_face], "hi")
         score = g.op("Add", [high, g.const(_LOW_SCORE, f32)], "score")
         score = g.op("Add", [score, pixel_zero], "score_px")
         scores_out.append((g.op("Unsqueeze", [score, g.const([1], i64)], f"score{stride}"), stride))

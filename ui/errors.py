@@ -19,6 +19,7 @@ from services.ledger import InsufficientCredits
 from services.policy import FeatureLocked, PromptRefused
 from services.safety import SafetyBlocked
 from services.uploads import InvalidUpload
+from services.image_presets import ImagePresetsError
 from services.video import VideoError
 
 log = logging.getLogger(__name__)
@@ -43,6 +44,7 @@ USER_ERRORS = (
     FigureError,
     FigurePresetsError,
     VideoError,
+    ImagePresetsError,
 )
 
 

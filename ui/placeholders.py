@@ -4,7 +4,6 @@ from __future__ import annotations
 import gradio as gr
 
 PLANNED = {
-    "remix": "Figure Remix: the same face in a new scene.",
     "characters": "Characters built on figures, exportable as Character Card PNGs.",
     "compare": "Compare models side by side on the same prompt and seed.",
 }

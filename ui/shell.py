@@ -5,7 +5,7 @@ import gradio as gr
 
 from services.container import Services
 
-from . import credits, figures_custom, figures_library, figures_quick, history, session, text_mode, video
+from . import credits, edit, figures_custom, figures_library, figures_quick, group, history, remix, session, text_mode, video
 from .placeholders import placeholder
 
 TITLE = "Character Playground"
@@ -48,8 +48,12 @@ def build_app(services: Services) -> gr.Blocks:
                 with gr.Tabs() as image_tabs:
                     with gr.Tab("Text", id="images-text"):
                         text = text_mode.build(services, demo, current)
-                    with gr.Tab("Figure Remix", id="images-remix"):
-                        placeholder("remix")
+                    with gr.Tab("Figure Remix", id="images-remix") as remix_tab:
+                        remix.build(services, demo, current, remix_tab, current_figure)
+                    with gr.Tab("Edit", id="images-edit") as edit_tab:
+                        edit.build(services, demo, current, edit_tab)
+                    with gr.Tab("Group", id="images-group") as group_tab:
+                        group.build(services, demo, current, group_tab)
             with gr.Tab("Video", id="video"):
                 with gr.Tabs() as video_tabs:
                     figure_video_tab = gr.Tab("Figure to Video", id="video-figure")

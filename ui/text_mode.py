@@ -11,6 +11,7 @@ from pipelines.types import Task
 from services.container import Services
 from services.generation import TextToImageParams
 from services.identity import Account
+from services.image_presets import add_fragment, remove_fragment
 
 from .errors import user_errors
 from .session import SessionUI, account_for, bar_text, optional_account
@@ -86,6 +87,18 @@ def build(services: Services, demo: gr.Blocks, session: SessionUI) -> TextModeUI
                 value="portrait of a red-haired explorer in a green field jacket, golden hour",
                 elem_id="text-prompt",
             )
+            with gr.Accordion("Tags and presets", open=True, elem_id="text-helpers"):
+                chips = {}
+                for category, tags in services.image_presets.tags.items():
+                    chips[category] = gr.CheckboxGroup(tags, label=category.title(), elem_id=f"text-chips-{category}")
+                with gr.Row():
+                    libraries = {
+                        library: gr.Dropdown(
+                            [("—", "")] + services.image_presets.choices(library), value="", label=library.title(),
+                            elem_id=f"text-preset-{library}",
+                        )
+                        for library in ("outfits", "actions", "scenes")
+                    }
             style = gr.Radio(
                 [("Natural description (up to 2,000 characters)", "natural"), ("Tags, comma-separated (up to 1,000)", "tags")],
                 value="natural",
@@ -111,6 +124,9 @@ def build(services: Services, demo: gr.Blocks, session: SessionUI) -> TextModeUI
                     )
                     init_preview = gr.Image(label="Checked start image", interactive=False, height=140, format="png", elem_id="text-init-preview")
                 strength = gr.Slider(0.05, 1.0, value=0.75, step=0.05, label="Change strength (low keeps more of the image)")
+            with gr.Accordion("Reuse settings from a PNG", open=False):
+                settings_png = gr.File(label="Drop a PNG made here (or by an A1111-style tool)", file_types=[".png"], type="filepath", height=100, elem_id="text-settings-png")
+                settings_note = gr.Markdown("", elem_id="text-settings-note")
             with gr.Accordion("Advanced", open=False):
                 steps = gr.Slider(0, 100, value=0, step=1, label="Steps (0 = model default)")
                 guidance = gr.Number(value=-1, label="Guidance (-1 = model default)")
@@ -148,6 +164,43 @@ def build(services: Services, demo: gr.Blocks, session: SessionUI) -> TextModeUI
         return services.generation.check_upload(path)
 
     init_image.change(check_start_image, [init_image], [init_preview], api_visibility="private")
+
+    def toggle_chip(current: str, chosen: list[str], before: list[str]):
+        added = [t for t in chosen if t not in before]
+        removed = [t for t in before if t not in chosen]
+        for tag in added:
+            current = add_fragment(current, tag)
+        for tag in removed:
+            current = remove_fragment(current, tag)
+        return current, chosen
+
+    for category, group in chips.items():
+        previous = gr.State([])
+        group.input(toggle_chip, [prompt, group, previous], [prompt, previous], api_visibility="private")
+
+    def insert_preset(library: str):
+        def insert(current: str, key: str):
+            if not key:
+                return current, ""
+            return add_fragment(current, services.image_presets.fragment(library, key)), ""
+
+        return insert
+
+    for library, picker in libraries.items():
+        picker.input(insert_preset(library), [prompt, picker], [prompt, picker], api_visibility="private")
+
+    @user_errors
+    def read_settings(path: str | None):
+        if not path:
+            return (gr.update(),) * 10
+        found = services.generation.settings_from_png(path)
+        model_value = found["model"] or gr.update()
+        note = f"Settings read from the PNG{'' if found['model'] else ' (its model is not in this registry; keeping yours)'}."
+        return (found["prompt"], found["prompt_style"], found["negative_prompt"], model_value, found["aspect_ratio"],
+                found["resolution"], found["seed"], found["steps"], found["guidance"], note)
+
+    settings_png.upload(read_settings, [settings_png], [prompt, style, negative, model, ratio, tier, seed, steps, guidance, settings_note],
+                        api_name="read_png_settings", api_visibility="private")
 
     model_inputs = [model, ratio, tier, count, session.token]
     session.loaded.then(on_model, model_inputs, [ratio, tier, price], api_visibility="private")

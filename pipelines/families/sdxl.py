@@ -1,45 +1,57 @@
 """SDXL family (SDXL base, Playground v2.5): text-to-image and image-to-image on shared components."""
 from __future__ import annotations
 
+from ..face_adapter import ip_adapter_call
 from ..family import Family, common_parameters, register_family, run_per_seed
 from ..tiny import sdxl as tiny_sdxl
 from ..types import Task
 
 
 def text_to_image(pipe, request, on_step, cancel):
-    def call(generator, callback):
-        return pipe(
-            prompt=request.prompt,
-            negative_prompt=request.negative_prompt or None,
-            width=request.width,
-            height=request.height,
-            num_inference_steps=request.steps,
-            guidance_scale=request.guidance,
-            generator=generator,
-            callback_on_step_end=callback,
-            output_type="pil",
-        )
+    # request.extra["face_embedding"] (512 floats, insightface-style) conditions on a face through an
+    # IP-Adapter FaceID that pipelines.face_adapter.ensure_faceid has loaded; without it nothing changes.
+    ip_kwargs, ip_params, ip_context = ip_adapter_call(pipe, request)
 
-    return run_per_seed(pipe, request, on_step, cancel, call, common_parameters(request, sampler=type(pipe.scheduler).__name__))
+    def call(generator, callback):
+        with ip_context():
+            return pipe(
+                prompt=request.prompt,
+                negative_prompt=request.negative_prompt or None,
+                width=request.width,
+                height=request.height,
+                num_inference_steps=request.steps,
+                guidance_scale=request.guidance,
+                generator=generator,
+                callback_on_step_end=callback,
+                output_type="pil",
+                **ip_kwargs,
+            )
+
+    params = common_parameters(request, sampler=type(pipe.scheduler).__name__, **ip_params)
+    return run_per_seed(pipe, request, on_step, cancel, call, params)
 
 
 def image_to_image(pipe, request, on_step, cancel):
     image = request.reference_images[0].convert("RGB").resize((request.width, request.height))
+    # The UNet is shared with text_to_image's view: a loaded FaceID adapter applies (or is muted) here too.
+    ip_kwargs, ip_params, ip_context = ip_adapter_call(pipe, request)
 
     def call(generator, callback):
-        return pipe(
-            prompt=request.prompt,
-            negative_prompt=request.negative_prompt or None,
-            image=image,
-            strength=request.strength,
-            num_inference_steps=request.steps,
-            guidance_scale=request.guidance,
-            generator=generator,
-            callback_on_step_end=callback,
-            output_type="pil",
-        )
+        with ip_context():
+            return pipe(
+                prompt=request.prompt,
+                negative_prompt=request.negative_prompt or None,
+                image=image,
+                strength=request.strength,
+                num_inference_steps=request.steps,
+                guidance_scale=request.guidance,
+                generator=generator,
+                callback_on_step_end=callback,
+                output_type="pil",
+                **ip_kwargs,
+            )
 
-    params = common_parameters(request, sampler=type(pipe.scheduler).__name__, strength=request.strength)
+    params = common_parameters(request, sampler=type(pipe.scheduler).__name__, strength=request.strength, **ip_params)
     return run_per_seed(pipe, request, on_step, cancel, call, params)
 
 

@@ -1,0 +1,176 @@
+"""Figure Remix (same face, new scene), instruction edits, and group shots of 2-3 figures.
+
+Remix follows the path the model declares (`face_preservation` in the registry):
+- "reference": reference-editing models (FLUX.1 Kontext, FLUX.2, Qwen-Image-Edit) take the canonical image as
+  their input image; likeness maps to guidance (high likeness keeps closer to the reference).
+- "ip-adapter-faceid": SDXL-family models take the figure's face embedding through IP-Adapter FaceID; likeness
+  is the adapter scale (0 = plain text-to-image).
+With a face pack configured, every output gets an identity score (cosine of face embeddings, output vs the
+figure's canonical image) or "no face found"; it is stored in the PNG's JSON chunk.
+"""
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from PIL import Image
+
+from pipelines.registry import ModelEntry
+from pipelines.types import StepCallback, Task
+
+from .faces import FaceEngine, similarity
+from .figures import Figures
+from .generation import GenerationService, ImageOutput, InvalidRequest, TextToImageParams
+from .history import History
+from .identity import Account
+from .policy import Surface
+from .uploads import load_image
+
+MAX_GROUP = 3
+
+
+class RemixError(InvalidRequest):
+    pass
+
+
+def identity_scores(faces: FaceEngine | None, reference: list[float] | None, images: list[Image.Image]) -> list[Any] | None:
+    """One entry per image: a cosine in [-1, 1], or "no face found"; None when identity features are off."""
+    if faces is None or reference is None:
+        return None
+    out: list[Any] = []
+    for image in images:
+        embedding = faces.embed(image)
+        out.append("no face found" if embedding is None else round(similarity(reference, embedding), 4))
+    return out
+
+
+class ReferenceImages:
+    def __init__(self, generation: GenerationService, figures: Figures, history: History, faces: FaceEngine | None):
+        self.generation = generation
+        self.figures = figures
+        self.history = history
+        self.faces = faces
+        self.registry = generation.registry
+        self.runtime = generation.runtime
+
+    def remix_models(self) -> list[ModelEntry]:
+        return [e for e in self.registry if e.face_preservation != "none" and not e.is_remote
+                and (Task.REFERENCE in e.tasks or Task.TEXT_TO_IMAGE in e.tasks)]
+
+    # -- Figure Remix ------------------------------------------------------------------------------------
+    def figure_remix(
+        self, account: Account, *, prompt: str, model: str, figure_id: str | None = None, face_photo: str | None = None,
+        likeness: float = 0.7, negative_prompt: str = "", aspect_ratio: str = "1:1", resolution: str = "1K",
+        count: int = 1, seed: int | None = None, idempotency_key: str | None = None, on_step: StepCallback | None = None,
+    ) -> ImageOutput:
+        likeness = float(likeness)
+        if not 0.0 <= likeness <= 1.0:
+            raise RemixError(f"Likeness must be between 0 and 1, not {likeness}.")
+        entry = self.registry.get(model)
+        if entry.face_preservation == "none":
+            raise RemixError(f"{entry.name} cannot keep a face; pick a model marked “keeps the face”.")
+        if bool(figure_id) == bool(face_photo):
+            raise RemixError("Pick one of your figures, or upload a face photo (one of the two).")
+        self.generation.policy.check(prompt or "", account, Surface.IMAGE, "natural", negative_prompt or "")
+        if figure_id:
+            ref = self.figures.reference(account, figure_id)
+            with Image.open(ref.image) as opened:
+                reference_image = opened.convert("RGB")
+            embedding = ref.embedding
+        else:
+            reference_image = load_image(face_photo, self.generation.uploads).convert("RGB")
+            embedding = self.faces.embed(reference_image) if self.faces else None
+        context = {"remix": {"figure_id": figure_id, "likeness": likeness, "path": entry.face_preservation}}
+        if entry.face_preservation == "reference":
+            task = Task.REFERENCE
+            params = TextToImageParams(prompt=prompt, model=entry.id, negative_prompt=negative_prompt, aspect_ratio=aspect_ratio,
+                                       resolution=resolution, count=count, seed=seed)
+            _, request = self.generation.build_request(params, task)
+            guidance = round(entry.defaults.guidance * (1.5 - likeness), 3)
+            request = replace(request, reference_images=(reference_image,), guidance=guidance)
+            mapping = {"likeness": likeness, "guidance": guidance}
+        else:  # ip-adapter-faceid
+            if embedding is None:
+                raise RemixError(
+                    "This model keeps the face through a face embedding, and none is available: configure a face pack "
+                    "(PLAYGROUND_FACE_PACK) or pick a reference model (Kontext, FLUX.2, Qwen-Image-Edit)."
+                )
+            task = Task.TEXT_TO_IMAGE
+            params = TextToImageParams(prompt=prompt, model=entry.id, negative_prompt=negative_prompt, aspect_ratio=aspect_ratio,
+                                       resolution=resolution, count=count, seed=seed)
+            _, request = self.generation.build_request(params, task)
+            request = replace(request, extra={**request.extra, "face_embedding": list(embedding), "ip_adapter_scale": likeness,
+                                              "faceid_weights": str(self.runtime.faceid_weights(entry))})
+            mapping = {"likeness": likeness, "ip_adapter_scale": likeness}
+        return self._run(account, entry, task, request, params, context, mapping, embedding, idempotency_key, on_step, Surface.IMAGE)
+
+    # -- Edit ------------------------------------------------------------------------------------------
+    def edit_image(
+        self, account: Account, *, request_id: str, index: int, instruction: str, model: str, seed: int | None = None,
+        idempotency_key: str | None = None, on_step: StepCallback | None = None,
+    ) -> ImageOutput:
+        """Change one of your images as the instruction says; the result is a new version linked to its source."""
+        self.generation.policy.check(instruction or "", account, Surface.EDIT)
+        entry = self.registry.require(model, Task.EDIT)
+        record = self.history.get(account.id, request_id)
+        images = [p for p in record.files if p.suffix == ".png"]
+        if not 0 <= int(index) < len(images):
+            raise RemixError(f"Pick one of your images: {request_id} has {len(images)} image(s).")
+        with Image.open(images[int(index)]) as opened:
+            source = opened.convert("RGB")
+        ratio = min(entry.sizes, key=lambda r: abs(_ratio(r) - source.width / source.height))
+        params = TextToImageParams(prompt=instruction, model=entry.id, aspect_ratio=ratio, resolution="1K", count=1, seed=seed)
+        _, request = self.generation.build_request(params, Task.EDIT)
+        request = replace(request, reference_images=(source,))
+        context = {"edit_of": {"request_id": request_id, "index": int(index)}}
+        figure_embedding = None
+        return self._run(account, entry, Task.EDIT, request, params, context, {}, figure_embedding, idempotency_key, on_step, Surface.EDIT)
+
+    # -- Group -----------------------------------------------------------------------------------------
+    def group_image(
+        self, account: Account, *, figure_ids: list[str], prompt: str, model: str, aspect_ratio: str = "16:9",
+        seed: int | None = None, idempotency_key: str | None = None, on_step: StepCallback | None = None,
+    ) -> ImageOutput:
+        figure_ids = list(dict.fromkeys(f for f in figure_ids if f))
+        if not 2 <= len(figure_ids) <= MAX_GROUP:
+            raise RemixError(f"Pick 2 or 3 of your figures for a group shot, not {len(figure_ids)}.")
+        self.generation.policy.check(prompt or "", account, Surface.IMAGE)
+        entry = self.registry.require(model, Task.MULTI_REFERENCE)
+        refs = [self.figures.reference(account, f) for f in figure_ids]
+        images = []
+        for ref in refs:
+            with Image.open(ref.image) as opened:
+                images.append(opened.convert("RGB"))
+        params = TextToImageParams(prompt=prompt, model=entry.id, aspect_ratio=aspect_ratio, resolution="1K", count=1, seed=seed)
+        _, request = self.generation.build_request(params, Task.MULTI_REFERENCE)
+        request = replace(request, reference_images=tuple(images))
+        context = {"group": {"figure_ids": figure_ids}}
+        return self._run(account, entry, Task.MULTI_REFERENCE, request, params, context, {}, refs[0].embedding,
+                         idempotency_key, on_step, Surface.IMAGE, figures=len(figure_ids))
+
+    # -- shared ----------------------------------------------------------------------------------------
+    def _run(self, account, entry, task, request, params, context, mapping, embedding, idempotency_key, on_step, surface, figures=1):
+        quote = self.generation.plans.quote(entry, task, params.resolution, request.count, figures)
+        asked = {"prompt": params.prompt, "model": entry.id, "negative_prompt": params.negative_prompt,
+                 "aspect_ratio": params.aspect_ratio, "resolution": params.resolution, "count": request.count,
+                 "seed": params.seed if params.seed is not None else -1, "context": context}
+
+        def work(cancel):
+            result = self.runtime.run(entry, task, request, on_step=on_step, cancel=cancel)
+            result.parameters.update(aspect_ratio=params.aspect_ratio, resolution=params.resolution, **mapping)
+            scores = identity_scores(self.faces, embedding, result.images)
+            if scores is not None:
+                result.parameters["identity_scores"] = scores
+            return result
+
+        job = self.generation.jobs.run(
+            account, quote=quote, request=asked, work=work, idempotency_key=idempotency_key,
+            allow_flagged=account.can("adult_prompts") and not surface.sfw_only,
+        )
+        return ImageOutput.from_job(job)
+
+
+def _ratio(name: str) -> float:
+    w, _, h = name.partition(":")
+    return int(w) / int(h)

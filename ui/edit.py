@@ -1,0 +1,71 @@
+"""Images > Edit: describe a change to one of your images; SFW only; the result links to its source."""
+from __future__ import annotations
+
+import gradio as gr
+
+from pipelines.types import Task
+from services.container import Services
+
+from .errors import user_errors
+from .remix import result
+from .session import SessionUI, account_for, optional_account
+
+
+def build(services: Services, demo: gr.Blocks, session: SessionUI, tab: gr.Tab) -> None:
+    models = [(f"{e.name} · {services.plans.quote(e, Task.EDIT, '1K', 1).total} credits/edit", e.id)
+              for e in services.registry.for_task(Task.EDIT) if not e.is_remote]
+    with gr.Row():
+        with gr.Column(scale=3):
+            sources = gr.Gallery(fit_columns=False, label="Your images — click the one to edit", columns=5, height=240, format="png",
+                                 type="filepath", allow_preview=False, elem_id="edit-sources")
+            rows = gr.State([])
+            chosen = gr.Markdown("No image selected.", elem_id="edit-chosen")
+            request_id = gr.Textbox(visible=False)
+            index = gr.Number(visible=False, precision=0)
+            instruction = gr.Textbox(label="What should change?", lines=2, max_length=1000, elem_id="edit-instruction",
+                                     value="same setting, change the jacket to a red one")
+            model = gr.Dropdown(models, value=models[0][1], label="Edit model", elem_id="edit-model")
+            seed = gr.Number(value=-1, precision=0, label="Seed (-1 = random)")
+            go = gr.Button("Edit", variant="primary", elem_id="edit-generate")
+        with gr.Column(scale=3):
+            notice = gr.Markdown("", elem_id="edit-notice")
+            gallery = gr.Gallery(fit_columns=False, label="Edited version", columns=1, height=420, format="png", type="filepath", elem_id="edit-gallery")
+            info = gr.JSON(label="Settings used")
+
+    @user_errors
+    def list_sources(token, profile: gr.OAuthProfile | None = None):
+        account = optional_account(services, token, profile)
+        found, pictures = [], []
+        for record in services.history.list(account.id, limit=60) if account else []:
+            for i, path in enumerate(record.files):
+                if path.suffix == ".png":
+                    found.append({"request_id": record.id, "index": i})
+                    pictures.append((str(path), record.model))
+        return pictures, found
+
+    gr.on([tab.select], list_sources, [session.token], [sources, rows], api_visibility="private")
+
+    def pick(found: list[dict], evt: gr.SelectData):
+        row = found[evt.index]
+        return row["request_id"], row["index"], f"Editing image {row['index'] + 1} of request `{row['request_id'][:12]}`."
+
+    sources.select(pick, [rows], [request_id, index, chosen], api_visibility="private")
+
+    @user_errors
+    def edit_image(request_id: str, index: int = 0, instruction: str = "", model: str = "", seed: int = -1, token: str = "",
+                   profile: gr.OAuthProfile | None = None, progress=gr.Progress()):
+        """Edit one of your images (`request_id` from /history, image `index`) as `instruction` says, with an
+        edit-capable `model`. SFW only. The new image links to its source."""
+        account = account_for(services, token, profile)
+        if not request_id:
+            raise gr.Error("Click the image to edit first.")
+        progress(0, desc="Loading model")
+        output = services.remix.edit_image(
+            account, request_id=request_id, index=int(index or 0), instruction=instruction, model=model,
+            seed=None if seed is None or int(seed) < 0 else int(seed),
+            on_step=lambda done, total: progress((done, total), desc="Editing", unit="steps"),
+        )
+        return result(services, output, token, profile)
+
+    go.click(edit_image, [request_id, index, instruction, model, seed, session.token], [gallery, info, notice, session.bar],
+             api_name="edit_image", concurrency_limit=1)

@@ -1,0 +1,61 @@
+"""Images > Group: 2-3 of your figures in one scene through a multi-reference model; priced per figure."""
+from __future__ import annotations
+
+import gradio as gr
+
+from pipelines.types import Task
+from services.container import Services
+
+from .errors import user_errors
+from .remix import figure_choices, result
+from .session import SessionUI, account_for, optional_account
+
+
+def build(services: Services, demo: gr.Blocks, session: SessionUI, tab: gr.Tab) -> None:
+    models = [(f"{e.name} · {e.price} credits per figure", e.id)
+              for e in services.registry.for_task(Task.MULTI_REFERENCE) if not e.is_remote]
+    with gr.Row():
+        with gr.Column(scale=3):
+            figures = gr.Dropdown([], multiselect=True, max_choices=3, allow_custom_value=True, label="Figures (2 or 3)", elem_id="group-figures")
+            prompt = gr.Textbox(label="Scene", lines=3, max_length=2000, elem_id="group-prompt",
+                                value="the friends laughing together around a campfire at night")
+            model = gr.Dropdown(models, value=models[0][1], label="Model", elem_id="group-model")
+            with gr.Row():
+                ratio = gr.Radio(["16:9", "1:1", "4:3"], value="16:9", label="Aspect ratio")
+                seed = gr.Number(value=-1, precision=0, label="Seed (-1 = random)")
+            price = gr.Markdown("", elem_id="group-price")
+            go = gr.Button("Make group shot", variant="primary", elem_id="group-generate")
+        with gr.Column(scale=3):
+            notice = gr.Markdown("", elem_id="group-notice")
+            gallery = gr.Gallery(fit_columns=False, label="Group shot", columns=1, height=420, format="png", type="filepath", elem_id="group-gallery")
+            info = gr.JSON(label="Settings used")
+
+    @user_errors
+    def list_figures(token, profile: gr.OAuthProfile | None = None):
+        return gr.Dropdown(choices=figure_choices(services, token, profile))
+
+    gr.on([tab.select], list_figures, [session.token], [figures], api_visibility="private")
+
+    def show_price(model_id, chosen, token, profile: gr.OAuthProfile | None = None):
+        n = max(2, len(chosen or []))
+        quote = services.plans.quote(services.registry.get(model_id), Task.MULTI_REFERENCE, "1K", 1, n)
+        account = optional_account(services, token, profile)
+        return f"**Price:** {quote.text()}" + (f" · you have {account.balance_text()}" if account else "")
+
+    gr.on([model.change, figures.change, tab.select], show_price, [model, figures, session.token], [price], api_visibility="private")
+
+    @user_errors
+    def group_image(figure_ids: list[str], prompt: str = "", model: str = "", aspect_ratio: str = "16:9", seed: int = -1,
+                    token: str = "", profile: gr.OAuthProfile | None = None, progress=gr.Progress()):
+        """2-3 of your figures (`figure_ids`) in one scene through a multi-reference `model`; the price is per figure."""
+        account = account_for(services, token, profile)
+        progress(0, desc="Loading model")
+        output = services.remix.group_image(
+            account, figure_ids=list(figure_ids or []), prompt=prompt, model=model, aspect_ratio=aspect_ratio,
+            seed=None if seed is None or int(seed) < 0 else int(seed),
+            on_step=lambda done, total: progress((done, total), desc="Composing", unit="steps"),
+        )
+        return result(services, output, token, profile)
+
+    go.click(group_image, [figures, prompt, model, ratio, seed, session.token], [gallery, info, notice, session.bar],
+             api_name="group_image", concurrency_limit=1)

@@ -1,0 +1,129 @@
+"""Images > Figure Remix: one of your figures (or an uploaded face photo) in a new scene, with one
+likeness <-> freedom control and an identity score on every output when a face pack is configured."""
+from __future__ import annotations
+
+import gradio as gr
+
+from pipelines.registry import ASPECT_RATIOS
+from services.container import Services
+
+from .errors import user_errors
+from .session import SessionUI, account_for, bar_text, optional_account
+
+
+def model_choices(services: Services) -> list[tuple[str, str]]:
+    out = []
+    for e in services.remix.remix_models():
+        how = "keeps the face via reference image" if e.face_preservation == "reference" else "keeps the face via FaceID adapter"
+        flags = " · non-commercial" if e.licence.non_commercial else ""
+        out.append((f"{e.name} · {e.price} credits · {how}{flags}", e.id))
+    return out
+
+
+def score_text(info: dict) -> str:
+    scores = info.get("parameters", {}).get("identity_scores")
+    if scores is None:
+        return "Identity score: off (no face-analysis pack configured)."
+    parts = [f"image {i + 1}: {s if isinstance(s, str) else f'{s:+.3f}'}" for i, s in enumerate(scores)]
+    return "Identity score (cosine to the canonical face): " + ", ".join(parts)
+
+
+def result(services: Services, output, token, profile):
+    after = account_for(services, token, profile)
+    info = dict(output.info(), balance=after.balance)
+    lines = []
+    if output.preview:
+        lines.append(f"⚠️ **{output.notice}** — real weights are not on this machine.")
+    lines.append(f"Charged {output.charged} credits · balance now **{after.balance_text()}**.")
+    lines.append(score_text(info))
+    return [str(p) for p in output.files], info, "  \n".join(lines), bar_text(after)
+
+
+def figure_choices(services: Services, token, profile=None):
+    account = optional_account(services, token, profile)
+    figures = services.figures.list(account) if account else []
+    return [(f.name, f.id) for f in figures]
+
+
+def build(services: Services, demo: gr.Blocks, session: SessionUI, tab: gr.Tab, current_figure: gr.State) -> None:
+    choices = model_choices(services)
+    default = next((v for _, v in choices if v == "qwen-image-edit"), choices[0][1])
+    with gr.Row():
+        with gr.Column(scale=3):
+            with gr.Row():
+                figure = gr.Dropdown([], label="Figure", allow_custom_value=True, scale=3, elem_id="remix-figure")
+                refresh = gr.Button("Refresh", size="sm", scale=0, min_width=100)
+            with gr.Accordion("…or upload a face photo instead", open=False):
+                face_photo = gr.File(label="Face photo (PNG, JPEG or WEBP)", file_types=[".png", ".jpg", ".jpeg", ".webp"], type="filepath", height=100)
+            prompt = gr.Textbox(label="New scene", lines=3, max_length=2000, elem_id="remix-prompt",
+                                value="sitting at a café table by a rainy window, warm evening light")
+            model = gr.Dropdown(choices, value=default, label="Model", elem_id="remix-model")
+            likeness = gr.Slider(0.0, 1.0, value=0.7, step=0.05, label="Likeness ↔ freedom (1 = closest to the figure)", elem_id="remix-likeness")
+            with gr.Row():
+                ratio = gr.Radio(list(ASPECT_RATIOS), value="1:1", label="Aspect ratio")
+                count = gr.Slider(1, 4, value=1, step=1, label="Images")
+                seed = gr.Number(value=-1, precision=0, label="Seed (-1 = random)")
+            price = gr.Markdown("", elem_id="remix-price")
+            go = gr.Button("Remix", variant="primary", elem_id="remix-generate")
+        with gr.Column(scale=3):
+            canonical = gr.Image(label="Canonical image", interactive=False, height=200, format="png")
+            notice = gr.Markdown("", elem_id="remix-notice")
+            gallery = gr.Gallery(label="Remixes", columns=2, height=420, format="png", type="filepath", elem_id="remix-gallery")
+            info = gr.JSON(label="Settings used", elem_id="remix-info")
+
+    @user_errors
+    def list_figures(selected, token, profile: gr.OAuthProfile | None = None):
+        options = figure_choices(services, token, profile)
+        ids = [v for _, v in options]
+        value = selected if selected in ids else (ids[0] if ids else None)
+        account = optional_account(services, token, profile)
+        image = str(services.figures.get(account, value).canonical_path) if value and account else None
+        return gr.Dropdown(choices=options, value=value), image
+
+    gr.on([tab.select, refresh.click, current_figure.change], list_figures, [current_figure, session.token], [figure, canonical], api_visibility="private")
+
+    @user_errors
+    def show_canonical(figure_id, token, profile: gr.OAuthProfile | None = None):
+        account = optional_account(services, token, profile)
+        return str(services.figures.get(account, figure_id).canonical_path) if figure_id and account else None
+
+    figure.input(show_canonical, [figure, session.token], [canonical], api_visibility="private")
+
+    def show_price(model_id, images, token, profile: gr.OAuthProfile | None = None):
+        entry = services.registry.get(model_id)
+        quote = services.plans.quote(entry, "reference" if entry.face_preservation == "reference" else "text-to-image", "1K", int(images))
+        account = optional_account(services, token, profile)
+        return f"**Price:** {quote.text()}" + (f" · you have {account.balance_text()}" if account else "")
+
+    gr.on([model.change, count.change, tab.select], show_price, [model, count, session.token], [price], api_visibility="private")
+
+    @user_errors
+    def figure_remix(
+        figure_id: str = "",
+        prompt: str = "",
+        model: str = "",
+        likeness: float = 0.7,
+        aspect_ratio: str = "1:1",
+        count: int = 1,
+        seed: int = -1,
+        face_photo: str | None = None,
+        token: str = "",
+        profile: gr.OAuthProfile | None = None,
+        progress=gr.Progress(),
+    ):
+        """The same face in a new scene: `figure_id` (one of yours; its canonical image) or an uploaded `face_photo`,
+        a scene `prompt`, a face-keeping `model`, and `likeness` 0..1 (adapter scale or reference strength).
+        Returns PNGs, JSON with settings and identity scores, a notice, and the balance line."""
+        account = account_for(services, token, profile)
+        progress(0, desc="Loading model")
+        output = services.remix.figure_remix(
+            account, prompt=prompt, model=model, figure_id=None if face_photo else (figure_id or None), face_photo=face_photo or None,
+            likeness=likeness, aspect_ratio=aspect_ratio, count=int(count), seed=None if seed is None or int(seed) < 0 else int(seed),
+            on_step=lambda done, total: progress((done, total), desc="Remixing", unit="steps"),
+        )
+        return result(services, output, token, profile)
+
+    go.click(
+        figure_remix, [figure, prompt, model, likeness, ratio, count, seed, face_photo, session.token],
+        [gallery, info, notice, session.bar], api_name="figure_remix", concurrency_limit=1,
+    ).then(show_price, [model, count, session.token], [price], api_visibility="private")
