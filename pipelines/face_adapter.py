@@ -158,7 +158,10 @@ def ip_adapter_call(pipe: Any, request: Any) -> tuple[dict[str, Any], dict[str, 
         zeros = [[0.0] * FACE_EMBEDDING_DIM]
         return {"ip_adapter_image_embeds": face_embeds(pipe, zeros, request.guidance)}, {}, lambda: faceid_muted(pipe)
     if not loaded:
-        raise RuntimeError("face_embedding given but no FaceID adapter is loaded (see pipelines.face_adapter)")
+        weights = request.extra.get("faceid_weights")
+        if not weights:
+            raise RuntimeError("face_embedding given but no FaceID adapter is loaded and no faceid_weights path was given")
+        ensure_faceid(pipe, Path(weights), float(request.extra.get("ip_adapter_scale", 1.0)))
     scale = request.extra.get("ip_adapter_scale")
     if scale is not None:
         set_faceid_scale(pipe, float(scale))

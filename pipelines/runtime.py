@@ -60,6 +60,11 @@ def pick_dtype(device: torch.device, override: str | None = None) -> torch.dtype
     return {"cuda": torch.bfloat16, "mps": torch.float16}.get(device.type, torch.float32)
 
 
+FACEID_REPO = "h94/IP-Adapter-FaceID"
+FACEID_REAL_FILE = "ip-adapter-faceid_sdxl.bin"
+FACEID_FILE = "ip-adapter-faceid_sdxl.safetensors"
+
+
 @dataclass(frozen=True)
 class Resolved:
     """Where an entry's weights come from for this process."""
@@ -147,6 +152,29 @@ class PipelineRuntime:
     # -- tiny preview folders ------------------------------------------------------
     def tiny_folder(self, variant: str) -> Path:
         return Path(self.settings.tiny_root) / variant
+
+    def faceid_weights(self, entry: ModelEntry) -> Path:
+        """The IP-Adapter FaceID weights for an SDXL-family entry: tiny ones (built once, next to the tiny
+        pipeline) in the offline preview, else the real file from the local HF cache (or a download when
+        allowed). The real weights (h94/IP-Adapter-FaceID) are for non-commercial research only."""
+        resolved = self.resolve(entry)
+        if resolved.preview:
+            path = self.settings.tiny_root / f"faceid-{entry.tiny}" / FACEID_FILE
+            with self._lock_for(("faceid", entry.tiny)):
+                if not path.exists():
+                    from .tiny.ip_adapter import build_faceid_sdxl
+
+                    build_faceid_sdxl(path.parent, self.ensure_tiny(entry), weight_name=FACEID_FILE)
+            return path
+        try:
+            from huggingface_hub import hf_hub_download
+
+            return Path(hf_hub_download(FACEID_REPO, FACEID_REAL_FILE, local_files_only=not self.downloads_allowed))
+        except Exception as exc:
+            raise WeightsUnavailable(
+                f"IP-Adapter FaceID weights ({FACEID_REPO}/{FACEID_REAL_FILE}) are not on this machine and downloads are off; "
+                "pick a reference model for Remix (they are non-commercial-licensed)"
+            ) from exc
 
     def ensure_tiny(self, entry: ModelEntry) -> Path:
         folder = self.tiny_folder(entry.tiny or "")

@@ -41,6 +41,14 @@ def preview_runtime(registry, tiny_root):
 
 
 @pytest.fixture(scope="session")
+def face_pack(tmp_path_factory):
+    """A tiny insightface pack (detector + recogniser ONNX) that FaceAnalysis runs offline."""
+    from services.tiny_faces import build_tiny_face_pack
+
+    return build_tiny_face_pack(tmp_path_factory.mktemp("face-pack"))
+
+
+@pytest.fixture(scope="session")
 def artifacts() -> Path:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     return ARTIFACTS

@@ -9,13 +9,6 @@ from services.figures import FigureError
 from services.policy import PromptRefused
 
 
-@pytest.fixture(scope="session")
-def face_pack(tmp_path_factory):
-    from services.tiny_faces import build_tiny_face_pack
-
-    return build_tiny_face_pack(tmp_path_factory.mktemp("face-pack"))
-
-
 def guest(services, ip="10.2.0.1"):
     return services.identity.start(None, ip=ip).account
 
