@@ -159,6 +159,9 @@ class ReferenceImages:
         def work(cancel):
             result = self.runtime.run(entry, task, request, on_step=on_step, cancel=cancel)
             result.parameters.update(aspect_ratio=params.aspect_ratio, resolution=params.resolution, **mapping)
+            figure_ids = context.get("group", {}).get("figure_ids") or [context.get("remix", {}).get("figure_id")]
+            if any(figure_ids):
+                result.parameters["figure_ids"] = [f for f in figure_ids if f]  # recorded in the PNG's JSON chunk
             scores = identity_scores(self.faces, embedding, result.images)
             if scores is not None:
                 result.parameters["identity_scores"] = scores

@@ -1,6 +1,8 @@
 """A visitor's click-through in headless chromium; screenshots land in tests/artifacts/."""
 from __future__ import annotations
 
+from urllib.parse import unquote
+
 import pytest
 from PIL import Image
 
@@ -20,6 +22,16 @@ def test_text_mode_generates_in_the_browser(app_server, artifacts):
         page.screenshot(path=str(artifacts / "text-mode-before.png"), full_page=True)
         prompt = page.locator("#text-prompt textarea")
         prompt.fill("portrait of a silver-haired mentor in a library, warm light")
+        # A tag chip and a preset insert their fragments.
+        page.get_by_text("Tags and presets").click()
+        page.locator("#text-chips-lighting").get_by_text("golden hour", exact=True).click()
+        page.locator("#text-preset-outfits input").click()
+        page.get_by_role("option", name="Explorer gear").click()
+        page.wait_for_function(
+            "() => { const v = document.querySelector('#text-prompt textarea').value;"
+            " return v.includes('golden hour') && v.includes('olive field jacket'); }", timeout=10_000
+        )
+        page.screenshot(path=str(artifacts / "text-mode-chips.png"), full_page=True)
         price = page.locator("#text-price").inner_text()
         assert "= 1 credit" in price and "you have 50 credits" in price
         page.locator("#text-generate").click()
@@ -28,6 +40,17 @@ def test_text_mode_generates_in_the_browser(app_server, artifacts):
         page.locator("#text-notice").get_by_text("offline preview").wait_for(timeout=10_000)
         page.locator("#account-bar").get_by_text("49 credits").wait_for(timeout=10_000)
         assert "balance now 49 credits" in page.locator("#text-notice").inner_text()
+        assert "golden hour" in page.locator("#text-info").inner_text()
+        made = page.locator("#text-gallery img").first.get_attribute("src")
+        assert made
+
+        # Dropping that PNG back in fills the form with its settings.
+        served = unquote(made.split("file=", 1)[1])  # the PNG the browser was served (gradio's copy, same bytes)
+        prompt.fill("something unrelated")
+        page.get_by_text("Reuse settings from a PNG").click()
+        page.locator("#text-settings-png input[type=file]").set_input_files(served)
+        page.locator("#text-settings-note").get_by_text("Settings read from the PNG").wait_for(timeout=15_000)
+        assert "golden hour" in prompt.input_value()
         page.screenshot(path=str(artifacts / "text-mode-after.png"), full_page=True)
         src = image.get_attribute("src")
         assert src and ".png" in src
@@ -37,7 +60,7 @@ def test_text_mode_generates_in_the_browser(app_server, artifacts):
         page.get_by_role("tab", name="History").click()
         page.locator("#history-gallery img").first.wait_for(state="visible", timeout=20_000)
         page.locator("#history-gallery img").first.click()
-        page.locator("#history-details").get_by_text("silver-haired mentor").first.wait_for(timeout=10_000)
+        page.locator("#history-details").get_by_text("silver-haired mentor", exact=False).first.wait_for(timeout=10_000)
         page.screenshot(path=str(artifacts / "history-tab.png"), full_page=True)
         page.locator("#history-reuse").click()
         page.locator("#text-prompt textarea").wait_for(state="visible", timeout=10_000)
@@ -116,3 +139,12 @@ def test_quick_figure_walkthrough_in_the_browser(app_server, artifacts):
         page.wait_for_function("() => document.querySelector('#f2v-video video').readyState >= 2", timeout=30_000)
         page.locator("#account-bar").get_by_text("28 credits").wait_for(timeout=10_000)
         page.screenshot(path=str(artifacts / "figure-to-video.png"), full_page=True)
+
+        # Remix the saved figure: same face, new scene.
+        page.get_by_role("tab", name="Images", exact=True).click()
+        page.get_by_role("tab", name="Figure Remix").click()
+        page.wait_for_function("() => document.querySelector('#remix-figure input').value.includes('Professor Hale')", timeout=15_000)
+        page.locator("#remix-generate").click()
+        page.locator("#remix-gallery img").first.wait_for(state="visible", timeout=120_000)
+        page.locator("#remix-notice").get_by_text("Identity score").wait_for(timeout=10_000)
+        page.screenshot(path=str(artifacts / "figure-remix.png"), full_page=True)

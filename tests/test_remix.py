@@ -132,8 +132,11 @@ def test_identity_scores_with_the_tiny_face_pack(make_services, face_pack):
     figure = make_figure(services, account)
     output = services.remix.figure_remix(account, prompt="on a beach", model="qwen-image-edit", figure_id=figure.id, count=2)
     for path in output.files:
-        score = read_png_metadata(str(path))["record"]["identity_score"]
+        record = read_png_metadata(str(path))["record"]
+        score = record["identity_score"]
         assert isinstance(score, float) and -1.0 <= score <= 1.0
+        assert record["figure_ids"] == [figure.id] and record["model"] == "qwen-image-edit" and record["task"] == "reference"
+        assert "revision" in record
     # An image without a face: a flat start image for Edit... scored directly against the figure.
     from services.remix import identity_scores
 

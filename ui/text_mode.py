@@ -87,7 +87,7 @@ def build(services: Services, demo: gr.Blocks, session: SessionUI) -> TextModeUI
                 value="portrait of a red-haired explorer in a green field jacket, golden hour",
                 elem_id="text-prompt",
             )
-            with gr.Accordion("Tags and presets", open=True, elem_id="text-helpers"):
+            with gr.Accordion("Tags and presets — click to add to the prompt", open=False, elem_id="text-helpers"):
                 chips = {}
                 for category, tags in services.image_presets.tags.items():
                     chips[category] = gr.CheckboxGroup(tags, label=category.title(), elem_id=f"text-chips-{category}")
