@@ -12,8 +12,8 @@ from .session import SessionUI, account_for
 
 def _takes(figure) -> list[tuple[str, str]]:
     return [
-        (t["file"], f"{'★ canonical · ' if t['id'] == figure.canonical_take else ''}take {t['id']} · seed {t['seed']}")
-        for t in figure.takes
+        (t["file"], f"{'★ canonical · ' if t['id'] == figure.canonical_take else ''}take {i + 1} · seed {t['seed']}")
+        for i, t in enumerate(figure.takes)
     ]
 
 
@@ -83,7 +83,7 @@ def build(services: Services, demo: gr.Blocks, session: SessionUI, tab: gr.Tab, 
         figure = services.figures.get(account, figure_id)
         updated = services.figures.set_canonical(account, figure_id, figure.takes[index]["id"])
         out = list(detail_outputs(updated))
-        out[-1] = f"Take {updated.canonical_take} is now canonical: Remix, edits and video will use it."
+        out[-1] = f"Take {index + 1} is now canonical: Remix, edits and video will use it."
         return (*out, *show_list("", token, profile))
 
     set_canonical.click(on_set_canonical, [current_figure, take_pick, session.token], details + list_outputs, api_visibility="private")
