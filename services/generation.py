@@ -104,6 +104,9 @@ class GenerationService:
         for entry in self.registry:
             row = entry.model_dump(mode="json", exclude={"sizes"})
             row["sizes"] = {r: {t: list(s) for t, s in tiers.items()} for r, tiers in entry.sizes.items()}
+            if row.get("source") and "path" in row["source"]:
+                # A dict with a "path" key reads as a file to gradio_client, which would try to download it.
+                row["source"]["local_folder"] = row["source"].pop("path")
             row.update(self.runtime.status(entry))
             rows.append(row)
         return rows

@@ -21,6 +21,7 @@ def test_models_endpoint_lists_the_registry(client, registry):
     assert sdxl["sizes"]["16:9"]["1K"] == [1344, 768]
     assert by_id["flux.1-dev"]["licence"]["non_commercial"] is True
     assert by_id["nano-banana"]["runnable"] is False and "google API" in by_id["nano-banana"]["note"]
+    assert "path" not in sdxl["source"] and sdxl["source"]["local_folder"] is None  # "path" would read as a file
 
 
 def test_session_quote_generate_balance(client, token):

@@ -19,3 +19,12 @@ def test_overhead_benchmark_runs_and_prints_its_table(capsys):
     assert overhead.main(["--repeats", "1", "--families", "sdxl"]) == 0
     out = capsys.readouterr().out
     assert "service-layer overhead" in out and "tiny sdxl (64x64, 4 steps)" in out
+
+
+def test_cpu_overhead_benchmark_runs_and_prints_its_table(capsys):
+    cpu = load("cpu_overhead")
+    assert cpu.main(["--repeats", "1"]) == 0
+    out = capsys.readouterr().out
+    for row in ("app start to first answer", "pipeline cache hit", "raw pipeline call", "through the service layer",
+                "through gradio_client"):
+        assert row in out
