@@ -67,6 +67,31 @@ class Defaults(_Strict):
 Size = tuple[int, int]
 
 
+class FastPaths(_Strict):
+    """Speed options, all off by default (the lossy ones stay off unless an entry opts in).
+
+    compile: torch.compile of the denoiser's repeated blocks (lossless within float tolerance).
+    attention_backend: a diffusers attention backend name (e.g. "native", "flash", "_native_cudnn").
+    fp8: torchao fp8 dynamic quantisation of the denoiser; only with compile (it is slower without). Lossy.
+    step_cache: First Block Cache threshold (skips denoiser blocks when a step changes little). Lossy.
+    """
+
+    compile: bool = False
+    attention_backend: str | None = None
+    fp8: bool = False
+    step_cache: float | None = Field(default=None, gt=0.0, lt=1.0)
+
+    @model_validator(mode="after")
+    def _fp8_needs_compile(self) -> "FastPaths":
+        if self.fp8 and not self.compile:
+            raise ValueError("fp8 needs compile = true (fp8 dynamic quantisation is slower without torch.compile)")
+        return self
+
+    @property
+    def any(self) -> bool:
+        return self.compile or self.fp8 or self.attention_backend is not None or self.step_cache is not None
+
+
 class ModelEntry(_Strict):
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]*$")
     name: str
@@ -83,6 +108,7 @@ class ModelEntry(_Strict):
     face_preservation: Literal["none", "ip-adapter-faceid", "reference"] = "none"
     gpu_seconds: int = Field(default=60, ge=1, le=600)
     tiny: str | None = None
+    fast: FastPaths = FastPaths()
 
     @model_validator(mode="after")
     def _check(self) -> "ModelEntry":

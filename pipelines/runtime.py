@@ -213,7 +213,12 @@ class PipelineRuntime:
         if wanted and type(pipe.scheduler).__name__ != wanted:
             pipe.scheduler = getattr(diffusers, wanted).from_config(pipe.scheduler.config)
         pipe.set_progress_bar_config(disable=True)
-        return pipe.to(self.device)
+        pipe = pipe.to(self.device)
+        if entry.fast.any:
+            from .fast_paths import apply_fast_paths
+
+            log.info("%s fast paths: %s", entry.id, apply_fast_paths(pipe, entry.fast))
+        return pipe
 
     def pipeline(self, entry: ModelEntry, task: Task, resolved: Resolved | None = None) -> Any:
         """The loaded pipeline for a task: the base load, or a from_pipe view sharing its components."""
@@ -254,6 +259,8 @@ class PipelineRuntime:
         result.parameters.update(model=entry.id, model_name=entry.name, task=task.value)
         result.parameters["revision"] = resolved.revision
         result.parameters["preview"] = resolved.preview
+        if entry.fast.any:
+            result.parameters["fast_paths"] = entry.fast.model_dump(exclude_defaults=True)
         if resolved.preview:
             result.parameters["preview_size"] = [run_request.width, run_request.height]
             result.parameters["width"], result.parameters["height"] = request.width, request.height
