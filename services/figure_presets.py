@@ -6,11 +6,12 @@ outfit -> archetype cues -> style register. Changing one step changes only its p
 """
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from .presets_io import load_validated
 
 DEFAULT_FIGURES = Path(__file__).resolve().parent.parent / "presets" / "figures.toml"
 
@@ -132,11 +133,4 @@ class Composition:
 
 
 def load_figure_presets(path: Path = DEFAULT_FIGURES) -> FigurePresets:
-    path = Path(path)
-    try:
-        return FigurePresets.model_validate(tomllib.loads(path.read_text(encoding="utf-8")))
-    except tomllib.TOMLDecodeError as exc:
-        raise FigurePresetsError(f"{path}: not valid TOML: {exc}") from exc
-    except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
-        raise FigurePresetsError(f"{path}: {problems}") from exc
+    return load_validated(path, FigurePresets, FigurePresetsError)

@@ -26,7 +26,8 @@ class InvalidRequest(ValueError):
     """The request cannot run as given; the message says what to change."""
 
 
-def _ratio(name: str) -> float:
+def aspect_value(name: str) -> float:
+    """'16:9' -> 1.777..."""
     w, _, h = name.partition(":")
     return int(w) / int(h)
 
@@ -166,7 +167,7 @@ class GenerationService:
         entry = self.registry.get(model) if model in self.registry.ids() else None
         width = int(record.get("width") or params.get("width") or 1024)
         height = int(record.get("height") or params.get("height") or 1024)
-        ratio = record.get("aspect_ratio") or min(ASPECT_RATIOS, key=lambda r: abs(_ratio(r) - width / height))
+        ratio = record.get("aspect_ratio") or min(ASPECT_RATIOS, key=lambda r: abs(aspect_value(r) - width / height))
         seed = params.get("seed", record.get("seed", -1))
         guidance = record.get("guidance", params.get("CFG scale"))
         return {

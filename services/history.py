@@ -65,6 +65,14 @@ class Record:
         }
 
 
+@dataclass(frozen=True)
+class ImageRef:
+    request_id: str
+    index: int
+    path: Path
+    model: str
+
+
 class History:
     def __init__(self, db: Database, ledger: Ledger, store: OutputStore):
         self.db = db
@@ -103,6 +111,18 @@ class History:
             if not rows:
                 raise ReportError(f"No generation {generation_id!r} in your history.")
             return self._records(conn, rows)[0]
+
+    def image_files(self, account_id: str, generation_id: str) -> list[Path]:
+        """The still images (PNGs) of one of the account's generations (videos have none)."""
+        return [p for p in self.get(account_id, generation_id).files if p.suffix == ".png"]
+
+    def images(self, account_id: str, limit: int = 60) -> list[ImageRef]:
+        """The account's still images, newest first, for pickers that start from one of them."""
+        return [
+            ImageRef(record.id, index, path, record.model)
+            for record in self.list(account_id, limit=limit)
+            for index, path in enumerate(p for p in record.files if p.suffix == ".png")
+        ]
 
     # -- reports ---------------------------------------------------------------------------------------
     def report(self, account: Account, generation_id: str, index: int, reason: str, details: str = "") -> dict[str, Any]:

@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 import re
-import tomllib
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
+
+from .presets_io import load_validated
 
 DEFAULT_IMAGE_PRESETS = Path(__file__).resolve().parent.parent / "presets" / "image_presets.toml"
 LIBRARIES = ("outfits", "actions", "scenes")
@@ -55,11 +56,4 @@ def remove_fragment(prompt: str, fragment: str) -> str:
 
 
 def load_image_presets(path: Path = DEFAULT_IMAGE_PRESETS) -> ImagePresets:
-    path = Path(path)
-    try:
-        return ImagePresets.model_validate(tomllib.loads(path.read_text(encoding="utf-8")))
-    except tomllib.TOMLDecodeError as exc:
-        raise ImagePresetsError(f"{path}: not valid TOML: {exc}") from exc
-    except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
-        raise ImagePresetsError(f"{path}: {problems}") from exc
+    return load_validated(path, ImagePresets, ImagePresetsError)

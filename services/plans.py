@@ -1,15 +1,16 @@
 """Plans and prices as data (presets/plans.toml): tiers, grants, and the quote for any request."""
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from pipelines.registry import ModelEntry
 from pipelines.types import Task
+
+from .presets_io import load_validated
 
 DEFAULT_PLANS = Path(__file__).resolve().parent.parent / "presets" / "plans.toml"
 
@@ -137,13 +138,4 @@ class Quote:
 
 
 def load_plans(path: Path = DEFAULT_PLANS) -> Plans:
-    path = Path(path)
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as exc:
-        raise PlansError(f"{path}: not valid TOML: {exc}") from exc
-    try:
-        return Plans.model_validate(data)
-    except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
-        raise PlansError(f"{path}: {problems}") from exc
+    return load_validated(path, Plans, PlansError)

@@ -4,14 +4,14 @@ and happens before any credit is reserved."""
 from __future__ import annotations
 
 import re
-import tomllib
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from .identity import Account
+from .presets_io import load_validated
 
 DEFAULT_SAFETY = Path(__file__).resolve().parent.parent / "presets" / "safety.toml"
 
@@ -79,15 +79,7 @@ class SafetyFile(BaseModel):
 
 
 def load_safety_file(path: Path = DEFAULT_SAFETY) -> SafetyFile:
-    path = Path(path)
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-        return SafetyFile.model_validate(data)
-    except tomllib.TOMLDecodeError as exc:
-        raise PolicyError(f"{path}: not valid TOML: {exc}") from exc
-    except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
-        raise PolicyError(f"{path}: {problems}") from exc
+    return load_validated(path, SafetyFile, PolicyError)
 
 
 def _pattern(words: list[str]) -> re.Pattern:

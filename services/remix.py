@@ -11,7 +11,6 @@ figure's canonical image) or "no face found"; it is stored in the PNG's JSON chu
 from __future__ import annotations
 
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
 from PIL import Image
@@ -21,7 +20,7 @@ from pipelines.types import StepCallback, Task
 
 from .faces import FaceEngine, similarity
 from .figures import Figures
-from .generation import GenerationService, ImageOutput, InvalidRequest, TextToImageParams
+from .generation import GenerationService, ImageOutput, InvalidRequest, TextToImageParams, aspect_value
 from .history import History
 from .identity import Account
 from .policy import Surface
@@ -113,13 +112,12 @@ class ReferenceImages:
         """Change one of your images as the instruction says; the result is a new version linked to its source."""
         self.generation.policy.check(instruction or "", account, Surface.EDIT)
         entry = self.registry.require(model, Task.EDIT)
-        record = self.history.get(account.id, request_id)
-        images = [p for p in record.files if p.suffix == ".png"]
+        images = self.history.image_files(account.id, request_id)
         if not 0 <= int(index) < len(images):
             raise RemixError(f"Pick one of your images: {request_id} has {len(images)} image(s).")
         with Image.open(images[int(index)]) as opened:
             source = opened.convert("RGB")
-        ratio = min(entry.sizes, key=lambda r: abs(_ratio(r) - source.width / source.height))
+        ratio = min(entry.sizes, key=lambda r: abs(aspect_value(r) - source.width / source.height))
         params = TextToImageParams(prompt=instruction, model=entry.id, aspect_ratio=ratio, resolution="1K", count=1, seed=seed)
         _, request = self.generation.build_request(params, Task.EDIT)
         request = replace(request, reference_images=(source,))
@@ -172,8 +170,3 @@ class ReferenceImages:
             allow_flagged=account.can("adult_prompts") and not surface.sfw_only,
         )
         return ImageOutput.from_job(job)
-
-
-def _ratio(name: str) -> float:
-    w, _, h = name.partition(":")
-    return int(w) / int(h)

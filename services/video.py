@@ -5,17 +5,16 @@ stages, and a failure in either refunds it all. Output: H.264 MP4 plus a poster 
 from __future__ import annotations
 
 import secrets
-import tomllib
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from PIL import Image
+from pydantic import BaseModel, ConfigDict, Field
 
 from pipelines.registry import ModelEntry, Registry
 from pipelines.runtime import PREVIEW_NOTICE, PipelineRuntime
 from pipelines.types import GenerationRequest, StepCallback, Task
-from PIL import Image
 
 from .figures import Figures
 from .history import History
@@ -24,6 +23,7 @@ from .jobs import Jobs
 from .metadata import png_bytes
 from .plans import Plans, Quote
 from .policy import PromptPolicy, Surface, require
+from .presets_io import load_validated
 from .storage import OutputStore
 
 DEFAULT_VIDEO = Path(__file__).resolve().parent.parent / "presets" / "video.toml"
@@ -67,14 +67,7 @@ class VideoPresets(BaseModel):
 
 
 def load_video_presets(path: Path = DEFAULT_VIDEO) -> VideoPresets:
-    path = Path(path)
-    try:
-        return VideoPresets.model_validate(tomllib.loads(path.read_text(encoding="utf-8")))
-    except tomllib.TOMLDecodeError as exc:
-        raise VideoError(f"{path}: not valid TOML: {exc}") from exc
-    except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
-        raise VideoError(f"{path}: {problems}") from exc
+    return load_validated(path, VideoPresets, VideoError)
 
 
 @dataclass
@@ -144,7 +137,7 @@ class VideoService:
     # -- the two modes -----------------------------------------------------------------------------------
     def figure_to_video(self, account: Account, figure_id: str, action: str, *, background: str | None = None,
                         outfit: str | None = None, prompt: str = "", model: str | None = None, aspect_ratio: str = "16:9",
-                        resolution: str = "480p", seed: int | None = None, idempotency_key: str | None = None,
+                        resolution: str | None = None, seed: int | None = None, idempotency_key: str | None = None,
                         on_step: StepCallback | None = None) -> VideoOutput:
         act = self._preset("actions", action, required=True)
         bg = self._preset("backgrounds", background, required=False)
@@ -156,15 +149,14 @@ class VideoService:
         return self._run(account, reference.image, act, bg, wear, text, model, aspect_ratio, resolution, seed, asked, idempotency_key, on_step)
 
     def image_to_video(self, account: Account, request_id: str, index: int, action: str, *, prompt: str = "",
-                       model: str | None = None, aspect_ratio: str = "16:9", resolution: str = "480p",
+                       model: str | None = None, aspect_ratio: str = "16:9", resolution: str | None = None,
                        seed: int | None = None, idempotency_key: str | None = None, on_step: StepCallback | None = None) -> VideoOutput:
         require(account, "image_to_video")
         act = self._preset("actions", action, required=True)
         text = self._prompt_check(account, prompt)
-        record = self.history.get(account.id, request_id)
         index = int(index)
-        images = [p for p in record.files if p.suffix == ".png"]
-        if record.task.endswith("video") or not 0 <= index < len(images):
+        images = self.history.image_files(account.id, request_id)
+        if not 0 <= index < len(images):
             raise VideoError(f"Pick one of your generated images: {request_id} has {len(images)} image(s).")
         asked = {"mode": "image", "source": request_id, "index": index, "action": action, "prompt": text}
         return self._run(account, images[index], act, None, None, text, model, aspect_ratio, resolution, seed, asked, idempotency_key, on_step)
@@ -172,6 +164,7 @@ class VideoService:
     def _run(self, account, source: Path, act: Preset, bg: Preset | None, wear: Preset | None, text: str, model, aspect_ratio,
              resolution, seed, asked, idempotency_key, on_step) -> VideoOutput:
         entry = self.registry.require(model or self.presets.defaults.figure_model, Task.IMAGE_TO_VIDEO)
+        resolution = resolution or next(iter(entry.sizes.get(aspect_ratio, {})), "")  # the model's tier for the ratio
         width, height = entry.size_for(aspect_ratio, resolution)
         staged = bg is not None or wear is not None
         quote = self.quote(entry.id, aspect_ratio, resolution, staged)

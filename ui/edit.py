@@ -7,6 +7,7 @@ from pipelines.types import Task
 from services.container import Services
 
 from .errors import user_errors
+from .figures_common import seed_or_random
 from .remix import result
 from .session import SessionUI, account_for, optional_account
 
@@ -35,13 +36,8 @@ def build(services: Services, demo: gr.Blocks, session: SessionUI, tab: gr.Tab) 
     @user_errors
     def list_sources(token, profile: gr.OAuthProfile | None = None):
         account = optional_account(services, token, profile)
-        found, pictures = [], []
-        for record in services.history.list(account.id, limit=60) if account else []:
-            for i, path in enumerate(record.files):
-                if path.suffix == ".png":
-                    found.append({"request_id": record.id, "index": i})
-                    pictures.append((str(path), record.model))
-        return pictures, found
+        images = services.history.images(account.id) if account else []
+        return [(str(i.path), i.model) for i in images], [{"request_id": i.request_id, "index": i.index} for i in images]
 
     gr.on([tab.select], list_sources, [session.token], [sources, rows], api_visibility="private")
 
@@ -62,7 +58,7 @@ def build(services: Services, demo: gr.Blocks, session: SessionUI, tab: gr.Tab) 
         progress(0, desc="Loading model")
         output = services.remix.edit_image(
             account, request_id=request_id, index=int(index or 0), instruction=instruction, model=model,
-            seed=None if seed is None or int(seed) < 0 else int(seed),
+            seed=seed_or_random(seed),
             on_step=lambda done, total: progress((done, total), desc="Editing", unit="steps"),
         )
         return result(services, output, token, profile)

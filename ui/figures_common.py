@@ -45,6 +45,22 @@ def add_takes(draft: dict | None, info: dict) -> dict:
     return draft
 
 
+def seed_or_random(seed: float | None) -> int | None:
+    """A UI/API seed: -1 (or empty) means random (None for the services)."""
+    return None if seed is None or int(seed) < 0 else int(seed)
+
+
+def takes_outputs(services: Services, result, draft: dict | None, token: str, profile=None):
+    """What a Generate-takes click returns: the takes so far, the JSON, the draft, no pick, a notice, the bar."""
+    info = result.as_dict()
+    state = add_takes(draft, info)
+    after = account_for(services, token, profile)
+    message = f"Charged {result.output.charged} credits · balance now **{after.balance_text()}**. Click the take to keep."
+    if result.output.preview:
+        message = f"⚠️ **{result.output.notice}**. " + message
+    return takes_gallery(state, None), info, state, None, message, bar_text(after)
+
+
 def takes_gallery(draft: dict, canonical: int | None) -> list[tuple[str, str]]:
     return [
         (item["path"], f"{'★ canonical · ' if i == canonical else ''}take {i + 1} · seed {item['seed']}")

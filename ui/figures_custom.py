@@ -7,8 +7,8 @@ from pipelines.registry import ASPECT_RATIOS
 from services.container import Services
 
 from .errors import user_errors
-from .figures_common import add_takes, build_takes_and_save, figure_models, takes_gallery, takes_price
-from .session import SessionUI, account_for, bar_text
+from .figures_common import build_takes_and_save, figure_models, seed_or_random, takes_outputs, takes_price
+from .session import SessionUI, account_for
 
 
 def build(services: Services, demo: gr.Blocks, session: SessionUI) -> None:
@@ -69,18 +69,12 @@ def build(services: Services, demo: gr.Blocks, session: SessionUI) -> None:
         progress(0, desc="Loading model")
         result = services.figures.custom_takes(
             account, appearance=appearance, outfit=outfit, style=style, negative_prompt=negative_prompt,
-            model=model or None, takes=int(takes), seed=None if seed is None or int(seed) < 0 else int(seed),
+            model=model or None, takes=int(takes), seed=seed_or_random(seed),
             aspect_ratio=aspect_ratio, resolution=resolution, steps=int(steps or 0) or None,
             guidance=None if guidance is None or guidance < 0 else float(guidance),
             on_step=lambda done, total: progress((done, total), desc="Generating takes", unit="steps"),
         )
-        info = result.as_dict()
-        state = add_takes(draft, info)
-        after = account_for(services, token, profile)
-        message = f"Charged {result.output.charged} credits · balance now **{after.balance_text()}**. Click the take to keep."
-        if result.output.preview:
-            message = f"⚠️ **{result.output.notice}**. " + message
-        return takes_gallery(state, None), info, state, None, message, bar_text(after)
+        return takes_outputs(services, result, draft, token, profile)
 
     generate.click(
         figure_custom,

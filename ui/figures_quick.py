@@ -8,8 +8,8 @@ from services.container import Services
 from services.figure_presets import OPTION_KINDS
 
 from .errors import user_errors
-from .figures_common import add_takes, build_takes_and_save, figure_models, takes_gallery, takes_price
-from .session import SessionUI, account_for, bar_text
+from .figures_common import build_takes_and_save, figure_models, seed_or_random, takes_outputs, takes_price
+from .session import SessionUI, account_for
 
 PICKERS = ("archetype", *OPTION_KINDS, "style")
 STEP_LABELS = {
@@ -130,16 +130,10 @@ def build(services: Services, demo: gr.Blocks, session: SessionUI) -> dict[str, 
                    "outfit": outfit, "style": style}
         result = services.figures.quick_takes(
             account, choices, prompt=prompt or None, model=model or None, takes=int(takes),
-            seed=None if seed is None or int(seed) < 0 else int(seed),
+            seed=seed_or_random(seed),
             on_step=lambda done, total: progress((done, total), desc="Generating takes", unit="steps"),
         )
-        info = result.as_dict()
-        state = add_takes(draft, info)
-        after = account_for(services, token, profile)
-        message = f"Charged {result.output.charged} credits · balance now **{after.balance_text()}**. Click the take to keep."
-        if result.output.preview:
-            message = f"⚠️ **{result.output.notice}**. " + message
-        return takes_gallery(state, None), info, state, None, message, bar_text(after)
+        return takes_outputs(services, result, draft, token, profile)
 
     inputs = picker_list + [prompt, model, takes, seed, session.token, saving.draft]
     outputs = [saving.gallery, gr.JSON(visible=False), saving.draft, saving.pick, notice, session.bar]

@@ -7,6 +7,7 @@ from pipelines.types import Task
 from services.container import Services
 
 from .errors import user_errors
+from .figures_common import seed_or_random
 from .remix import figure_choices, result
 from .session import SessionUI, account_for, optional_account
 
@@ -52,7 +53,7 @@ def build(services: Services, demo: gr.Blocks, session: SessionUI, tab: gr.Tab) 
         progress(0, desc="Loading model")
         output = services.remix.group_image(
             account, figure_ids=list(figure_ids or []), prompt=prompt, model=model, aspect_ratio=aspect_ratio,
-            seed=None if seed is None or int(seed) < 0 else int(seed),
+            seed=seed_or_random(seed),
             on_step=lambda done, total: progress((done, total), desc="Composing", unit="steps"),
         )
         return result(services, output, token, profile)

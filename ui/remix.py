@@ -8,6 +8,7 @@ from pipelines.registry import ASPECT_RATIOS
 from services.container import Services
 
 from .errors import user_errors
+from .figures_common import seed_or_random
 from .session import SessionUI, account_for, bar_text, optional_account
 
 
@@ -118,7 +119,7 @@ def build(services: Services, demo: gr.Blocks, session: SessionUI, tab: gr.Tab, 
         progress(0, desc="Loading model")
         output = services.remix.figure_remix(
             account, prompt=prompt, model=model, figure_id=None if face_photo else (figure_id or None), face_photo=face_photo or None,
-            likeness=likeness, aspect_ratio=aspect_ratio, count=int(count), seed=None if seed is None or int(seed) < 0 else int(seed),
+            likeness=likeness, aspect_ratio=aspect_ratio, count=int(count), seed=seed_or_random(seed),
             on_step=lambda done, total: progress((done, total), desc="Remixing", unit="steps"),
         )
         return result(services, output, token, profile)

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import gradio as gr
 
-from pipelines.types import Task
 from services.container import Services
 from services.identity import Account
 
 from .errors import user_errors
+from .figures_common import seed_or_random
 from .session import SessionUI, account_for, bar_text, optional_account
 
 RATIOS = ["16:9", "9:16", "1:1"]
@@ -110,11 +110,9 @@ def build(services: Services, demo: gr.Blocks, session: SessionUI, figure_tab: g
         if not figure_id:
             raise gr.Error("Pick a figure first (create one in Figures › Quick).")
         progress(0, desc="Loading models")
-        entry = services.registry.require(model or default_model, Task.IMAGE_TO_VIDEO)
         output = services.video.figure_to_video(
             account, figure_id, action, background=background or None, outfit=outfit or None, prompt=prompt,
-            model=entry.id, aspect_ratio=aspect_ratio, resolution=next(iter(entry.sizes.get(aspect_ratio, {"480p": 0}))),
-            seed=None if seed is None or int(seed) < 0 else int(seed),
+            model=model or None, aspect_ratio=aspect_ratio, seed=seed_or_random(seed),
             on_step=lambda done, total: progress((done, total), desc="Generating", unit="steps"),
         )
         return _result(services, output, token, profile)
@@ -153,14 +151,8 @@ def build(services: Services, demo: gr.Blocks, session: SessionUI, figure_tab: g
         message = "" if account.can("image_to_video") else (
             "**Image to Video is for members.** Sign in with Hugging Face to animate your images; guests can use Figure to Video."
         )
-        rows, pictures = [], []
-        for record in services.history.list(account.id, limit=60):
-            if record.task.endswith("video"):
-                continue
-            for index, path in enumerate(record.files):
-                rows.append({"request_id": record.id, "index": index})
-                pictures.append((str(path), record.model))
-        return pictures, rows, message
+        images = services.history.images(account.id)
+        return [(str(i.path), i.model) for i in images], [{"request_id": i.request_id, "index": i.index} for i in images], message
 
     gr.on([image_tab.select], list_sources, [session.token], [sources, source_rows, gate], api_visibility="private")
 
@@ -189,11 +181,9 @@ def build(services: Services, demo: gr.Blocks, session: SessionUI, figure_tab: g
         with a required `action`. Returns the MP4, JSON with settings, a notice, and the balance line."""
         account = account_for(services, token, profile)
         progress(0, desc="Loading model")
-        entry = services.registry.require(model or default_model, Task.IMAGE_TO_VIDEO)
         output = services.video.image_to_video(
-            account, request_id, int(index), action, prompt=prompt, model=entry.id, aspect_ratio=aspect_ratio,
-            resolution=next(iter(entry.sizes.get(aspect_ratio, {"480p": 0}))),
-            seed=None if seed is None or int(seed) < 0 else int(seed),
+            account, request_id, int(index), action, prompt=prompt, model=model or None, aspect_ratio=aspect_ratio,
+            seed=seed_or_random(seed),
             on_step=lambda done, total: progress((done, total), desc="Generating", unit="steps"),
         )
         return _result(services, output, token, profile)
