@@ -21,6 +21,29 @@ def denoiser(pipe: Any) -> Any:
     return model
 
 
+def fp8_unavailable_reason() -> str | None:
+    """Why torchao's fp8 dynamic quantisation cannot run here, or None when it can."""
+    import importlib.util
+
+    import torch
+
+    if importlib.util.find_spec("torchao") is None:
+        return "fp8 needs torchao (pip install torchao)"
+    if not torch.cuda.is_available():
+        return "fp8 needs a CUDA GPU with compute capability 8.9 or newer (Ada, Hopper); none is present"
+    if torch.cuda.get_device_capability() < (8, 9):
+        name = torch.cuda.get_device_name()
+        return f"fp8 needs compute capability 8.9 or newer; {name} has {torch.cuda.get_device_capability()}"
+    return None
+
+
+def dispatches_attention(model: Any) -> bool:
+    """Whether the model's attention goes through diffusers' dispatcher (so a backend choice takes effect).
+
+    Older processors (e.g. the UNet's AttnProcessor2_0) call SDPA directly and ignore the setting."""
+    return any(hasattr(getattr(m, "processor", None), "_attention_backend") for m in model.modules())
+
+
 def apply_fast_paths(pipe: Any, fast: FastPaths) -> dict[str, Any]:
     """Apply the options; returns what was applied (recorded with every output's parameters)."""
     applied: dict[str, Any] = {}
@@ -28,20 +51,36 @@ def apply_fast_paths(pipe: Any, fast: FastPaths) -> dict[str, Any]:
         return applied
     model = denoiser(pipe)
     if fast.attention_backend:
-        if not hasattr(model, "set_attention_backend"):
-            raise FastPathError(f"{type(model).__name__} does not support attention backend selection")
-        model.set_attention_backend(fast.attention_backend)
+        if not hasattr(model, "set_attention_backend") or not dispatches_attention(model):
+            raise FastPathError(
+                f"{type(model).__name__}'s attention does not go through diffusers' dispatcher, "
+                "so an attention backend would change nothing; remove attention_backend from this entry"
+            )
+        from diffusers.models.attention_dispatch import _AttentionBackendRegistry
+
+        # set_attention_backend also makes the backend the process-wide default; keep that default as it was so
+        # one entry's choice does not leak into every other loaded model.
+        previous = _AttentionBackendRegistry._active_backend
+        try:
+            model.set_attention_backend(fast.attention_backend)
+        except (ValueError, RuntimeError, ImportError) as exc:
+            raise FastPathError(f"attention backend {fast.attention_backend!r}: {exc}") from exc
+        finally:
+            _AttentionBackendRegistry._active_backend = previous
         applied["attention_backend"] = fast.attention_backend
     if fast.step_cache is not None:
         from diffusers import FirstBlockCacheConfig
 
+        if not hasattr(model, "enable_cache"):
+            raise FastPathError(f"{type(model).__name__} has no step cache support in diffusers; remove step_cache")
         model.enable_cache(FirstBlockCacheConfig(threshold=fast.step_cache))
         applied["step_cache"] = f"first-block {fast.step_cache}"
     if fast.fp8:
-        try:
-            from torchao.quantization import Float8DynamicActivationFloat8WeightConfig, quantize_
-        except ImportError as exc:
-            raise FastPathError("fp8 needs torchao (pip install torchao) and a GPU with fp8 support") from exc
+        reason = fp8_unavailable_reason()
+        if reason:
+            raise FastPathError(reason)
+        from torchao.quantization import Float8DynamicActivationFloat8WeightConfig, quantize_
+
         quantize_(model, Float8DynamicActivationFloat8WeightConfig())
         applied["fp8"] = "torchao dynamic"
     if fast.compile:
