@@ -27,13 +27,16 @@ def fp8_unavailable_reason() -> str | None:
 
     import torch
 
+    missing = []
     if importlib.util.find_spec("torchao") is None:
-        return "fp8 needs torchao (pip install torchao)"
+        missing.append("torchao (pip install torchao)")
     if not torch.cuda.is_available():
-        return "fp8 needs a CUDA GPU with compute capability 8.9 or newer (Ada, Hopper); none is present"
-    if torch.cuda.get_device_capability() < (8, 9):
-        name = torch.cuda.get_device_name()
-        return f"fp8 needs compute capability 8.9 or newer; {name} has {torch.cuda.get_device_capability()}"
+        missing.append("a CUDA GPU with compute capability 8.9 or newer (Ada, Hopper); none is present")
+    elif torch.cuda.get_device_capability() < (8, 9):
+        name, cap = torch.cuda.get_device_name(), torch.cuda.get_device_capability()
+        missing.append(f"compute capability 8.9 or newer; {name} has {cap[0]}.{cap[1]}")
+    if missing:
+        return "fp8 needs " + " and ".join(missing)
     return None
 
 
