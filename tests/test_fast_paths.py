@@ -22,13 +22,13 @@ def flux_folder(tmp_path_factory):
     return build_tiny(get_family("flux"), "flux", tmp_path_factory.mktemp("fast") / "flux")
 
 
-def run(folder, tmp_path, **fast):
+def run(folder, tmp_path, device="cpu", **fast):
     entry = ModelEntry.model_validate({
         "id": "fast-flux", "name": "tiny flux", "family": "flux", "tasks": ["text-to-image"],
         "source": {"path": str(folder)}, "defaults": {"steps": STEPS, "guidance": 3.5},
         "sizes": {"1:1": {"1K": [64, 64]}}, "price": 1, "licence": {"name": "test"}, "tiny": "flux", "fast": fast,
     })
-    runtime = PipelineRuntime(Registry([entry]), RuntimeSettings(tiny_root=tmp_path, preview="forbid", device="cpu"))
+    runtime = PipelineRuntime(Registry([entry]), RuntimeSettings(tiny_root=tmp_path, preview="forbid", device=device))
     request = GenerationRequest(prompt="a lighthouse", width=64, height=64, steps=STEPS, guidance=3.5, seed=3)
     result = runtime.run(entry, Task.TEXT_TO_IMAGE, request)
     return np.asarray(result.images[0], dtype=np.float32), result.parameters
@@ -97,3 +97,42 @@ def test_options_a_denoiser_cannot_take_are_refused_clearly():
         apply_fast_paths(pipe, FastPaths(attention_backend="_native_math"))
     with pytest.raises(FastPathError, match="UNet2DConditionModel has no step cache"):
         apply_fast_paths(pipe, FastPaths(step_cache=0.1))
+
+
+def _fp8_round_trip(x: torch.Tensor) -> torch.Tensor:
+    """Per-tensor scaled float8 e4m3 quantise + dequantise: the rounding torchao's default fp8 config applies."""
+    scale = x.abs().amax().clamp(min=1e-12) / torch.finfo(torch.float8_e4m3fn).max
+    return (x / scale).to(torch.float8_e4m3fn).to(x.dtype) * scale
+
+
+def test_fp8_output_difference_is_reported_by_simulating_its_rounding(flux_folder, capsys):
+    """fp8 itself runs only on an fp8 GPU. Here its numerical effect is simulated on the same tiny FLUX.1:
+    every Linear of the denoiser gets fp8-rounded weights and fp8-rounded inputs (per-tensor dynamic scales, as
+    torchao's Float8DynamicActivationFloat8WeightConfig), so the lossy option's distance is visible."""
+    def render(simulate: bool):
+        pipe = FluxPipeline.from_pretrained(flux_folder)
+        if simulate:
+            with torch.no_grad():
+                for module in pipe.transformer.modules():
+                    if isinstance(module, torch.nn.Linear):
+                        module.weight.copy_(_fp8_round_trip(module.weight))
+                        module.register_forward_pre_hook(lambda _m, args: (_fp8_round_trip(args[0]),) + args[1:])
+        image = pipe("a lighthouse", height=64, width=64, num_inference_steps=STEPS, guidance_scale=3.5,
+                     generator=torch.Generator("cpu").manual_seed(3)).images[0]
+        return np.asarray(image, dtype=np.float32)
+
+    plain, fp8 = render(False), render(True)
+    diff = float(np.abs(plain - fp8).max())
+    with capsys.disabled():
+        print(f"\n  fast path fp8 (simulated rounding): max abs diff {diff:.3f} (of 255), PSNR {psnr(plain, fp8):.1f} dB")
+    assert diff > 0, "fp8 is lossy: the simulated rounding must move the output"
+
+
+@pytest.mark.skipif(fp8_unavailable_reason() is not None, reason=f"{fp8_unavailable_reason()}")
+def test_fp8_with_compile_on_an_fp8_gpu_reports_its_difference(flux_folder, tmp_path, capsys):
+    plain, _ = run(flux_folder, tmp_path, device="cuda")
+    fp8, params = run(flux_folder, tmp_path, device="cuda", fp8=True, compile=True)
+    with capsys.disabled():
+        print(f"\n  fast path fp8+compile: max abs diff {float(np.abs(plain - fp8).max()):.3f} (of 255), "
+              f"PSNR {psnr(plain, fp8):.1f} dB")
+    assert params["fast_paths"] == {"fp8": True, "compile": True}
