@@ -14,6 +14,7 @@ from pipelines.runtime import PipelineRuntime
 
 from .config import AppSettings
 from .db import Database
+from .compare import CompareService
 from .generation import GenerationService
 from .faces import FaceEngine
 from .figure_presets import FigurePresets, load_figure_presets
@@ -58,6 +59,7 @@ class Services:
     video: VideoService
     image_presets: ImagePresets
     remix: ReferenceImages
+    compare: CompareService
 
     def close(self) -> None:
         """Say this instance stopped (its open reservations are refunded by the next start) and let go."""
@@ -119,5 +121,5 @@ def build_services(
     return Services(
         settings, registry, runtime, store, db, plans, ledger, identity, instances, jobs, history, generation, recovered,
         safety_file, safety, figure_presets, figures, faces, video_presets, video, load_image_presets(),
-        ReferenceImages(generation, figures, history, faces),
+        ReferenceImages(generation, figures, history, faces), CompareService(registry, plans, generation, identity),
     )

@@ -148,3 +148,25 @@ def test_quick_figure_walkthrough_in_the_browser(app_server, artifacts):
         page.locator("#remix-gallery img").first.wait_for(state="visible", timeout=120_000)
         page.locator("#remix-notice").get_by_text("Identity score").wait_for(timeout=10_000)
         page.screenshot(path=str(artifacts / "figure-remix.png"), full_page=True)
+
+
+def test_compare_in_the_browser(app_server, artifacts):
+    url, _ = app_server
+    with browser_page() as page:
+        page.goto(url, wait_until="load")
+        page.locator("#account-bar").get_by_text("50 credits").wait_for(timeout=20_000)
+        page.get_by_role("tab", name="Compare", exact=True).click()
+        price = page.locator("#compare-price")
+        price.get_by_text("= 2 credits").wait_for(timeout=10_000)
+        assert "SDXL base 1.0 1 + FLUX.1 [schnell] 1" in price.inner_text() and "you have 50 credits" in price.inner_text()
+        page.screenshot(path=str(artifacts / "compare-before.png"), full_page=True)
+        # A third model: the price follows before anything runs.
+        page.locator("#compare-models").get_by_text("FLUX.1 [dev]", exact=False).first.click()
+        price.get_by_text("= 5 credits").wait_for(timeout=10_000)
+        page.locator("#compare-run").click()
+        page.locator("#compare-gallery img").nth(2).wait_for(state="visible", timeout=120_000)
+        page.locator("#compare-notice").get_by_text("balance now 45 credits").wait_for(timeout=10_000)
+        page.locator("#account-bar").get_by_text("45 credits").wait_for(timeout=10_000)
+        table = page.locator("#compare-table").inner_text()
+        assert "FLUX.1 [dev]" in table and "offline preview" in table
+        page.screenshot(path=str(artifacts / "compare-after.png"), full_page=True)

@@ -5,7 +5,6 @@ import gradio as gr
 
 PLANNED = {
     "characters": "Characters built on figures, exportable as Character Card PNGs.",
-    "compare": "Compare models side by side on the same prompt and seed.",
 }
 
 

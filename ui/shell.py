@@ -5,7 +5,7 @@ import gradio as gr
 
 from services.container import Services
 
-from . import credits, edit, figures_custom, figures_library, figures_quick, group, history, remix, session, text_mode, video
+from . import compare, credits, edit, figures_custom, figures_library, figures_quick, group, history, remix, session, text_mode, video
 from .placeholders import placeholder
 
 TITLE = "Character Playground"
@@ -62,7 +62,7 @@ def build_app(services: Services) -> gr.Blocks:
             with gr.Tab("Characters", id="characters"):
                 placeholder("characters")
             with gr.Tab("Compare", id="compare"):
-                placeholder("compare")
+                compare.build(services, demo, current)
             with gr.Tab("History", id="history") as history_tab:
                 history.build(services, demo, current, history_tab, text, {"main": main_tabs, "images": image_tabs})
             with gr.Tab("Credits", id="credits") as credits_tab:

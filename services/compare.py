@@ -1,0 +1,155 @@
+"""Compare: one prompt and one seed through 2-4 text-to-image models, side by side.
+
+Everything is checked before the first credit moves: the models (distinct, local, offering the size), the
+prompt policy and the balance for the whole set. Each model then runs as its own paid request (reserve -> run
+-> safety -> store -> capture), so one model failing refunds that model only and the others still show.
+"""
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from pipelines.registry import Registry
+from pipelines.runtime import RemoteBackendUnavailable, WeightsUnavailable
+from pipelines.types import Task
+
+from .generation import GenerationService, InvalidRequest, TextToImageParams
+from .identity import Account, Identity
+from .jobs import GenerationTimedOut
+from .ledger import InsufficientCredits
+from .plans import Plans, Quote
+from .policy import Surface
+from .safety import SafetyBlocked
+
+# Failures of one model whose message a visitor can read; anything else is named by type only.
+EXPLAINED = (InvalidRequest, SafetyBlocked, GenerationTimedOut, WeightsUnavailable, RemoteBackendUnavailable, InsufficientCredits)
+
+log = logging.getLogger(__name__)
+
+MIN_MODELS, MAX_MODELS = 2, 4
+ModelStart = Callable[[int, int, str], None]  # (index, how many, model name)
+
+
+@dataclass(frozen=True)
+class CompareParams:
+    prompt: str
+    models: tuple[str, ...]
+    aspect_ratio: str = "1:1"
+    resolution: str = "1K"
+    seed: int | None = None  # None or negative: one random seed, shared by every model
+    negative_prompt: str = ""
+    prompt_style: str = "natural"
+
+
+@dataclass
+class CompareRow:
+    model: str
+    name: str
+    files: list[Path] = field(default_factory=list)
+    seconds: float = 0.0
+    charged: int = 0
+    steps: int | None = None
+    preview: bool = False
+    error: str = ""
+    request_id: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.model, "name": self.name, "files": [str(p) for p in self.files],
+            "seconds": round(self.seconds, 3), "charged": self.charged, "steps": self.steps,
+            "preview": self.preview, "error": self.error, "request_id": self.request_id,
+        }
+
+
+@dataclass
+class CompareOutput:
+    seed: int
+    rows: list[CompareRow]
+    quoted: int
+
+    @property
+    def charged(self) -> int:
+        return sum(r.charged for r in self.rows)
+
+
+class CompareService:
+    def __init__(self, registry: Registry, plans: Plans, generation: GenerationService, identity: Identity):
+        self.registry = registry
+        self.plans = plans
+        self.generation = generation
+        self.identity = identity
+
+    def choices(self) -> list[str]:
+        """The models a comparison can use: local text-to-image entries, in registry order."""
+        return [e.id for e in self.registry.for_task(Task.TEXT_TO_IMAGE) if not e.is_remote]
+
+    def quote(self, models: list[str] | tuple[str, ...], aspect_ratio: str, resolution: str) -> list[Quote]:
+        """One quote per model, after checking the set can run (raises InvalidRequest naming what to change)."""
+        models = tuple(dict.fromkeys(m for m in models if m))
+        if not MIN_MODELS <= len(models) <= MAX_MODELS:
+            raise InvalidRequest(f"Pick {MIN_MODELS} to {MAX_MODELS} different models to compare (you picked {len(models)}).")
+        quotes = []
+        for model in models:
+            entry = self.registry.require(model, Task.TEXT_TO_IMAGE)
+            if entry.is_remote:
+                raise InvalidRequest(f"{entry.name} is API-only and not available yet; pick a local model.")
+            if resolution not in entry.sizes.get(aspect_ratio, {}):
+                offered = ", ".join(entry.sizes.get(aspect_ratio, {})) or "nothing"
+                raise InvalidRequest(
+                    f"{entry.name} does not offer {aspect_ratio} at {resolution} (it offers {offered} at {aspect_ratio}); "
+                    "pick another resolution or drop that model."
+                )
+            quotes.append(self.plans.quote(entry, Task.TEXT_TO_IMAGE, resolution, 1))
+        return quotes
+
+    def compare(
+        self,
+        account: Account,
+        params: CompareParams,
+        on_model: ModelStart | None = None,
+        on_step: Callable[[int, int], None] | None = None,
+    ) -> CompareOutput:
+        quotes = self.quote(params.models, params.aspect_ratio, params.resolution)
+        models = tuple(dict.fromkeys(m for m in params.models if m))
+        self.generation.policy.check(params.prompt or "", account, Surface.IMAGE, params.prompt_style, params.negative_prompt or "")
+        total = sum(q.total for q in quotes)
+        account = self.identity.account(account.id)
+        if not account.unlimited and account.balance < total:
+            raise InvalidRequest(
+                f"Comparing these {len(models)} models costs {total} credits and you have {account.balance_text()}; "
+                "pick fewer or cheaper models, or a lower resolution."
+            )
+        seed = params.seed if params.seed is not None and params.seed >= 0 else secrets.randbelow(2**31)
+        group = secrets.token_hex(6)
+        rows: list[CompareRow] = []
+        for i, model in enumerate(models):
+            entry = self.registry.get(model)
+            row = CompareRow(model, entry.name)
+            rows.append(row)
+            if on_model:
+                on_model(i, len(models), entry.name)
+            started = time.perf_counter()
+            try:
+                output = self.generation.text_to_image(
+                    account,
+                    TextToImageParams(
+                        prompt=params.prompt, model=model, negative_prompt=params.negative_prompt,
+                        aspect_ratio=params.aspect_ratio, resolution=params.resolution, count=1, seed=seed,
+                        prompt_style=params.prompt_style,
+                    ),
+                    on_step=on_step,
+                    context={"compare": group},
+                )
+            except Exception as exc:  # this model's request was refunded by the job; the others still run
+                explained = isinstance(exc, EXPLAINED) and str(exc)
+                row.error = (str(exc) if explained else f"failed ({type(exc).__name__})") + "; not charged"
+                log.log(logging.INFO if explained else logging.ERROR, "compare: %s failed", model, exc_info=not explained)
+            else:
+                row.files, row.charged, row.preview = output.files, output.charged, output.preview
+                row.steps, row.request_id = output.parameters.get("steps"), output.request_id
+            row.seconds = time.perf_counter() - started
+        return CompareOutput(seed, rows, total)

@@ -1,0 +1,136 @@
+"""Compare: one prompt and seed through 2-4 models, images side by side with time and price."""
+from __future__ import annotations
+
+import gradio as gr
+
+from pipelines.registry import ASPECT_RATIOS
+from services.compare import MAX_MODELS, CompareParams
+from services.container import Services
+from services.generation import InvalidRequest
+
+from .errors import user_errors
+from .session import SessionUI, account_for, bar_text, optional_account
+from .text_mode import IMAGE_TIERS, model_label
+
+TABLE_HEADERS = ["model", "seconds", "credits", "steps", "result"]
+
+
+def default_models(services: Services) -> list[str]:
+    """Two models of different families, so the first click compares something."""
+    picked, families = [], set()
+    for model_id in services.compare.choices():
+        family = services.registry.get(model_id).family
+        if family not in families:
+            picked.append(model_id)
+            families.add(family)
+        if len(picked) == 2:
+            break
+    return picked
+
+
+def price_text(services: Services, models: list[str], ratio: str, tier: str, account=None) -> str:
+    try:
+        quotes = services.compare.quote(models or [], ratio, tier)
+    except (InvalidRequest, ValueError, KeyError) as exc:
+        return f"**Price:** — {exc}"
+    total = sum(q.total for q in quotes)
+    parts = " + ".join(f"{services.registry.get(m).name} {q.total}" for m, q in zip(dict.fromkeys(models), quotes))
+    text = f"**Price:** {parts} = **{total} credits** · one image per model, same seed"
+    if account is not None:
+        text += f" · you have {account.balance_text()}"
+        if not account.unlimited and account.balance < total:
+            text += " — **not enough**: pick fewer or cheaper models, or a lower resolution"
+    return text
+
+
+def build(services: Services, demo: gr.Blocks, session: SessionUI) -> None:
+    choices = [(model_label(services.registry.get(m), services.runtime.status(services.registry.get(m))), m)
+               for m in services.compare.choices()]
+    first = default_models(services)
+    gr.Markdown(
+        f"Run one prompt with one seed through 2 to {MAX_MODELS} models. Each model uses its own default steps and "
+        "guidance; each is charged as its own request, and one that fails is refunded without stopping the others.",
+        elem_id="compare-intro",
+    )
+    with gr.Row():
+        with gr.Column(scale=2):
+            prompt = gr.Textbox(
+                label="Prompt", lines=3, max_length=2000, elem_id="compare-prompt",
+                value="portrait of a red-haired explorer in a green field jacket, golden hour",
+            )
+            models = gr.CheckboxGroup(choices, value=first, label=f"Models (2 to {MAX_MODELS})", elem_id="compare-models")
+            with gr.Row():
+                ratio = gr.Radio(list(ASPECT_RATIOS), value="1:1", label="Aspect ratio", elem_id="compare-ratio")
+                tier = gr.Radio(list(IMAGE_TIERS), value="1K", label="Resolution", elem_id="compare-tier")
+            seed = gr.Number(value=42, precision=0, label="Seed (the same for every model; -1 = random)", elem_id="compare-seed")
+            price = gr.Markdown(price_text(services, first, "1:1", "1K"), elem_id="compare-price")
+            go = gr.Button("Compare", variant="primary", elem_id="compare-run")
+        with gr.Column(scale=3):
+            notice = gr.Markdown("", elem_id="compare-notice")
+            gallery = gr.Gallery(label="Side by side", format="png", type="filepath", columns=2, height=760,
+                                 elem_id="compare-gallery")
+            table = gr.Dataframe(headers=TABLE_HEADERS, label="Per model", interactive=False, elem_id="compare-table")
+
+    def on_change(chosen: list[str], ratio_value: str, tier_value: str, token: str, profile: gr.OAuthProfile | None = None):
+        return price_text(services, chosen, ratio_value, tier_value, optional_account(services, token, profile))
+
+    change_inputs = [models, ratio, tier, session.token]
+    session.loaded.then(on_change, change_inputs, [price], api_visibility="private")
+    gr.on([models.change, ratio.change, tier.change], on_change, change_inputs, [price],
+          api_name="compare_price", api_visibility="private")
+
+    @user_errors
+    def compare(
+        prompt: str,
+        models: list[str],
+        aspect_ratio: str = "1:1",
+        resolution: str = "1K",
+        seed: int = 42,
+        token: str = "",
+        profile: gr.OAuthProfile | None = None,
+        progress=gr.Progress(),
+    ):
+        """Run one prompt with one seed through 2-4 text-to-image models (ids from /models), one image each.
+
+        All checks (models, size, prompt, balance for the whole set) run before any credit is reserved; each model
+        is then its own paid request. Returns the images with captions, a table (model, seconds, credits, steps,
+        result), a notice and the balance line."""
+        account = account_for(services, token, profile)
+        stage = {"name": ""}
+
+        def on_model(i: int, n: int, name: str) -> None:
+            stage["name"] = f"{i + 1} of {n}: {name}"
+            progress(i / n, desc=f"Model {stage['name']} — loading")
+
+        def on_step(done: int, total: int) -> None:
+            progress((done, total), desc=f"Model {stage['name']} — denoising", unit="steps")
+
+        params = CompareParams(
+            prompt=prompt, models=tuple(models or ()), aspect_ratio=aspect_ratio, resolution=resolution,
+            seed=None if seed is None else int(seed),
+        )
+        output = services.compare.compare(account, params, on_model=on_model, on_step=on_step)
+        after = services.identity.account(account.id)
+        images, rows = [], []
+        for row in output.rows:
+            for path in row.files:
+                images.append((str(path), f"{row.name} · {row.seconds:.1f} s · {row.charged} credit{'s' if row.charged != 1 else ''}"))
+            rows.append([row.name, round(row.seconds, 2), row.charged, row.steps, row.error or ("offline preview" if row.preview else "ok")])
+        lines = []
+        if any(r.preview for r in output.rows):
+            lines.append("⚠️ **Offline preview**: real weights are not on this machine, so these images come from tiny "
+                         "random stand-in models; times and prices are real, the pictures are noise.")
+        failed = [r for r in output.rows if r.error]
+        if failed:
+            lines.append("Not shown: " + "; ".join(f"{r.name}: {r.error}" for r in failed) + ".")
+        lines.append(f"Seed {output.seed} · charged {output.charged} of the {output.quoted} credits quoted · "
+                     f"balance now **{after.balance_text()}**. Times include loading a model the first time it runs.")
+        return images, rows, "  \n".join(lines), bar_text(after)
+
+    go.click(
+        compare,
+        [prompt, models, ratio, tier, seed, session.token],
+        [gallery, table, notice, session.bar],
+        api_name="compare",
+        concurrency_limit=1,
+    ).then(on_change, change_inputs, [price], api_visibility="private")
