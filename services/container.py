@@ -14,6 +14,7 @@ from pipelines.runtime import PipelineRuntime
 
 from .config import AppSettings
 from .db import Database
+from .characters import Characters, load_character_limits
 from .compare import CompareService
 from .generation import GenerationService
 from .faces import FaceEngine
@@ -60,6 +61,7 @@ class Services:
     image_presets: ImagePresets
     remix: ReferenceImages
     compare: CompareService
+    characters: Characters
 
     def close(self) -> None:
         """Say this instance stopped (its open reservations are refunded by the next start) and let go."""
@@ -122,4 +124,5 @@ def build_services(
         settings, registry, runtime, store, db, plans, ledger, identity, instances, jobs, history, generation, recovered,
         safety_file, safety, figure_presets, figures, faces, video_presets, video, load_image_presets(),
         ReferenceImages(generation, figures, history, faces), CompareService(registry, plans, generation, identity),
+        Characters(db, figures, store, policy, load_character_limits()),
     )

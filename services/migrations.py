@@ -46,8 +46,13 @@ def m003_video_posters(conn: sa.Connection) -> None:
     _add_column(conn, "generation_files", "poster", "VARCHAR(300)")
 
 
+def m004_characters(conn: sa.Connection) -> None:
+    tables.metadata.create_all(conn, tables=[tables.characters])
+
+
 MIGRATIONS: list[Migration] = [
     (1, "initial", m001_initial),
     (2, "figures", m002_figures),
     (3, "video posters", m003_video_posters),
+    (4, "characters", m004_characters),
 ]

@@ -130,7 +130,12 @@ class PromptPolicy:
             raise PromptRefused(f"length_{style.value}", f"{kind} are limited to {limit:,} characters; this one has {len(prompt):,}. Shorten it.")
         if len(negative) > self.limits.natural:
             raise PromptRefused("length_negative", f"The negative prompt is limited to {self.limits.natural:,} characters.")
-        text = _normalise(prompt)
+        self.check_text(prompt, account, surface)
+
+    def check_text(self, text: str, account: Account, surface: Surface | str) -> None:
+        """The vocabulary rules alone (no length rule): for text that is not a prompt, e.g. a character profile."""
+        surface = Surface(surface)
+        text = _normalise(text)
         found = self.non_consensual.search(text)
         if found:
             raise PromptRefused("non_consensual", f"Non-consensual content is never allowed (found “{found.group(0)}”).")

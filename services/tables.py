@@ -154,3 +154,18 @@ figure_takes = sa.Table(
     sa.Column("seed", sa.BigInteger, nullable=True),
     sa.Column("created_at", sa.Float, nullable=False),
 )
+
+characters = sa.Table(
+    "characters",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("account_id", sa.String(80), sa.ForeignKey("accounts.id"), nullable=False, index=True),
+    sa.Column("figure_id", sa.String(32), sa.ForeignKey("figures.id"), nullable=False),
+    sa.Column("name", sa.String(80), nullable=False),
+    sa.Column("profile", sa.JSON, nullable=False),  # card fields, tags, alternate greetings
+    sa.Column("gallery", sa.JSON, nullable=False),  # [{"request_id", "index", "path"}], in the user's order
+    sa.Column("main", sa.Integer, nullable=True),  # gallery position of the card image; null: the figure's canonical image
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("updated_at", sa.Float, nullable=False),
+    sa.Column("deleted_at", sa.Float, nullable=True),
+)
