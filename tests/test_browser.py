@@ -149,6 +149,34 @@ def test_quick_figure_walkthrough_in_the_browser(app_server, artifacts):
         page.locator("#remix-notice").get_by_text("Identity score").wait_for(timeout=10_000)
         page.screenshot(path=str(artifacts / "figure-remix.png"), full_page=True)
 
+        # Create character: All Figures' button opens Characters on this figure; save, gallery, card export.
+        page.get_by_role("tab", name="Figures", exact=True).click()
+        page.get_by_role("tab", name="All Figures").click()
+        page.locator("#figures-gallery img").first.click()
+        page.locator("#figure-title").get_by_text("Professor Hale").wait_for(timeout=10_000)
+        page.get_by_role("button", name="Create character").click()
+        page.locator("#character-save").wait_for(state="visible", timeout=10_000)
+        page.wait_for_function("() => document.querySelector('#character-figure input').value.includes('Professor Hale')", timeout=10_000)
+        page.locator("#character-save").click()
+        page.locator(".toast-body, .toast-wrap").get_by_text("Name is required").first.wait_for(timeout=10_000)
+        page.locator(".toast-close").first.click()
+        page.locator("#character-name textarea, #character-name input").first.fill("Professor Hale")
+        page.locator("#character-description textarea").fill("A retired scholar of old maps, kind and exacting.")
+        page.locator("#character-tags textarea, #character-tags input").first.fill("mentor, scholar")
+        page.locator("#character-save").click()
+        page.locator("#character-status").get_by_text("Created Professor Hale").wait_for(timeout=15_000)
+        page.locator("#character-card-image img").wait_for(state="visible", timeout=10_000)
+        page.locator("#character-add-choice input").click()
+        page.get_by_role("option").first.click()
+        page.locator("#character-add").click()
+        page.locator("#character-status").get_by_text("Added to the gallery").wait_for(timeout=15_000)
+        page.locator("#character-gallery img").first.click()
+        page.locator("#character-use-main").click()
+        page.locator("#character-status").get_by_text("Image 1 is now the card image").wait_for(timeout=15_000)
+        page.locator("#character-export").click()
+        page.locator("#character-card-file").get_by_text("professor-hale-v3").first.wait_for(timeout=15_000)
+        page.screenshot(path=str(artifacts / "character.png"), full_page=True)
+
 
 def test_compare_in_the_browser(app_server, artifacts):
     url, _ = app_server

@@ -148,3 +148,31 @@ def test_the_limits_file_is_validated(tmp_path):
     with pytest.raises(CharactersFileError, match="'name' is required"):
         load_character_limits(bad)
     assert load_character_limits().spec("name").max == 64
+
+
+def test_characters_through_gradio_client(client, token):
+    from gradio_client.exceptions import AppError
+
+    _, info, _, _ = client.predict(archetype="artist", prompt="", model="sdxl-base", takes=1, seed=4, token=token,
+                                   api_name="/figure_quick")
+    figure = client.predict(token, "Iris", info["request_id"], 0, api_name="/figure_save")
+    fields = {"name": "Iris Vale", "description": "A cartographer.", "first_mes": "Sit, tell me where."}
+    with pytest.raises(AppError, match="Name is limited to 64 characters"):
+        client.predict(token, figure["id"], "", dict(fields, name="x" * 65), [], [], api_name="/character_save")
+    assert client.predict(token, api_name="/characters") == []
+    character = client.predict(token, figure["id"], "", fields, ["explorer"], ["Back again?"], api_name="/character_save")
+    assert character["image"] == figure["canonical_image"]
+
+    _, made, _, _ = client.predict(prompt="the cartographer at her desk", model="flux.1-schnell", steps=2, seed=8,
+                                   token=token, api_name="/text_to_image")
+    client.predict(token, character["id"], made["request_id"], 0, api_name="/character_add_image")
+    updated = client.predict(token, character["id"], 0, api_name="/character_set_card_image")
+    assert updated["main"] == 0 and updated["image"] == made["files"][0]
+
+    card = client.predict(character["id"], "v3", token, api_name="/character_export")
+    assert card.endswith("iris-vale-v3.png")
+    cards = read_card(card)
+    assert cards["ccv3"]["data"]["name"] == "Iris Vale" and cards["chara"]["data"]["tags"] == ["explorer"]
+    assert cards["ccv3"]["data"]["alternate_greetings"] == ["Back again?"]
+    with pytest.raises(AppError, match="Save the character first"):
+        client.predict("", "v3", token, api_name="/character_export")

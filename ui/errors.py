@@ -9,6 +9,7 @@ import gradio as gr
 from pipelines.registry import InvalidSize, UnknownModel, UnsupportedTask
 from pipelines.runtime import RemoteBackendUnavailable, WeightsUnavailable
 from pipelines.types import GenerationCancelled
+from services.characters import CharacterError
 from services.figure_presets import FigurePresetsError
 from services.figures import FigureError
 from services.generation import InvalidRequest
@@ -45,6 +46,7 @@ USER_ERRORS = (
     FigurePresetsError,
     VideoError,
     ImagePresetsError,
+    CharacterError,
 )
 
 

@@ -5,8 +5,7 @@ import gradio as gr
 
 from services.container import Services
 
-from . import compare, credits, edit, figures_custom, figures_library, figures_quick, group, history, remix, session, text_mode, video
-from .placeholders import placeholder
+from . import characters, compare, credits, edit, figures_custom, figures_library, figures_quick, group, history, remix, session, text_mode, video
 
 TITLE = "Character Playground"
 
@@ -59,8 +58,8 @@ def build_app(services: Services) -> gr.Blocks:
                     figure_video_tab = gr.Tab("Figure to Video", id="video-figure")
                     image_video_tab = gr.Tab("Image to Video", id="video-image")
                     video.build(services, demo, current, figure_video_tab, image_video_tab, current_figure)
-            with gr.Tab("Characters", id="characters"):
-                placeholder("characters")
+            with gr.Tab("Characters", id="characters") as characters_tab:
+                characters.build(services, demo, current, characters_tab, current_figure)
             with gr.Tab("Compare", id="compare"):
                 compare.build(services, demo, current)
             with gr.Tab("History", id="history") as history_tab:
