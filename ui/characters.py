@@ -160,9 +160,12 @@ def build(services: Services, demo: gr.Blocks, session: SessionUI, tab: gr.Tab, 
 
     gallery.select(on_gallery_select, None, picked, api_visibility="private")
 
-    def need_character(character_id):
+    def need_character(character_id, position=False):
+        """Refuse clearly when no character is open (and, for the gallery buttons, no image is selected)."""
         if not character_id:
             raise gr.Error("Save the character first.")
+        if position is None:
+            raise gr.Error("Select an image in the gallery first.")
 
     @user_errors
     def on_add(character_id, choice, token, profile: gr.OAuthProfile | None = None):
@@ -178,9 +181,7 @@ def build(services: Services, demo: gr.Blocks, session: SessionUI, tab: gr.Tab, 
 
     @user_errors
     def on_main(character_id, position, token, profile: gr.OAuthProfile | None = None):
-        need_character(character_id)
-        if position is None:
-            raise gr.Error("Select an image in the gallery first.")
+        need_character(character_id, position)
         account = account_for(services, token, profile)
         return show(account, services.characters.set_main(account, character_id, int(position)),
                     f"Image {int(position) + 1} is now the card image.")
@@ -197,9 +198,7 @@ def build(services: Services, demo: gr.Blocks, session: SessionUI, tab: gr.Tab, 
 
     @user_errors
     def on_remove(character_id, position, token, profile: gr.OAuthProfile | None = None):
-        need_character(character_id)
-        if position is None:
-            raise gr.Error("Select an image in the gallery first.")
+        need_character(character_id, position)
         account = account_for(services, token, profile)
         return show(account, services.characters.remove_image(account, character_id, int(position)), "Removed from the gallery.")
 
