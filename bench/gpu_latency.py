@@ -22,6 +22,7 @@ without diffusers' cache hooks) gets a row saying why.
   python bench/gpu_latency.py                       # every model and mode on the GPU
   python bench/gpu_latency.py --models flux.1-dev --modes plain compile --out bench/results/run.jsonl
   python bench/gpu_latency.py --tiny                # the same code with tiny configs, on a CPU
+  python bench/gpu_latency.py --tiny --full-size --modes plain --steps 1   # real sizes/frames, tiny widths
   python bench/gpu_latency.py --table bench/results/run.jsonl   # print a saved run's table
 
 --out appends each finished row (JSON lines) as it completes, so a run split over several invocations
@@ -268,7 +269,7 @@ def run_mode(model: str, spec: dict, mode: str, args, device: str, dtype) -> Row
 
     default_steps = spec["default_steps"]
     steps = args.steps or (None if args.tiny else spec.get("bench_steps")) or default_steps
-    kw = call_kwargs(spec, args.tiny, steps, args.size)
+    kw = call_kwargs(spec, args.tiny and not args.full_size, steps, args.size)
     size = f"{kw['width']}x{kw['height']}" + (f"x{kw['num_frames']}f" if "num_frames" in kw else "")
     row = Row(model, mode, args.device_name, size, steps, default_steps, date=datetime.date.today().isoformat())
 
@@ -410,6 +411,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--models", nargs="+", choices=MODELS, default=list(MODELS))
     parser.add_argument("--modes", nargs="+", choices=MODES, default=list(MODES))
     parser.add_argument("--tiny", action="store_true", help="tiny configs on the CPU: checks the harness, not speed")
+    parser.add_argument("--full-size", action="store_true",
+                        help="with --tiny: the models' real sizes and frame counts on tiny widths (checks shapes, not speed)")
     parser.add_argument("--device", default=None, help="default: cuda, or cpu with --tiny")
     parser.add_argument("--dtype", default=None, choices=("bfloat16", "float16", "float32"),
                         help="default: bfloat16 (float32 with --tiny on a CPU)")

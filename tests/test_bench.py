@@ -119,3 +119,16 @@ def test_full_size_configs_fit_together_and_name_their_source():
     assert w["transformer"]["text_dim"] == w["text_encoder"]["d_model"]
     assert w["transformer"]["image_dim"] == w["image_encoder"]["hidden_size"]
     assert w["transformer"]["in_channels"] == 2 * w["vae"]["z_dim"] + 4  # noise + first-frame latents + mask
+
+
+def test_real_sizes_run_through_the_real_pipelines_on_tiny_widths(capsys):
+    """The widths of the full configs are checked above; this checks the sizes: each image model's real call
+    (1024x1024) through its pipeline, on tiny widths. (Wan's 832x480x81 takes about 2.5 minutes here, so it is run
+    by hand: `python bench/gpu_latency.py --tiny --full-size --models wan2.1-i2v-480p --modes plain --steps 1`.)"""
+    gpu = load("gpu_latency")
+    images = ["flux.1-dev", "flux.1-schnell", "sdxl-base", "z-image-turbo"]
+    assert gpu.main(["--tiny", "--full-size", "--models", *images, "--modes", "plain", "--warmup", "0",
+                     "--repeats", "1", "--steps", "1"]) == 0
+    out = capsys.readouterr().out
+    for model in images:
+        assert f"| {model} | plain | 1024x1024 | 1/" in out, out
