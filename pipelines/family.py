@@ -131,6 +131,22 @@ def _to_pil(image: Any) -> Image.Image:
     return Image.fromarray(array)
 
 
+def request_kwargs(request: GenerationRequest, generator: torch.Generator, callback: Callable, *, size: bool = True) -> dict[str, Any]:
+    """What every family's pipeline call takes from the request the same way: prompt, size (unless the pipeline
+    takes it from its input image), steps, the seeded generator, the step callback, PIL output. Guidance,
+    negative prompts and images differ per family and are passed beside it."""
+    kwargs: dict[str, Any] = {
+        "prompt": request.prompt,
+        "num_inference_steps": request.steps,
+        "generator": generator,
+        "callback_on_step_end": callback,
+        "output_type": "pil",
+    }
+    if size:
+        kwargs.update(width=request.width, height=request.height)
+    return kwargs
+
+
 def common_parameters(request: GenerationRequest, **extra: Any) -> dict[str, Any]:
     params: dict[str, Any] = {
         "prompt": request.prompt,

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..family import Family, common_parameters, register_family, run_per_seed
+from ..family import Family, common_parameters, register_family, request_kwargs, run_per_seed
 from ..tiny import flux as tiny_flux
 from ..types import GenerationRequest, Task
 
@@ -34,13 +34,7 @@ def text_to_image(pipe, request, on_step, cancel):
 
     def call(generator, callback):
         return pipe(
-            prompt=request.prompt,
-            width=request.width,
-            height=request.height,
-            num_inference_steps=request.steps,
-            generator=generator,
-            callback_on_step_end=callback,
-            output_type="pil",
+            **request_kwargs(request, generator, callback),
             **kwargs,
         )
 
@@ -54,15 +48,9 @@ def image_to_image(pipe, request, on_step, cancel):
 
     def call(generator, callback):
         return pipe(
-            prompt=request.prompt,
+            **request_kwargs(request, generator, callback),
             image=image,
-            width=request.width,
-            height=request.height,
             strength=request.strength,
-            num_inference_steps=request.steps,
-            generator=generator,
-            callback_on_step_end=callback,
-            output_type="pil",
             **kwargs,
         )
 

@@ -12,7 +12,7 @@ import math
 
 from PIL import Image
 
-from ..family import Family, common_parameters, register_family, run_per_seed
+from ..family import Family, common_parameters, register_family, request_kwargs, run_per_seed
 from ..tiny import flux2 as tiny_flux2
 from ..types import Task
 
@@ -59,16 +59,10 @@ def _run(pipe, request, on_step, cancel, references: list[Image.Image]):
 
     def call(generator, callback):
         return pipe(
-            prompt=request.prompt,
+            **request_kwargs(request, generator, callback),
             image=images,
-            width=request.width,
-            height=request.height,
-            num_inference_steps=request.steps,
             guidance_scale=request.guidance,
             text_encoder_out_layers=out_layers,
-            generator=generator,
-            callback_on_step_end=callback,
-            output_type="pil",
         )
 
     # FLUX.2 [dev] is guidance-distilled: request.guidance is its embedded guidance and there is no negative prompt.

@@ -5,7 +5,7 @@ import math
 
 from PIL import Image
 
-from ..family import Family, common_parameters, register_family, run_per_seed
+from ..family import Family, common_parameters, register_family, request_kwargs, run_per_seed
 from ..tiny import flux_kontext as tiny_flux_kontext
 from ..types import GenerationRequest, Task
 from .flux import guidance_settings
@@ -39,14 +39,8 @@ def _run(pipe, request, on_step, cancel, mode: str):
 
     def call(generator, callback):
         return pipe(
+            **request_kwargs(request, generator, callback),
             image=image,
-            prompt=request.prompt,
-            width=request.width,
-            height=request.height,
-            num_inference_steps=request.steps,
-            generator=generator,
-            callback_on_step_end=callback,
-            output_type="pil",
             max_area=request.width * request.height,
             _auto_resize=False,
             **kwargs,

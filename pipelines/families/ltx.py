@@ -1,7 +1,7 @@
 """LTX-Video family: text-to-video (LTXPipeline) and image-to-video (LTXImageToVideoPipeline) on shared components."""
 from __future__ import annotations
 
-from ..family import Family, common_parameters, register_family, run_per_seed
+from ..family import Family, common_parameters, register_family, request_kwargs, run_per_seed
 from ..tiny import ltx as tiny_ltx
 from ..types import Task
 
@@ -29,17 +29,11 @@ def _run(pipe, request, on_step, cancel, **inputs):
 
     def call(generator, callback):
         return pipe(
-            prompt=request.prompt,
+            **request_kwargs(request, generator, callback),
             negative_prompt=request.negative_prompt or None,
-            width=request.width,
-            height=request.height,
             num_frames=num_frames,
             frame_rate=fps,
-            num_inference_steps=request.steps,
             guidance_scale=request.guidance,
-            generator=generator,
-            callback_on_step_end=callback,
-            output_type="pil",
             **decode,
             **inputs,
         )

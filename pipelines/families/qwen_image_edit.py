@@ -18,7 +18,7 @@ import inspect
 import threading
 from contextlib import contextmanager
 
-from ..family import Family, common_parameters, register_family, run_per_seed
+from ..family import Family, common_parameters, register_family, request_kwargs, run_per_seed
 from ..tiny import qwen_image_edit as tiny_qwen
 from ..types import Task
 
@@ -68,16 +68,10 @@ def _run(pipe, request, on_step, cancel, image):
     def call(generator, callback):
         with reference_area(pipe, max_area):
             return pipe(
+                **request_kwargs(request, generator, callback),
                 image=image,
-                prompt=request.prompt,
                 negative_prompt=negative,
                 true_cfg_scale=request.guidance,
-                width=request.width,
-                height=request.height,
-                num_inference_steps=request.steps,
-                generator=generator,
-                callback_on_step_end=callback,
-                output_type="pil",
             )
 
     count = len(image) if isinstance(image, list) else 1

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from ..face_adapter import ip_adapter_call
-from ..family import Family, common_parameters, register_family, run_per_seed
+from ..family import Family, common_parameters, register_family, request_kwargs, run_per_seed
 from ..tiny import sdxl as tiny_sdxl
 from ..types import Task
 
@@ -15,15 +15,9 @@ def text_to_image(pipe, request, on_step, cancel):
     def call(generator, callback):
         with ip_context():
             return pipe(
-                prompt=request.prompt,
+                **request_kwargs(request, generator, callback),
                 negative_prompt=request.negative_prompt or None,
-                width=request.width,
-                height=request.height,
-                num_inference_steps=request.steps,
                 guidance_scale=request.guidance,
-                generator=generator,
-                callback_on_step_end=callback,
-                output_type="pil",
                 **ip_kwargs,
             )
 
@@ -39,15 +33,11 @@ def image_to_image(pipe, request, on_step, cancel):
     def call(generator, callback):
         with ip_context():
             return pipe(
-                prompt=request.prompt,
+                **request_kwargs(request, generator, callback, size=False),
                 negative_prompt=request.negative_prompt or None,
                 image=image,
                 strength=request.strength,
-                num_inference_steps=request.steps,
                 guidance_scale=request.guidance,
-                generator=generator,
-                callback_on_step_end=callback,
-                output_type="pil",
                 **ip_kwargs,
             )
 

@@ -5,7 +5,7 @@ the encoded first frame and CLIP image tokens), so no pipeline can be reached fr
 """
 from __future__ import annotations
 
-from ..family import Family, common_parameters, register_family, run_per_seed
+from ..family import Family, common_parameters, register_family, request_kwargs, run_per_seed
 from ..tiny import wan as tiny_wan
 from ..types import Task
 
@@ -33,16 +33,10 @@ def text_to_video(pipe, request, on_step, cancel):
 
     def call(generator, callback):
         return pipe(
-            prompt=request.prompt,
+            **request_kwargs(request, generator, callback),
             negative_prompt=request.negative_prompt or None,
-            width=request.width,
-            height=request.height,
             num_frames=num_frames,
-            num_inference_steps=request.steps,
             guidance_scale=request.guidance,
-            generator=generator,
-            callback_on_step_end=callback,
-            output_type="pil",
         )
 
     return run_per_seed(pipe, request, on_step, cancel, call, _parameters(pipe, request, num_frames, fps), video=True)
@@ -55,17 +49,11 @@ def image_to_video(pipe, request, on_step, cancel):
 
     def call(generator, callback):
         return pipe(
+            **request_kwargs(request, generator, callback),
             image=image,
-            prompt=request.prompt,
             negative_prompt=request.negative_prompt or None,
-            width=request.width,
-            height=request.height,
             num_frames=num_frames,
-            num_inference_steps=request.steps,
             guidance_scale=request.guidance,
-            generator=generator,
-            callback_on_step_end=callback,
-            output_type="pil",
         )
 
     return run_per_seed(pipe, request, on_step, cancel, call, _parameters(pipe, request, num_frames, fps), video=True)

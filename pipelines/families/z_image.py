@@ -1,7 +1,7 @@
 """Z-Image (Turbo) family: text-to-image with a Qwen3 text encoder."""
 from __future__ import annotations
 
-from ..family import Family, common_parameters, register_family, run_per_seed
+from ..family import Family, common_parameters, register_family, request_kwargs, run_per_seed
 from ..tiny import z_image as tiny_z_image
 from ..types import Task
 
@@ -14,15 +14,9 @@ def text_to_image(pipe, request, on_step, cancel):
 
     def call(generator, callback):
         return pipe(
-            prompt=request.prompt,
+            **request_kwargs(request, generator, callback),
             negative_prompt=negative_prompt or None,
-            width=request.width,
-            height=request.height,
-            num_inference_steps=request.steps,
             guidance_scale=request.guidance,
-            generator=generator,
-            callback_on_step_end=callback,
-            output_type="pil",
         )
 
     params = common_parameters(request, sampler=type(pipe.scheduler).__name__, negative_prompt=negative_prompt)
