@@ -278,9 +278,6 @@ def run_mode(model: str, spec: dict, mode: str, args, device: str, dtype) -> Row
         row.note = reason  # before building: a full-size build is not free
         return row
 
-    from diffusers.models.attention_dispatch import _AttentionBackendRegistry
-
-    backend_before = _AttentionBackendRegistry._active_backend
     pipe = build_pipeline(spec, args.tiny, device, dtype)
     try:
         try:
@@ -340,7 +337,6 @@ def run_mode(model: str, spec: dict, mode: str, args, device: str, dtype) -> Row
         return row
     finally:
         pipe = None
-        _AttentionBackendRegistry._active_backend = backend_before
         gc.collect()
         if "compile" in mode:
             torch._dynamo.reset()

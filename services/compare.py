@@ -114,7 +114,7 @@ class CompareService:
         on_step: Callable[[int, int], None] | None = None,
     ) -> CompareOutput:
         quotes = self.quote(params.models, params.aspect_ratio, params.resolution)
-        models = tuple(dict.fromkeys(m for m in params.models if m))
+        models = tuple(q.model for q in quotes)  # deduplicated and checked by quote()
         self.generation.policy.check(params.prompt or "", account, Surface.IMAGE, params.prompt_style, params.negative_prompt or "")
         total = sum(q.total for q in quotes)
         account = self.identity.account(account.id)

@@ -6,7 +6,6 @@ import gradio as gr
 from pipelines.registry import ASPECT_RATIOS
 from services.compare import MAX_MODELS, CompareParams
 from services.container import Services
-from services.generation import InvalidRequest
 
 from .errors import user_errors
 from .session import SessionUI, account_for, bar_text, optional_account
@@ -31,10 +30,10 @@ def default_models(services: Services) -> list[str]:
 def price_text(services: Services, models: list[str], ratio: str, tier: str, account=None) -> str:
     try:
         quotes = services.compare.quote(models or [], ratio, tier)
-    except (InvalidRequest, ValueError, KeyError) as exc:
+    except (ValueError, KeyError) as exc:  # InvalidRequest, InvalidSize, UnsupportedTask, UnknownModel
         return f"**Price:** — {exc}"
     total = sum(q.total for q in quotes)
-    parts = " + ".join(f"{services.registry.get(m).name} {q.total}" for m, q in zip(dict.fromkeys(models), quotes))
+    parts = " + ".join(f"{services.registry.get(q.model).name} {q.total}" for q in quotes)
     text = f"**Price:** {parts} = **{total} credits** · one image per model, same seed"
     if account is not None:
         text += f" · you have {account.balance_text()}"
