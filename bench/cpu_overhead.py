@@ -31,7 +31,7 @@ from pipelines.runtime import PipelineRuntime, RuntimeSettings, build_tiny  # no
 from pipelines.types import Task  # noqa: E402
 from services.config import AppSettings  # noqa: E402
 from services.container import build_services  # noqa: E402
-from services.generation import TextToImageParams  # noqa: E402
+from services.creation.text import TextToImageParams  # noqa: E402
 
 
 def median_ms(fn, repeats: int) -> float:
@@ -67,7 +67,7 @@ def measure(repeats: int, root: Path) -> list[tuple[str, float, float | None]]:
         with services.db.begin() as conn:
             services.ledger.adjust(conn, account.id, 100_000, "bench", "benchmark credits")
         params = TextToImageParams(prompt="a lighthouse at dusk", model=entry.id, seed=7, steps=STEPS, guidance=5.0)
-        _, request = services.generation.build_request(params)
+        _, request = services.text.build_request(params)
         pipe = runtime.pipeline(entry, Task.TEXT_TO_IMAGE)
         runner = family.runners[Task.TEXT_TO_IMAGE]
 
@@ -75,7 +75,7 @@ def measure(repeats: int, root: Path) -> list[tuple[str, float, float | None]]:
             runner(pipe, request, lambda done, total: None, None)
 
         def service():
-            services.generation.text_to_image(account, params, on_step=lambda done, total: None)
+            services.text.text_to_image(account, params, on_step=lambda done, total: None)
 
         def api():
             client.predict(prompt=params.prompt, model=entry.id, seed=7, steps=STEPS, guidance=5.0, token=session["token"],

@@ -1,4 +1,4 @@
-"""Service-layer overhead: one request through GenerationService vs the raw pipeline call, same process.
+"""Service-layer overhead: one request through the runner (TextImages -> Runner) vs the raw pipeline call, same process.
 
     python bench/overhead.py [--repeats 15] [--families sdxl flux]
 
@@ -29,7 +29,7 @@ from pipelines.runtime import PipelineRuntime, RuntimeSettings, build_tiny  # no
 from pipelines.types import Task  # noqa: E402
 from services.config import AppSettings  # noqa: E402
 from services.container import build_services  # noqa: E402
-from services.generation import TextToImageParams  # noqa: E402
+from services.creation.text import TextToImageParams  # noqa: E402
 
 SIZE = 64
 STEPS = 4
@@ -67,7 +67,7 @@ def measure(repeats: int, families: list[str], root: Path, safety: str = "none")
         account = services.identity.start(None, ip="127.0.0.1").account
         with services.db.begin() as conn:  # enough credits for every call
             services.ledger.adjust(conn, account.id, 100_000, "bench", "benchmark credits")
-        service = services.generation
+        service = services.text
         params = TextToImageParams(prompt="a lighthouse at dusk", model=entry.id, seed=7, steps=STEPS, guidance=guidance)
         _, request = service.build_request(params)
         pipe = runtime.pipeline(entry, Task.TEXT_TO_IMAGE)

@@ -141,29 +141,30 @@ def faceid_muted(pipe: Any) -> Iterator[None]:
 
 
 def ip_adapter_call(pipe: Any, request: Any) -> tuple[dict[str, Any], dict[str, Any], Callable[[], Any]]:
-    """(pipeline kwargs, recorded parameters, context factory) for a request's FaceID options.
+    """(pipeline kwargs, recorded parameters, context factory) for a request's face conditioning.
 
     Run each pipeline call inside `with context():` (a fresh context manager per call, one call per seed).
 
-    `request.extra["face_embedding"]`: 512 floats (or a list of such) -> the adapter runs at the loaded scale, or at
-    `request.extra["ip_adapter_scale"]` when given. Without an embedding the call is unchanged; if an adapter is
-    loaded on the shared UNet (which then insists on image embeds) it gets zero embeds at scale 0, i.e. the exact
-    base output.
+    `request.face` (a `FaceConditioning`): its embedding (512 floats, or several faces' 512 floats each) drives the
+    adapter at `face.scale`, or at the loaded scale when that is None; `face.weights` loads the adapter when none is
+    loaded yet. Without a face the call is unchanged; if an adapter is loaded on the shared UNet (which then insists
+    on image embeds) it gets zero embeds at scale 0, i.e. the exact base output.
     """
-    embedding = request.extra.get("face_embedding")
+    face = request.face
     loaded = is_faceid_loaded(pipe)
-    if embedding is None:
+    if face is None:
         if not loaded:
             return {}, {}, contextlib.nullcontext
         zeros = [[0.0] * FACE_EMBEDDING_DIM]
         return {"ip_adapter_image_embeds": face_embeds(pipe, zeros, request.guidance)}, {}, lambda: faceid_muted(pipe)
+    embedding = list(face.embedding)
+    if len(embedding) > FACE_EMBEDDING_DIM and len(embedding) % FACE_EMBEDDING_DIM == 0:
+        embedding = [embedding[i:i + FACE_EMBEDDING_DIM] for i in range(0, len(embedding), FACE_EMBEDDING_DIM)]
     if not loaded:
-        weights = request.extra.get("faceid_weights")
-        if not weights:
-            raise RuntimeError("face_embedding given but no FaceID adapter is loaded and no faceid_weights path was given")
-        ensure_faceid(pipe, Path(weights), float(request.extra.get("ip_adapter_scale", 1.0)))
-    scale = request.extra.get("ip_adapter_scale")
-    if scale is not None:
-        set_faceid_scale(pipe, float(scale))
+        if not face.weights:
+            raise RuntimeError("a face was given but no FaceID adapter is loaded and no adapter weights were given")
+        ensure_faceid(pipe, Path(face.weights), 1.0 if face.scale is None else float(face.scale))
+    if face.scale is not None:
+        set_faceid_scale(pipe, float(face.scale))
     kwargs = {"ip_adapter_image_embeds": face_embeds(pipe, embedding, request.guidance)}
     return kwargs, {"ip_adapter_scale": faceid_scale(pipe)}, contextlib.nullcontext

@@ -31,6 +31,9 @@ class Family:
     preview_side: int = 64
     # frames the tiny preview renders for video tasks
     preview_frames: int = 9
+    # optional request fields (pipelines.types.OPTION_LABELS) the runners read, per task, beyond the ones the
+    # task itself implies (input images, strength, frames); anything else set on a request is refused
+    options: dict[Task, frozenset[str]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         missing = set(self.pipeline_classes) ^ set(self.runners)
@@ -40,6 +43,14 @@ class Family:
     @property
     def tasks(self) -> tuple[Task, ...]:
         return tuple(self.pipeline_classes)
+
+    def accepts(self, task: Task) -> frozenset[str]:
+        """Every optional request field this family's runner for `task` reads."""
+        return task.inherent_options() | self.options.get(task, frozenset())
+
+    def takes_option(self, option: str) -> bool:
+        """Whether any of the family's runners reads `option`."""
+        return any(option in self.accepts(task) for task in self.tasks)
 
 
 _FAMILIES: dict[str, Family] = {}

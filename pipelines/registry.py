@@ -7,6 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from .errors import InvalidSize, UnknownModel, UnsupportedTask
 from .family import get_family
 from .types import Task
 
@@ -15,21 +16,12 @@ RESOLUTION_TIERS = ("1K", "2K", "4K", "480p", "720p")
 DEFAULT_REGISTRY = Path(__file__).resolve().parent.parent / "presets" / "models.toml"
 
 
+STEPS_MAX = 200  # denoising steps a request may ask for
+GUIDANCE_MAX = 30.0  # the largest guidance any entry or request may use
+
+
 class RegistryError(ValueError):
     """A registry file is invalid; the message names file, entry and field."""
-
-
-class UnknownModel(KeyError):
-    def __str__(self) -> str:  # KeyError quotes its message otherwise
-        return str(self.args[0])
-
-
-class UnsupportedTask(ValueError):
-    pass
-
-
-class InvalidSize(ValueError):
-    pass
 
 
 class _Strict(BaseModel):
@@ -56,8 +48,8 @@ class Licence(_Strict):
 
 
 class Defaults(_Strict):
-    steps: int = Field(ge=1, le=200)
-    guidance: float = Field(ge=0.0, le=30.0)
+    steps: int = Field(ge=1, le=STEPS_MAX)
+    guidance: float = Field(ge=0.0, le=GUIDANCE_MAX)
     scheduler: str | None = None
     strength: float = Field(default=0.75, gt=0.0, le=1.0)
     num_frames: int | None = Field(default=None, ge=1)

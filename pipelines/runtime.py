@@ -14,21 +14,16 @@ import spaces
 import torch
 
 from .cache import PipelineCache
+from .errors import RemoteBackendUnavailable, UnsupportedOption, WeightsUnavailable
 from .family import Family, get_family
 from .registry import ModelEntry, Registry
-from .types import GenerationRequest, GenerationResult, StepCallback, Task
+from .types import OPTION_LABELS, GenerationRequest, GenerationResult, StepCallback, Task
+
+__all__ = ["PREVIEW_NOTICE", "PipelineRuntime", "RemoteBackendUnavailable", "RuntimeSettings", "WeightsUnavailable", "build_tiny"]
 
 log = logging.getLogger(__name__)
 
 PREVIEW_NOTICE = "offline preview: outputs are noise"
-
-
-class WeightsUnavailable(RuntimeError):
-    """Real weights are absent and the preview is forbidden."""
-
-
-class RemoteBackendUnavailable(RuntimeError):
-    """An API-only model was asked to run; its provider backend is not wired in."""
 
 
 @dataclass(frozen=True)
@@ -199,7 +194,7 @@ class PipelineRuntime:
         family = get_family(entry.family)
         if resolved.preview:
             self.ensure_tiny(entry)
-        kwargs: dict[str, Any] = {"torch_dtype": self.dtype}
+        kwargs: dict[str, Any] = {"dtype": self.dtype}
         if resolved.revision:
             kwargs["revision"] = resolved.revision
         if resolved.local_only:
@@ -239,6 +234,21 @@ class PipelineRuntime:
         return self.cache.view(key, class_name, base, make)
 
     # -- running -------------------------------------------------------------------
+    def check_options(self, entry: ModelEntry, task: Task, request: GenerationRequest) -> None:
+        """Refuse a request that sets an optional field this family's runner for `task` does not read."""
+        refused = sorted(request.options() - get_family(entry.family).accepts(task))
+        if refused:
+            names = ", ".join(OPTION_LABELS[o] for o in refused)
+            raise UnsupportedOption(f"{entry.name} cannot use {names} for {task.value}; leave it out or pick another model.")
+
+    def complete(self, entry: ModelEntry, task: Task, request: GenerationRequest) -> GenerationRequest:
+        """Fill what the entry decides when a request leaves it open: image-to-image strength, the face adapter's weights."""
+        if task is Task.IMAGE_TO_IMAGE and request.strength is None:
+            request = replace(request, strength=entry.defaults.strength)
+        if request.face is not None and request.face.weights is None:
+            request = replace(request, face=replace(request.face, weights=str(self.faceid_weights(entry))))
+        return request
+
     def run(
         self,
         entry: ModelEntry,
@@ -250,6 +260,8 @@ class PipelineRuntime:
         """Run one request; the caller has validated it against the entry (sizes, task, limits)."""
         resolved = self.resolve(entry)  # first: remote entries have no family in code
         family = get_family(entry.family)
+        self.check_options(entry, task, request)
+        request = self.complete(entry, task, request)
         pipe = self.pipeline(entry, task, resolved)
         run_request = preview_request(family, request) if resolved.preview else request
         on_step = on_step or (lambda done, total: None)
@@ -281,8 +293,8 @@ def preview_request(family: Family, request: GenerationRequest) -> GenerationReq
     if frames is not None:
         frames = min(frames, family.preview_frames)
     # Edit pipelines resize references to ~1 MP before their VAE; the tiny preview caps that area.
-    extra = {**request.extra, "max_reference_area": family.preview_side**2}
-    return replace(request, width=width, height=height, num_frames=frames, extra=extra)
+    area = family.preview_side**2 if family.takes_option("max_reference_area") else None
+    return replace(request, width=width, height=height, num_frames=frames, max_reference_area=area)
 
 
 def build_tiny(family: Family, variant: str, folder: Path) -> Path:

@@ -1,7 +1,7 @@
 """Typed requests and results that every family's run functions speak."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from enum import Enum
 from typing import Any, Callable
 
@@ -21,6 +21,25 @@ class Task(str, Enum):
     def is_video(self) -> bool:
         return self in (Task.IMAGE_TO_VIDEO, Task.TEXT_TO_VIDEO)
 
+    @property
+    def takes_images(self) -> bool:
+        """Whether the task's request carries input images (`reference_images`)."""
+        return self in (Task.IMAGE_TO_IMAGE, Task.REFERENCE, Task.EDIT, Task.MULTI_REFERENCE, Task.IMAGE_TO_VIDEO)
+
+    def inherent_options(self) -> frozenset[str]:
+        """The optional request fields every family's runner for this task reads."""
+        options = set()
+        if self.takes_images:
+            options.add("reference_images")
+        if self is Task.IMAGE_TO_IMAGE:
+            options.add("strength")
+        if self.is_video:
+            options.update(("num_frames", "fps"))
+        return frozenset(options)
+
+
+SEED_LIMIT = 2**32  # seeds are integers in [0, SEED_LIMIT): the one seed range of every request
+
 
 # Called as on_step(done, total) after every denoising step of the whole request.
 StepCallback = Callable[[int, int], None]
@@ -31,8 +50,35 @@ class GenerationCancelled(RuntimeError):
 
 
 @dataclass(frozen=True)
+class FaceConditioning:
+    """A face to keep through an adapter (SDXL IP-Adapter FaceID): one value instead of loose keys."""
+
+    embedding: tuple[float, ...]  # insightface-style normed embedding (512 floats), or several of them flattened
+    scale: float | None = None  # the adapter scale for this request; None keeps the loaded scale; 0 = no effect
+    weights: str | None = None  # the adapter weight file; None: the runtime resolves the entry's own weights
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "embedding", tuple(float(x) for x in self.embedding))
+
+
+# The optional fields of a request (beyond prompt, size, steps, guidance, seed, count) and how a refusal names them.
+OPTION_LABELS = {
+    "reference_images": "input images",
+    "strength": "an image-to-image strength",
+    "num_frames": "a frame count",
+    "fps": "a frame rate",
+    "face": "a face to keep (face adapter)",
+    "max_reference_area": "a reference-area cap",
+    "true_cfg": "true classifier-free guidance",
+}
+
+
+@dataclass(frozen=True)
 class GenerationRequest:
-    """What a run function needs; sizes are final pixel sizes the pipeline is called with."""
+    """What a run function needs; sizes are final pixel sizes the pipeline is called with.
+
+    The optional fields are typed, and a family declares which ones it reads per task (`Family.options`); the
+    runtime refuses a request that sets one the family cannot use, naming it (`UnsupportedOption`)."""
 
     prompt: str
     negative_prompt: str = ""
@@ -42,16 +88,25 @@ class GenerationRequest:
     guidance: float = 5.0
     seed: int = 0
     count: int = 1
+    scheduler: str | None = None
     reference_images: tuple[Image.Image, ...] = ()
-    strength: float = 0.75
+    strength: float | None = None  # image-to-image; None: the registry entry's default (filled by the runtime)
     num_frames: int | None = None
     fps: int | None = None
-    scheduler: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
+    face: FaceConditioning | None = None
+    # Edit pipelines scale references to about 1 MP before their VAE; this caps that area (pixels).
+    max_reference_area: int | None = None
+    true_cfg: float | None = None  # FLUX.1: > 1 runs true CFG with the negative prompt (a second pass per step)
 
     def seeds(self) -> list[int]:
         # One seed per output so that any single output can be reproduced alone.
-        return [(self.seed + i) % (2**32) for i in range(self.count)]
+        return [(self.seed + i) % SEED_LIMIT for i in range(self.count)]
+
+    def options(self) -> frozenset[str]:
+        """The optional fields this request sets."""
+        return frozenset(
+            f.name for f in fields(self) if f.name in OPTION_LABELS and getattr(self, f.name) not in (None, ())
+        )
 
 
 @dataclass

@@ -8,8 +8,8 @@ from pathlib import Path
 from pipelines.registry import DEFAULT_REGISTRY
 from pipelines.runtime import RuntimeSettings
 
-from .plans import DEFAULT_PLANS
-from .policy import DEFAULT_SAFETY
+from .accounts.plans import DEFAULT_PLANS
+from .safety.policy import DEFAULT_SAFETY
 
 ENV_STRINGS = {
     "database_url": ("PLAYGROUND_DATABASE_URL", "DATABASE_URL"),

@@ -12,26 +12,28 @@ from dataclasses import dataclass
 from pipelines.registry import Registry, load_registry
 from pipelines.runtime import PipelineRuntime
 
+from .accounts.db import Database
+from .accounts.history import History
+from .accounts.identity import Identity, server_secret
+from .accounts.instances import Instances
+from .accounts.jobs import Jobs
+from .accounts.ledger import Ledger
+from .accounts.plans import Plans, PlansError, load_plans
+from .catalogue import Catalogue
 from .config import AppSettings
-from .db import Database
-from .characters import Characters, load_character_limits
-from .compare import CompareService
-from .generation import GenerationService
-from .faces import FaceEngine
-from .figure_presets import FigurePresets, load_figure_presets
-from .figures import Figures
-from .history import History
-from .image_presets import ImagePresets, load_image_presets
-from .identity import Identity, server_secret
-from .instances import Instances
-from .jobs import Jobs
-from .ledger import Ledger
-from .plans import Plans, PlansError, load_plans
-from .policy import PromptPolicy, SafetyFile, load_safety_file
-from .remix import ReferenceImages
-from .safety import SafetyChecker, build_checker
-from .storage import OutputStore
-from .video import VideoPresets, VideoService, load_video_presets
+from .creation.characters import Characters, load_character_limits
+from .creation.compare import CompareService
+from .creation.figure_presets import FigurePresets, load_figure_presets
+from .creation.figures import Figures
+from .creation.image_presets import ImagePresets, load_image_presets
+from .creation.remix import ReferenceImages
+from .creation.text import TextImages
+from .creation.video import VideoPresets, VideoService, load_video_presets
+from .faces.engine import FaceEngine
+from .media.storage import OutputStore
+from .runs.runner import Runner
+from .safety.output import SafetyChecker, build_checker
+from .safety.policy import PromptPolicy, SafetyFile, load_safety_file
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +51,10 @@ class Services:
     instances: Instances
     jobs: Jobs
     history: History
-    generation: GenerationService
+    catalogue: Catalogue
+    policy: PromptPolicy
+    runner: Runner
+    text: TextImages
     recovered: list[str]
     safety_file: SafetyFile
     safety: SafetyChecker
@@ -109,20 +114,22 @@ def build_services(
     if heartbeat:
         instances.start_heartbeat(on_beat=jobs.recover)
     log.info("database %s ready (schema v%d); refunded %d interrupted request(s)", db.display_url, db.schema_version(), len(recovered))
-    history = History(db, ledger, store)
+    history = History(db, jobs, store)
     policy = PromptPolicy.from_file(safety_file)
-    generation = GenerationService(registry, runtime, plans, jobs, policy, safety_file.uploads, store)
+    catalogue = Catalogue(registry, runtime, plans)
+    runner = Runner(catalogue, runtime, plans, jobs, policy, store)
+    text = TextImages(catalogue, runner, safety_file.uploads, store)
     log.info("output safety check: %s", safety.name)
     figure_presets = load_figure_presets()
     figure_presets.check_models(set(registry.ids()))
     faces = FaceEngine(settings.face_pack) if settings.face_pack else None
-    figures = Figures(db, generation, figure_presets, store, faces)
+    figures = Figures(db, text, figure_presets, store, faces)
     video_presets = load_video_presets()
     video_presets.check(registry)
-    video = VideoService(registry, runtime, plans, jobs, policy, store, figures, history, video_presets)
+    video = VideoService(catalogue, runner, figures, history, video_presets)
     return Services(
-        settings, registry, runtime, store, db, plans, ledger, identity, instances, jobs, history, generation, recovered,
-        safety_file, safety, figure_presets, figures, faces, video_presets, video, load_image_presets(),
-        ReferenceImages(generation, figures, history, faces), CompareService(registry, plans, generation, identity),
+        settings, registry, runtime, store, db, plans, ledger, identity, instances, jobs, history, catalogue, policy, runner,
+        text, recovered, safety_file, safety, figure_presets, figures, faces, video_presets, video, load_image_presets(),
+        ReferenceImages(catalogue, text, runner, figures, history, faces), CompareService(catalogue, text, runner, identity),
         Characters(db, figures, store, policy, load_character_limits()),
     )

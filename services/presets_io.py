@@ -9,6 +9,8 @@ from pydantic import BaseModel, ValidationError
 
 M = TypeVar("M", bound=BaseModel)
 
+PRESETS_DIR = Path(__file__).resolve().parent.parent / "presets"
+
 
 def load_validated(path: Path, model: type[M], error: type[Exception]) -> M:
     path = Path(path)

@@ -43,7 +43,7 @@ def preview_runtime(registry, tiny_root):
 @pytest.fixture(scope="session")
 def face_pack(tmp_path_factory):
     """A tiny insightface pack (detector + recogniser ONNX) that FaceAnalysis runs offline."""
-    from services.tiny_faces import build_tiny_face_pack
+    from pipelines.tiny.faces import build_tiny_face_pack
 
     return build_tiny_face_pack(tmp_path_factory.mktemp("face-pack"))
 

@@ -7,7 +7,7 @@ import pytest
 from gradio_client.exceptions import AppError
 from PIL import Image
 
-from services.metadata import read_png_metadata
+from services.media.png import read_png_metadata
 
 from .conftest import ADMIN_KEY
 

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 from gradio_client.exceptions import AppError
 
-from services.media import probe_mp4
+from services.media.mp4 import probe_mp4
 
 
 def make_figure(client, token):

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from services.characters import CharacterError, CharactersFileError, Profile, load_character_limits, read_card
-from services.figures import FigureError
-from services.generation import TextToImageParams
-from services.policy import PromptRefused
+from services.creation.characters import CharacterError, CharactersFileError, Profile, load_character_limits, read_card
+from services.creation.figures import FigureError
+from services.creation.text import TextToImageParams
+from services.safety.policy import PromptRefused
 
 GOOD = Profile(
     fields={"name": "Iris Vale", "description": "A cartographer in her forties with ink-stained hands.",
@@ -39,7 +39,7 @@ def test_create_edit_gallery_and_export_cards(make_services, tmp_path):
     assert character.profile["alternate_greetings"] == ["Back again?"]
 
     # a gallery of the user's own images; one becomes the card image
-    made = services.generation.text_to_image(account, TextToImageParams("the cartographer at her desk", "flux.1-schnell", steps=2, seed=3))
+    made = services.text.text_to_image(account, TextToImageParams("the cartographer at her desk", "flux.1-schnell", steps=2, seed=3))
     character = services.characters.add_image(account, character.id, made.request_id, 0)
     with pytest.raises(CharacterError, match="already in the gallery"):
         services.characters.add_image(account, character.id, made.request_id, 0)
@@ -117,17 +117,17 @@ def test_only_your_own_figures_images_and_characters(make_services, monkeypatch)
         services.characters.create(stranger, figure.id, GOOD)
     with pytest.raises(CharacterError, match="No character"):
         services.characters.get(stranger, character.id)
-    theirs = services.generation.text_to_image(stranger, TextToImageParams("a fox", "sdxl-base", steps=2, seed=1))
+    theirs = services.text.text_to_image(stranger, TextToImageParams("a fox", "sdxl-base", steps=2, seed=1))
     with pytest.raises(CharacterError, match="not in your history"):
         services.characters.add_image(owner, character.id, theirs.request_id, 0)
     with pytest.raises(CharacterError, match="There is no image 1"):
         services.characters.set_main(owner, character.id, 0)
 
     # an image the output check flagged can sit in the (private) gallery but never be the card image
-    mine = services.generation.text_to_image(owner, TextToImageParams("a fox", "sdxl-base", steps=2, seed=2))
+    mine = services.text.text_to_image(owner, TextToImageParams("a fox", "sdxl-base", steps=2, seed=2))
     character = services.characters.add_image(owner, character.id, mine.request_id, 0)
     with services.db.begin() as conn:
-        from services.tables import characters
+        from services.accounts.tables import characters
 
         gallery = [dict(g, safety="flagged") for g in character.gallery]
         conn.execute(characters.update().where(characters.c.id == character.id).values(gallery=[

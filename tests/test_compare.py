@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from services.compare import CompareParams
-from services.generation import InvalidRequest
-from services.metadata import read_png_metadata
-from services.policy import PromptRefused
+from services.creation.compare import CompareParams
+from services.creation.text import InvalidRequest
+from services.media.png import read_png_metadata
+from services.safety.policy import PromptRefused
 
 PROMPT = "a lighthouse keeper at dusk"
 

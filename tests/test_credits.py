@@ -11,11 +11,11 @@ import pytest
 from PIL import Image
 
 from pipelines.types import GenerationResult, Task
-from services.generation import TextToImageParams
-from services.identity import InvalidSession
-from services.jobs import GenerationTimedOut, IdempotencyConflict
-from services.ledger import InsufficientCredits
-from services.safety import SafetyBlocked, Verdict
+from services.creation.text import TextToImageParams
+from services.accounts.identity import InvalidSession
+from services.accounts.jobs import GenerationTimedOut, IdempotencyConflict
+from services.accounts.ledger import InsufficientCredits
+from services.safety.output import SafetyBlocked, Verdict
 
 FAST = dict(model="sdxl-base", steps=2, seed=7)
 
@@ -73,7 +73,7 @@ def test_a_pipeline_that_raises_refunds(make_services):
         raise RuntimeError("CUDA out of memory (simulated mid-run)")
 
     with pytest.raises(RuntimeError, match="out of memory"):
-        services.generation.text_to_image(account, _params(), on_step=explode)
+        services.text.text_to_image(account, _params(), on_step=explode)
     assert services.ledger.balance(account.id) == 50 == services.ledger.total(account.id)
     assert rows(services, account.id)[1:] == [("reserve", -1), ("refund", 1)]
     (record,) = services.history.list(account.id, include_failed=True)
@@ -84,7 +84,7 @@ def test_a_pipeline_that_times_out_refunds(make_services):
     services = make_services(generation_timeout_s=0.001)
     account = visitor(services).account
     with pytest.raises(GenerationTimedOut, match="Nothing was charged"):
-        services.generation.text_to_image(account, _params(steps=20))
+        services.text.text_to_image(account, _params(steps=20))
     assert services.ledger.balance(account.id) == 50 == services.ledger.total(account.id)
     assert rows(services, account.id)[1:] == [("reserve", -1), ("refund", 1)]
     assert services.history.list(account.id, include_failed=True)[0].status == "timeout"
@@ -114,7 +114,7 @@ def test_a_safety_block_refunds_and_stores_nothing(make_services):
     account = visitor(services).account
     before = set(services.store.root.rglob("*.png")) if services.store.root.exists() else set()
     with pytest.raises(SafetyBlocked, match="Nothing was charged"):
-        services.generation.text_to_image(account, _params())
+        services.text.text_to_image(account, _params())
     assert services.ledger.balance(account.id) == 50 == services.ledger.total(account.id)
     assert rows(services, account.id)[1:] == [("reserve", -1), ("refund", 1)]
     record = services.history.list(account.id, include_failed=True)[0]
@@ -126,7 +126,7 @@ def test_a_safety_block_refunds_and_stores_nothing(make_services):
 def test_blocked_outputs_in_a_batch_are_refunded_and_the_rest_charged(make_services):
     services = make_services(safety=BlockSecond())
     account = visitor(services).account
-    output = services.generation.text_to_image(account, _params(model="flux.1-dev", count=2))
+    output = services.text.text_to_image(account, _params(model="flux.1-dev", count=2))
     assert output.charged == 3 and output.blocked == 1 and len(output.files) == 1
     assert services.ledger.balance(account.id) == 47 == services.ledger.total(account.id)
     assert rows(services, account.id)[1:] == [("reserve", -6), ("capture", 0), ("refund", 3)]
@@ -135,15 +135,15 @@ def test_blocked_outputs_in_a_batch_are_refunded_and_the_rest_charged(make_servi
 def test_idempotency_key_replays_once_and_refuses_other_params(make_services):
     services = make_services()
     account = visitor(services).account
-    first = services.generation.text_to_image(account, _params(count=2), idempotency_key="click-1")
-    again = services.generation.text_to_image(account, _params(count=2), idempotency_key="click-1")
+    first = services.text.text_to_image(account, _params(count=2), idempotency_key="click-1")
+    again = services.text.text_to_image(account, _params(count=2), idempotency_key="click-1")
     assert again.replayed and not first.replayed
     assert again.files == first.files and again.seeds == first.seeds and again.request_id == first.request_id
     assert all(p.exists() for p in again.files)
     assert services.ledger.balance(account.id) == 48
     assert [k for k, _ in rows(services, account.id)].count("reserve") == 1
     with pytest.raises(IdempotencyConflict, match="different request"):
-        services.generation.text_to_image(account, _params("a blue door", count=2), idempotency_key="click-1")
+        services.text.text_to_image(account, _params("a blue door", count=2), idempotency_key="click-1")
     assert services.ledger.balance(account.id) == 48 == services.ledger.total(account.id)
     assert len(services.history.list(account.id, include_failed=True)) == 1
 
@@ -154,7 +154,7 @@ def test_over_balance_charges_nothing_and_writes_no_record(make_services):
     with services.db.begin() as conn:
         services.ledger.adjust(conn, account.id, -48, "test", "leave 2")
     with pytest.raises(InsufficientCredits, match="costs 3 credits but your balance is 2"):
-        services.generation.text_to_image(account, _params(model="flux.1-dev"))
+        services.text.text_to_image(account, _params(model="flux.1-dev"))
     assert services.ledger.balance(account.id) == 2 == services.ledger.total(account.id)
     assert services.history.list(account.id, include_failed=True) == []
 
@@ -179,7 +179,7 @@ def test_forged_tokens_are_refused_and_grants_are_limited_per_ip(make_services):
         with pytest.raises(InvalidSession, match="not valid"):
             services.identity.resolve(token)
     # A foreign token (another server's secret) is rejected too.
-    from services.identity import Identity
+    from services.accounts.identity import Identity
 
     foreign = Identity(services.db, services.ledger, services.plans, b"another-secret").sign(first.account.id)
     assert services.identity.verify(foreign) is None
@@ -197,7 +197,7 @@ def test_forged_tokens_are_refused_and_grants_are_limited_per_ip(make_services):
 
 
 def test_signed_in_user_gets_member_grant_and_visitor_credits(make_services):
-    from services.identity import HFUser
+    from services.accounts.identity import HFUser
 
     services = make_services()
     guest = visitor(services)
@@ -217,15 +217,15 @@ def test_qa_mode_needs_the_admin_secret_and_reviews_reports(make_services):
         services.identity.start(None, admin_key="guess")
     qa = services.identity.start(None, admin_key="let-me-in").account
     assert qa.unlimited and qa.can("review")
-    output = services.generation.text_to_image(qa, _params(model="flux.1-dev", count=2))
+    output = services.text.text_to_image(qa, _params(model="flux.1-dev", count=2))
     assert output.charged == 0 and services.ledger.balance(qa.id) == 0
 
     guest = visitor(services).account
-    out = services.generation.text_to_image(guest, _params(model="flux.1-dev", count=2))
+    out = services.text.text_to_image(guest, _params(model="flux.1-dev", count=2))
     assert services.ledger.balance(guest.id) == 44
     report = services.history.report(guest, out.request_id, 1, "broken", "all noise")
     assert report["status"] == "pending" and report["refund"] == 3
-    from services.history import ReportError
+    from services.accounts.history import ReportError
 
     with pytest.raises(ReportError, match="already reported"):
         services.history.report(guest, out.request_id, 1, "other")

@@ -5,10 +5,10 @@ import pytest
 import sqlalchemy as sa
 
 from pipelines.types import Task
-from services import tables
-from services.db import Database
-from services.migrations import MIGRATIONS
-from services.plans import PlansError, load_plans
+from services.accounts import tables
+from services.accounts.db import Database
+from services.accounts.migrations import MIGRATIONS
+from services.accounts.plans import PlansError, load_plans
 
 
 def test_migrations_build_the_declared_schema_once(db_url):
@@ -66,7 +66,7 @@ def test_prices_follow_the_plans_preset(registry):
     ],
 )
 def test_bad_plans_name_the_field(tmp_path, edit, message):
-    from services.plans import DEFAULT_PLANS
+    from services.accounts.plans import DEFAULT_PLANS
 
     text = DEFAULT_PLANS.read_text()
     assert edit[0] in text
@@ -78,7 +78,7 @@ def test_bad_plans_name_the_field(tmp_path, edit, message):
 
 def test_plans_must_name_registry_models(tmp_path, registry):
     from services.container import check_plans
-    from services.plans import DEFAULT_PLANS
+    from services.accounts.plans import DEFAULT_PLANS
 
     path = tmp_path / "plans.toml"
     path.write_text(DEFAULT_PLANS.read_text().replace('[prices.models."flux.2-dev"]', '[prices.models."flux.9"]'))
@@ -88,7 +88,7 @@ def test_plans_must_name_registry_models(tmp_path, registry):
 
 def test_plans_must_price_every_registry_tier(tmp_path, registry):
     from services.container import check_plans
-    from services.plans import DEFAULT_PLANS
+    from services.accounts.plans import DEFAULT_PLANS
 
     path = tmp_path / "plans.toml"
     path.write_text(DEFAULT_PLANS.read_text().replace('"720p" = 2', '"1080p" = 3'))

@@ -9,7 +9,7 @@ from pipelines import face_adapter
 from pipelines.families.sdxl import image_to_image, text_to_image
 from pipelines.tiny import sdxl as tiny_sdxl
 from pipelines.tiny.ip_adapter import FACEID_SDXL_WEIGHT_NAME, build_faceid_sdxl
-from pipelines.types import GenerationRequest
+from pipelines.types import FaceConditioning, GenerationRequest
 
 
 @pytest.fixture(scope="module")
@@ -29,9 +29,14 @@ def face(seed: int = 1) -> list[float]:
     return (emb / emb.norm()).tolist()  # insightface's normed_embedding is unit length
 
 
+def conditioning(face_embedding=None, ip_adapter_scale=None) -> FaceConditioning | None:
+    """The typed face value for a request (no face: None)."""
+    return None if face_embedding is None else FaceConditioning(tuple(face_embedding), scale=ip_adapter_scale)
+
+
 def request(**extra) -> GenerationRequest:
     return GenerationRequest(prompt="a portrait", negative_prompt="blurry", width=64, height=64, steps=2,
-                             guidance=5.0, seed=7, extra=extra)
+                             guidance=5.0, seed=7, face=conditioning(**extra))
 
 
 def generate(pipe, run=text_to_image, **extra):
@@ -133,7 +138,7 @@ def test_faceid_is_shared_with_the_image_to_image_view(tiny):
 
     def img2img(**extra):
         req = GenerationRequest(prompt="a portrait", width=64, height=64, steps=2, guidance=5.0, seed=7,
-                                reference_images=(reference,), strength=1.0, extra=extra)
+                                reference_images=(reference,), strength=1.0, face=conditioning(**extra))
         return np.asarray(image_to_image(view, req, lambda done, total: None, None).images[0])
 
     base = img2img()

@@ -30,7 +30,8 @@ def small_request(entry, family, task, seed: int, count: int) -> GenerationReque
     return GenerationRequest(
         prompt=req.prompt, negative_prompt="blurry", width=req.width, height=req.height, steps=2,
         guidance=entry.defaults.guidance or 1.0, seed=seed, count=count, reference_images=refs,
-        num_frames=req.num_frames, fps=entry.defaults.fps, extra=req.extra,
+        num_frames=req.num_frames, fps=entry.defaults.fps, max_reference_area=req.max_reference_area,
+        strength=entry.defaults.strength if task is Task.IMAGE_TO_IMAGE else None,
     )
 
 

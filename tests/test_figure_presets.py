@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from services.figure_presets import DEFAULT_FIGURES, PHRASE_ORDER, FigurePresetsError, load_figure_presets
+from services.creation.figure_presets import DEFAULT_FIGURES, PHRASE_ORDER, FigurePresetsError, load_figure_presets
 
 PRESETS = load_figure_presets()
 

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from services.figures import FigureError
-from services.policy import PromptRefused
+from services.creation.figures import FigureError
+from services.safety.policy import PromptRefused
 
 
 def guest(services, ip="10.2.0.1"):

@@ -8,9 +8,9 @@ import pytest
 from PIL import Image
 
 from pipelines.types import Task
-from services.generation import TextToImageParams
-from services.metadata import read_png_metadata
-from services.remix import RemixError
+from services.creation.text import TextToImageParams
+from services.media.png import read_png_metadata
+from services.creation.remix import RemixError
 
 
 def make_figure(services, account, name="Kit", seed=31):
@@ -75,7 +75,7 @@ def test_reference_models_receive_the_canonical_image(make_services, spy_calls, 
 def test_edit_links_to_its_source_and_is_sfw(make_services, spy_calls):
     services = make_services()
     account = services.identity.start(None, ip="10.4.0.2").account
-    source = services.generation.text_to_image(account, TextToImageParams(prompt="a blue door", model="sdxl-base", steps=2, aspect_ratio="3:4"))
+    source = services.text.text_to_image(account, TextToImageParams(prompt="a blue door", model="sdxl-base", steps=2, aspect_ratio="3:4"))
     calls = spy_calls(services, "qwen-image-edit", Task.EDIT)
     edited = services.remix.edit_image(account, request_id=source.request_id, index=0, instruction="paint the door red", model="qwen-image-edit")
     assert same_pixels(calls[0]["image"], source.files[0])
@@ -84,7 +84,7 @@ def test_edit_links_to_its_source_and_is_sfw(make_services, spy_calls):
         assert image.size == (864, 1152)  # the source's aspect ratio
     record = services.history.get(account.id, edited.request_id)
     assert record.request["context"]["edit_of"] == {"request_id": source.request_id, "index": 0}
-    from services.policy import PromptRefused
+    from services.safety.policy import PromptRefused
 
     with pytest.raises(PromptRefused, match="sfw_surface"):
         services.remix.edit_image(account, request_id=source.request_id, index=0, instruction="make her topless", model="qwen-image-edit")
@@ -138,7 +138,7 @@ def test_identity_scores_with_the_tiny_face_pack(make_services, face_pack):
         assert record["figure_ids"] == [figure.id] and record["model"] == "qwen-image-edit" and record["task"] == "reference"
         assert "revision" in record
     # An image without a face: a flat start image for Edit... scored directly against the figure.
-    from services.remix import identity_scores
+    from services.creation.remix import identity_scores
 
     flat = Image.new("RGB", (512, 512), (90, 90, 90))
     reference = services.figures.reference(account, figure.id).embedding
@@ -151,10 +151,10 @@ def test_a_png_from_here_fills_the_form(make_services, tmp_path):
     account = services.identity.start(None, ip="10.4.0.6").account
     params = TextToImageParams(prompt="a lantern on a pier", model="flux.1-dev", negative_prompt="blur", aspect_ratio="16:9",
                                resolution="2K", count=1, seed=77, steps=3, guidance=2.5, prompt_style="natural")
-    output = services.generation.text_to_image(account, params)
+    output = services.text.text_to_image(account, params)
     meta = read_png_metadata(str(output.files[0]))["parameters"]
     assert (meta["prompt"], meta["seed"], meta["width"], meta["height"], meta["Model"]) == ("a lantern on a pier", 77, 1920, 1088, "flux.1-dev")
-    found = services.generation.settings_from_png(str(output.files[0]))
+    found = services.text.settings_from_png(str(output.files[0]))
     # FLUX.1 [dev] takes no negative prompt: the PNG records what ran, so none comes back.
     assert found == {"prompt": "a lantern on a pier", "negative_prompt": "", "model": "flux.1-dev", "aspect_ratio": "16:9",
                      "resolution": "2K", "seed": 77, "steps": 3, "guidance": 2.5, "prompt_style": "natural"}
@@ -164,14 +164,14 @@ def test_a_png_from_here_fills_the_form(make_services, tmp_path):
     info = PngImagePlugin.PngInfo()
     info.add_text("parameters", "a castle\nNegative prompt: fog\nSteps: 20, Sampler: Euler, CFG scale: 7, Seed: 5, Size: 768x1344, Model: sd_xl_base")
     Image.new("RGB", (16, 16)).save(a1111, pnginfo=info)
-    other = services.generation.settings_from_png(str(a1111))
+    other = services.text.settings_from_png(str(a1111))
     assert other["prompt"] == "a castle" and other["aspect_ratio"] == "9:16" and other["seed"] == 5 and other["model"] is None
     plain = tmp_path / "plain.png"
     Image.new("RGB", (16, 16)).save(plain)
-    from services.generation import InvalidRequest
+    from services.creation.text import InvalidRequest
 
     with pytest.raises(InvalidRequest, match="carries no generation settings"):
-        services.generation.settings_from_png(str(plain))
+        services.text.settings_from_png(str(plain))
 
 
 def test_sdxl_remix_goes_through_faceid(make_services, face_pack):
@@ -179,12 +179,12 @@ def test_sdxl_remix_goes_through_faceid(make_services, face_pack):
     account = services.identity.start(None, ip="10.4.0.7").account
     figure = make_figure(services, account)
     common = dict(prompt="portrait in a garden", model="sdxl-base", aspect_ratio="1:1", seed=12)
-    base = services.generation.text_to_image(account, TextToImageParams(**common, steps=2, count=1))
+    base = services.text.text_to_image(account, TextToImageParams(**common, steps=2, count=1))
     # Steps follow the model default in Remix; match them for the comparison.
     steps = base.parameters["steps"]
     free = services.remix.figure_remix(account, figure_id=figure.id, likeness=0.0, **common)
     close = services.remix.figure_remix(account, figure_id=figure.id, likeness=1.0, **common)
-    plain = services.generation.text_to_image(account, TextToImageParams(**common, steps=free.parameters["steps"]))
+    plain = services.text.text_to_image(account, TextToImageParams(**common, steps=free.parameters["steps"]))
     assert steps == 2 and free.parameters["ip_adapter_scale"] == 0.0 and close.parameters["ip_adapter_scale"] == 1.0
 
     def pixels(path):

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from services.generation import TextToImageParams
+from services.creation.text import TextToImageParams
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -20,7 +20,7 @@ CHILD = r"""
 import sys, time
 from services.config import AppSettings
 from services.container import build_services
-from services.generation import TextToImageParams
+from services.creation.text import TextToImageParams
 
 services = build_services(AppSettings(data_dir=sys.argv[1], database_url=sys.argv[2], preview="force", device="cpu"), heartbeat=False)
 session = services.identity.start(None, ip="192.0.2.50")
@@ -30,14 +30,14 @@ def hang(done, total):
     print("RUNNING", flush=True)
     time.sleep(3600)
 
-services.generation.text_to_image(session.account, TextToImageParams(prompt="never finishes", model="flux.1-dev", steps=3), on_step=hang)
+services.text.text_to_image(session.account, TextToImageParams(prompt="never finishes", model="flux.1-dev", steps=3), on_step=hang)
 """
 
 
 def test_restart_sees_balances_history_and_files(make_services):
     first = make_services()
     session = first.identity.start(None, ip="10.9.9.9")
-    output = first.generation.text_to_image(
+    output = first.text.text_to_image(
         session.account, TextToImageParams(prompt="a harbour at dawn", model="sdxl-base", steps=2, count=2, seed=11)
     )
     first.close()
@@ -96,7 +96,7 @@ def test_a_live_instance_keeps_its_reservation(make_services):
         release.wait(60)
 
     def run():
-        result["out"] = first.generation.text_to_image(
+        result["out"] = first.text.text_to_image(
             session.account, TextToImageParams(prompt="slow", model="flux.1-dev", steps=2), on_step=slow
         )
 

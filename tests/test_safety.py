@@ -13,11 +13,11 @@ import pytest
 from PIL import Image
 
 from pipelines.types import GenerationResult, Task
-from services.generation import TextToImageParams
-from services.identity import HFUser
-from services.policy import PromptRefused, Surface, load_safety_file
-from services.safety import Detection, NudeNetChecker, SafetyBlocked, Verdict, decide
-from services.uploads import InvalidUpload, load_image
+from services.creation.text import TextToImageParams
+from services.accounts.identity import HFUser
+from services.safety.policy import PromptRefused, Surface, load_safety_file
+from services.safety.output import Detection, NudeNetChecker, SafetyBlocked, Verdict, decide
+from services.safety.uploads import InvalidUpload, load_image
 
 SAFETY = load_safety_file()
 
@@ -53,14 +53,14 @@ def test_refused_prompts_name_the_rule_and_charge_nothing(make_services, prompt,
         account = services.identity.start(None, ip="10.1.0.1", hf_user=HFUser("41", "m")).account
     before = account.balance
     with pytest.raises(PromptRefused, match=rf"\(rule: {rule}; nothing was charged\)") as caught:
-        services.generation.text_to_image(account, TextToImageParams(prompt=prompt, model="sdxl-base", steps=1, prompt_style=style))
+        services.text.text_to_image(account, TextToImageParams(prompt=prompt, model="sdxl-base", steps=1, prompt_style=style))
     assert caught.value.rule == rule
     _untouched(services, account.id, before)
 
 
 def test_policy_surfaces_and_members(make_services):
     services = make_services()
-    policy = services.generation.policy
+    policy = services.policy
     guest = services.identity.start(None, ip="10.1.0.2").account
     member = services.identity.start(None, ip="10.1.0.2", hf_user=HFUser("42", "m")).account
     policy.check("a nude figure study, charcoal", member, Surface.IMAGE)  # members may
@@ -210,7 +210,7 @@ def test_bad_uploads_are_refused_before_any_reservation(make_services, bad_uploa
     path, message = bad_uploads[kind]
     params = TextToImageParams(prompt="a watercolour version", model="sdxl-base", steps=1, init_image=str(path))
     with pytest.raises(InvalidUpload, match=message):
-        services.generation.text_to_image(account, params)
+        services.text.text_to_image(account, params)
     _untouched(services, account.id, 50)
 
 
@@ -241,7 +241,7 @@ def test_a_valid_upload_runs_image_to_image(make_services, tmp_path):
     start = tmp_path / "start.webp"
     Image.new("RGB", (300, 200), "orange").save(start, "WEBP")
     params = TextToImageParams(prompt="a watercolour version", model="sdxl-base", steps=2, init_image=str(start), strength=0.5, seed=1)
-    output = services.generation.text_to_image(account, params)
+    output = services.text.text_to_image(account, params)
     assert len(output.files) == 1 and output.parameters["task"] == "image-to-image"
     assert services.ledger.balance(account.id) == 49
     record = services.history.list(account.id)[0]

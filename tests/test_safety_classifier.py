@@ -5,8 +5,8 @@ import pytest
 import torch
 from PIL import Image
 
-from services.policy import load_safety_file
-from services.safety import ClassifierChecker, NudeNetChecker, Unchecked, build_checker
+from services.safety.policy import load_safety_file
+from services.safety.output import ClassifierChecker, NudeNetChecker, Unchecked, build_checker
 
 
 @pytest.fixture(scope="module")

@@ -8,10 +8,10 @@ import pytest
 from PIL import Image
 
 from pipelines.types import Task
-from services.identity import HFUser
-from services.media import probe_mp4
-from services.policy import FeatureLocked
-from services.video import VideoError
+from services.accounts.identity import HFUser
+from services.media.mp4 import probe_mp4
+from services.safety.policy import FeatureLocked
+from services.creation.video import VideoError
 
 
 def figure_for(services, account, seed=21):
@@ -131,11 +131,11 @@ def test_guests_cannot_use_image_to_video_or_video_prompts(make_services):
 
 @pytest.mark.parametrize("model, size", [("wan2.1-i2v-480p", (624, 624)), ("ltx-video", (512, 512))])
 def test_members_animate_their_images(make_services, spy, model, size):
-    from services.generation import TextToImageParams
+    from services.creation.text import TextToImageParams
 
     services = make_services()
     member = services.identity.start(None, ip="10.3.0.5", hf_user=HFUser("77", "m")).account
-    image = services.generation.text_to_image(member, TextToImageParams(prompt="a red kite", model="sdxl-base", steps=2, count=2))
+    image = services.text.text_to_image(member, TextToImageParams(prompt="a red kite", model="sdxl-base", steps=2, count=2))
     seen = spy(services, model)
     output = services.video.image_to_video(member, image.request_id, 1, "smile-nod", prompt="gentle breeze", model=model, aspect_ratio="1:1")
     meta = probe_mp4(output.video)

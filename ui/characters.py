@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gradio as gr
 
-from services.characters import CARD_FIELDS, Profile
+from services.creation.characters import CARD_FIELDS, Profile
 from services.container import Services
 
 from .errors import user_errors

@@ -3,13 +3,14 @@ from __future__ import annotations
 
 import gradio as gr
 
-from pipelines.registry import ASPECT_RATIOS
-from services.compare import MAX_MODELS, CompareParams
+from services.catalogue import ASPECT_RATIOS, IMAGE_TIERS
+from services.creation.compare import MAX_MODELS, CompareParams
 from services.container import Services
+from services.errors import UserError
 
 from .errors import user_errors
 from .session import SessionUI, account_for, bar_text, optional_account
-from .text_mode import IMAGE_TIERS, model_label
+from .text_mode import model_label
 
 TABLE_HEADERS = ["model", "seconds", "credits", "steps", "result"]
 
@@ -18,7 +19,7 @@ def default_models(services: Services) -> list[str]:
     """Two models of different families, so the first click compares something."""
     picked, families = [], set()
     for model_id in services.compare.choices():
-        family = services.registry.get(model_id).family
+        family = services.catalogue.get(model_id).family
         if family not in families:
             picked.append(model_id)
             families.add(family)
@@ -30,10 +31,10 @@ def default_models(services: Services) -> list[str]:
 def price_text(services: Services, models: list[str], ratio: str, tier: str, account=None) -> str:
     try:
         quotes = services.compare.quote(models or [], ratio, tier)
-    except (ValueError, KeyError) as exc:  # InvalidRequest, InvalidSize, UnsupportedTask, UnknownModel
+    except UserError as exc:
         return f"**Price:** — {exc}"
     total = sum(q.total for q in quotes)
-    parts = " + ".join(f"{services.registry.get(q.model).name} {q.total}" for q in quotes)
+    parts = " + ".join(f"{services.catalogue.get(q.model).name} {q.total}" for q in quotes)
     text = f"**Price:** {parts} = **{total} credits** · one image per model, same seed"
     if account is not None:
         text += f" · you have {account.balance_text()}"
@@ -43,8 +44,7 @@ def price_text(services: Services, models: list[str], ratio: str, tier: str, acc
 
 
 def build(services: Services, demo: gr.Blocks, session: SessionUI) -> None:
-    choices = [(model_label(services.registry.get(m), services.runtime.status(services.registry.get(m))), m)
-               for m in services.compare.choices()]
+    choices = [(model_label(services, services.catalogue.get(m)), m) for m in services.compare.choices()]
     first = default_models(services)
     gr.Markdown(
         f"Run one prompt with one seed through 2 to {MAX_MODELS} models. Each model uses its own default steps and "
@@ -54,7 +54,7 @@ def build(services: Services, demo: gr.Blocks, session: SessionUI) -> None:
     with gr.Row():
         with gr.Column(scale=2):
             prompt = gr.Textbox(
-                label="Prompt", lines=3, max_length=2000, elem_id="compare-prompt",
+                label="Prompt", lines=3, max_length=services.policy.limit("natural"), elem_id="compare-prompt",
                 value="portrait of a red-haired explorer in a green field jacket, golden hour",
             )
             models = gr.CheckboxGroup(choices, value=first, label=f"Models (2 to {MAX_MODELS})", elem_id="compare-models")

@@ -5,9 +5,8 @@ import datetime as dt
 
 import gradio as gr
 
-from pipelines.types import Task
 from services.container import Services
-from services.identity import Account
+from services.accounts.identity import Account
 
 from .errors import user_errors
 from .session import SessionUI, account_for, bar_text, start_session
@@ -44,24 +43,13 @@ def summary(services: Services, account: Account) -> str:
     return "\n\n".join(lines)
 
 
-def price_rows(services: Services) -> list[list]:
-    rows = []
-    for entry in services.registry:
-        for task in entry.tasks:
-            tiers = sorted({t for sizes in entry.sizes.values() for t in sizes})
-            prices = {t: services.plans.quote(entry, task, t, 1).total for t in tiers if t in services.plans.prices.resolution_multiplier}
-            text = ", ".join(f"{t}: {p}" for t, p in prices.items())
-            rows.append([entry.name, Task(task).value, text or "-", "API, not available yet" if entry.is_remote else ""])
-    return rows
-
-
 def build(services: Services, demo: gr.Blocks, session: SessionUI, tab: gr.Tab) -> None:
     with gr.Row():
         info = gr.Markdown("", elem_id="credits-summary")
         refresh = gr.Button("Refresh", size="sm", scale=0, min_width=100, elem_id="credits-refresh")
     ledger_table = gr.Dataframe(headers=LEDGER_HEADERS, interactive=False, label="Ledger (newest first)", elem_id="credits-ledger", wrap=True)
     with gr.Accordion("Prices (credits per output)", open=False):
-        gr.Dataframe(price_rows(services), headers=["Model", "Task", "Per output by resolution", "Note"], interactive=False, wrap=True)
+        gr.Dataframe(services.catalogue.price_table(), headers=["Model", "Task", "Per output by resolution", "Note"], interactive=False, wrap=True)
     with gr.Accordion("QA / admin", open=False, visible=services.identity.admin_enabled):
         admin_key = gr.Textbox(label="Admin key", type="password", elem_id="credits-admin-key")
         enter_qa = gr.Button("Enter QA mode (unlimited credits, report review)", elem_id="credits-enter-qa")

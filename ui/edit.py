@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import gradio as gr
 
-from pipelines.types import Task
+from services.catalogue import Task
 from services.container import Services
 
 from .errors import user_errors
@@ -13,8 +13,8 @@ from .session import SessionUI, account_for, optional_account
 
 
 def build(services: Services, demo: gr.Blocks, session: SessionUI, tab: gr.Tab) -> None:
-    models = [(f"{e.name} · {services.plans.quote(e, Task.EDIT, '1K', 1).total} credits/edit", e.id)
-              for e in services.registry.for_task(Task.EDIT) if not e.is_remote]
+    models = [(f"{e.name} · {services.catalogue.price(e, Task.EDIT).total} credits/edit", e.id)
+              for e in services.catalogue.entries(Task.EDIT, local=True)]
     with gr.Row():
         with gr.Column(scale=3):
             sources = gr.Gallery(fit_columns=False, label="Your images — click the one to edit", columns=5, height=240, format="png",
@@ -23,7 +23,7 @@ def build(services: Services, demo: gr.Blocks, session: SessionUI, tab: gr.Tab) 
             chosen = gr.Markdown("No image selected.", elem_id="edit-chosen")
             request_id = gr.Textbox(visible=False)
             index = gr.Number(visible=False, precision=0)
-            instruction = gr.Textbox(label="What should change?", lines=2, max_length=1000, elem_id="edit-instruction",
+            instruction = gr.Textbox(label="What should change?", lines=2, max_length=services.policy.limit("natural"), elem_id="edit-instruction",
                                      value="same setting, change the jacket to a red one")
             model = gr.Dropdown(models, value=models[0][1], label="Edit model", elem_id="edit-model")
             seed = gr.Number(value=-1, precision=0, label="Seed (-1 = random)")

@@ -6,8 +6,9 @@ from typing import Any
 
 import gradio as gr
 
-from pipelines.types import Task
+from services.catalogue import Task
 from services.container import Services
+from services.creation.figures import MAX_NAME
 
 from .errors import user_errors
 from .session import SessionUI, account_for, bar_text, optional_account
@@ -17,17 +18,15 @@ EMPTY_DRAFT: dict[str, Any] = {"requests": [], "items": []}
 
 def figure_models(services: Services) -> list[tuple[str, str]]:
     out = []
-    for entry in services.registry.for_task(Task.TEXT_TO_IMAGE):
-        if entry.is_remote:
-            continue
+    for entry in services.catalogue.entries(Task.TEXT_TO_IMAGE, local=True):
         flags = " · non-commercial" if entry.licence.non_commercial else ""
         out.append((f"{entry.name} · {entry.price} credit{'s' if entry.price != 1 else ''}/take{flags}", entry.id))
     return out
 
 
 def takes_price(services: Services, model: str, takes: int, token: str | None, profile=None) -> str:
-    entry = services.registry.get(model)
-    quote = services.plans.quote(entry, Task.TEXT_TO_IMAGE, "1K", int(takes or 1))
+    entry = services.catalogue.get(model)
+    quote = services.catalogue.price(entry, Task.TEXT_TO_IMAGE, "1K", int(takes or 1))
     text = f"**Price:** {quote.text()}"
     account = optional_account(services, token, profile)
     if account is not None:
@@ -82,7 +81,7 @@ def build_takes_and_save(services: Services, session: SessionUI, prefix: str) ->
     gallery = gr.Gallery(fit_columns=False, label="Takes — click one to make it the canonical image", columns=4, height=340, format="png",
                          type="filepath", allow_preview=False, elem_id=f"{prefix}-takes")
     with gr.Row():
-        name = gr.Textbox(label="Figure name", max_length=60, placeholder="e.g. Mara the cartographer", scale=3, elem_id=f"{prefix}-name")
+        name = gr.Textbox(label="Figure name", max_length=MAX_NAME, placeholder="e.g. Mara the cartographer", scale=3, elem_id=f"{prefix}-name")
         save = gr.Button("Save figure", variant="primary", scale=1, elem_id=f"{prefix}-save")
     saved = gr.Markdown("", elem_id=f"{prefix}-saved")
 

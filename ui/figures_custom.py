@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import gradio as gr
 
-from pipelines.registry import ASPECT_RATIOS
+from services.catalogue import ASPECT_RATIOS
 from services.container import Services
+from services.creation.figures import CUSTOM_FIELDS
 
 from .errors import user_errors
 from .figures_common import build_takes_and_save, figure_models, seed_or_random, takes_outputs, takes_price
@@ -16,12 +17,12 @@ def build(services: Services, demo: gr.Blocks, session: SessionUI) -> None:
     with gr.Row():
         with gr.Column(scale=3):
             appearance = gr.Textbox(
-                label="Appearance", lines=4, max_length=1200, elem_id="custom-appearance",
+                label="Appearance", lines=4, max_length=CUSTOM_FIELDS["appearance"], elem_id="custom-appearance",
                 placeholder="woman in her thirties, heart-shaped face, copper hair in a low braid, grey eyes, freckles",
             )
-            outfit = gr.Textbox(label="Outfit", max_length=400, placeholder="a navy pea coat over a striped shirt", elem_id="custom-outfit")
+            outfit = gr.Textbox(label="Outfit", max_length=CUSTOM_FIELDS["outfit"], placeholder="a navy pea coat over a striped shirt", elem_id="custom-outfit")
             style = gr.Radio(presets.choices_for("style"), value="photoreal", label="Style register", elem_id="custom-style")
-            negative = gr.Textbox(label="Negative prompt (added to the style's)", max_length=1000, placeholder="hat, sunglasses")
+            negative = gr.Textbox(label="Negative prompt (added to the style's)", max_length=services.policy.limit("natural"), placeholder="hat, sunglasses")
         with gr.Column(scale=2):
             model = gr.Dropdown(figure_models(services), value=presets.styles["photoreal"].models[0], label="Model", elem_id="custom-model")
             with gr.Row():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import gradio as gr
 
 from services.container import Services
-from services.figure_presets import OPTION_KINDS
+from services.creation.figure_presets import OPTION_KINDS
 
 from .errors import user_errors
 from .figures_common import build_takes_and_save, figure_models, seed_or_random, takes_outputs, takes_price
@@ -58,7 +58,7 @@ def build(services: Services, demo: gr.Blocks, session: SessionUI) -> dict[str, 
                             forward = gr.Button("Next", variant="primary", size="sm", elem_id=f"quick-next-{number}")
                         nav.append((back, forward))
                 with gr.Step("Review", id=len(steps)):
-                    prompt = gr.Textbox(label="Composed prompt (edit freely)", lines=5, max_length=2000, elem_id="quick-prompt")
+                    prompt = gr.Textbox(label="Composed prompt (edit freely)", lines=5, max_length=services.policy.limit("natural"), elem_id="quick-prompt")
                     with gr.Row():
                         model = gr.Dropdown(figure_models(services), value=presets.styles[start["style"]].models[0], label="Model", scale=3, elem_id="quick-model")
                         takes = gr.Slider(1, 4, value=2, step=1, label="Takes", elem_id="quick-takes-count")

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import gradio as gr
 
-from pipelines.types import Task
+from services.catalogue import Task
 from services.container import Services
 
 from .errors import user_errors
@@ -14,11 +14,11 @@ from .session import SessionUI, account_for, optional_account
 
 def build(services: Services, demo: gr.Blocks, session: SessionUI, tab: gr.Tab) -> None:
     models = [(f"{e.name} · {e.price} credits per figure", e.id)
-              for e in services.registry.for_task(Task.MULTI_REFERENCE) if not e.is_remote]
+              for e in services.catalogue.entries(Task.MULTI_REFERENCE, local=True)]
     with gr.Row():
         with gr.Column(scale=3):
             figures = gr.Dropdown([], multiselect=True, max_choices=3, allow_custom_value=True, label="Figures (2 or 3)", elem_id="group-figures")
-            prompt = gr.Textbox(label="Scene", lines=3, max_length=2000, elem_id="group-prompt",
+            prompt = gr.Textbox(label="Scene", lines=3, max_length=services.policy.limit("natural"), elem_id="group-prompt",
                                 value="the friends laughing together around a campfire at night")
             model = gr.Dropdown(models, value=models[0][1], label="Model", elem_id="group-model")
             with gr.Row():
@@ -39,7 +39,7 @@ def build(services: Services, demo: gr.Blocks, session: SessionUI, tab: gr.Tab) 
 
     def show_price(model_id, chosen, token, profile: gr.OAuthProfile | None = None):
         n = max(2, len(chosen or []))
-        quote = services.plans.quote(services.registry.get(model_id), Task.MULTI_REFERENCE, "1K", 1, n)
+        quote = services.catalogue.price(services.catalogue.get(model_id), Task.MULTI_REFERENCE, "1K", 1, n)
         account = optional_account(services, token, profile)
         return f"**Price:** {quote.text()}" + (f" · you have {account.balance_text()}" if account else "")
 

@@ -6,7 +6,7 @@ from typing import Any
 import gradio as gr
 
 from services.container import Services
-from services.history import REPORT_REASONS
+from services.accounts.history import MAX_DETAILS, REPORT_REASONS
 
 from .errors import user_errors
 from .session import SessionUI, account_for, bar_text
@@ -37,7 +37,7 @@ def build(services: Services, demo: gr.Blocks, session: SessionUI, tab: gr.Tab, 
             reuse = gr.Button("Reuse prompt in Text mode", interactive=False, elem_id="history-reuse")
             with gr.Group():
                 reason = gr.Dropdown([(label, key) for key, label in REPORT_REASONS.items()], value="broken", label="Report this image", elem_id="history-reason")
-                note = gr.Textbox(label="What is wrong (optional)", max_length=500, lines=2)
+                note = gr.Textbox(label="What is wrong (optional)", max_length=MAX_DETAILS, lines=2)
                 report = gr.Button("Report image", interactive=False, elem_id="history-report")
             report_status = gr.Markdown("", elem_id="history-report-status")
 

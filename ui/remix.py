@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gradio as gr
 
-from pipelines.registry import ASPECT_RATIOS
+from services.catalogue import ASPECT_RATIOS, Task
 from services.container import Services
 
 from .errors import user_errors
@@ -56,7 +56,7 @@ def build(services: Services, demo: gr.Blocks, session: SessionUI, tab: gr.Tab, 
                 refresh = gr.Button("Refresh", size="sm", scale=0, min_width=100)
             with gr.Accordion("…or upload a face photo instead", open=False):
                 face_photo = gr.File(label="Face photo (PNG, JPEG or WEBP)", file_types=[".png", ".jpg", ".jpeg", ".webp"], type="filepath", height=100)
-            prompt = gr.Textbox(label="New scene", lines=3, max_length=2000, elem_id="remix-prompt",
+            prompt = gr.Textbox(label="New scene", lines=3, max_length=services.policy.limit("natural"), elem_id="remix-prompt",
                                 value="sitting at a café table by a rainy window, warm evening light")
             model = gr.Dropdown(choices, value=default, label="Model", elem_id="remix-model")
             likeness = gr.Slider(0.0, 1.0, value=0.7, step=0.05, label="Likeness ↔ freedom (1 = closest to the figure)", elem_id="remix-likeness")
@@ -91,8 +91,9 @@ def build(services: Services, demo: gr.Blocks, session: SessionUI, tab: gr.Tab, 
     figure.input(show_canonical, [figure, session.token], [canonical], api_visibility="private")
 
     def show_price(model_id, images, token, profile: gr.OAuthProfile | None = None):
-        entry = services.registry.get(model_id)
-        quote = services.plans.quote(entry, "reference" if entry.face_preservation == "reference" else "text-to-image", "1K", int(images))
+        entry = services.catalogue.get(model_id)
+        task = Task.REFERENCE if entry.face_preservation == "reference" else Task.TEXT_TO_IMAGE
+        quote = services.catalogue.price(entry, task, "1K", int(images))
         account = optional_account(services, token, profile)
         return f"**Price:** {quote.text()}" + (f" · you have {account.balance_text()}" if account else "")
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import gradio as gr
 
 from services.container import Services
-from services.identity import Account, HFUser, InvalidSession, Session
+from services.accounts.identity import Account, HFUser, InvalidSession, Session
 
 from .errors import user_errors
 
@@ -111,7 +111,7 @@ def build(services: Services, demo: gr.Blocks) -> SessionUI:
     ) -> dict:
         """The price of a request before running it, with the balance and whether it is affordable."""
         account = account_for(services, token, profile)
-        result = services.generation.quote(model, task, aspect_ratio, resolution, int(count), int(figures)).as_dict()
+        result = services.catalogue.quote(model, task, aspect_ratio, resolution, int(count), int(figures)).as_dict()
         result.update(balance=account.balance, unlimited=account.unlimited, affordable=account.unlimited or account.balance >= result["total"])
         return result
 

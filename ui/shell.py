@@ -11,7 +11,7 @@ TITLE = "Character Playground"
 
 
 def preview_banner(services: Services) -> str:
-    previews = [e.name for e in services.registry if not e.is_remote and services.runtime.status(e)["preview"]]
+    previews = services.catalogue.preview_names()
     if not previews:
         return ""
     return (
@@ -74,7 +74,7 @@ def build_app(services: Services) -> gr.Blocks:
 
         def models() -> list[dict]:
             """The model registry as JSON: tasks, sizes, prices, licence flags, and whether weights or the preview run."""
-            return services.generation.models()
+            return services.catalogue.models()
 
         gr.api(models, api_name="models")
     return demo

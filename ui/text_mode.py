@@ -6,12 +6,12 @@ from typing import Any
 
 import gradio as gr
 
-from pipelines.registry import ASPECT_RATIOS, ModelEntry
-from pipelines.types import Task
+from services.accounts.identity import Account
+from services.catalogue import ASPECT_RATIOS, IMAGE_TIERS, Task
 from services.container import Services
-from services.generation import TextToImageParams
-from services.identity import Account
-from services.image_presets import add_fragment, remove_fragment
+from services.creation.image_presets import add_fragment, remove_fragment
+from services.creation.text import TextToImageParams
+from services.runs.params import MAX_COUNT
 
 from .errors import user_errors
 from .session import SessionUI, account_for, bar_text, optional_account
@@ -33,7 +33,8 @@ class TextModeUI:
     guidance: gr.Number
 
 
-def model_label(entry: ModelEntry, status: dict[str, Any]) -> str:
+def model_label(services: Services, entry) -> str:
+    status = services.catalogue.status(entry)
     parts = [entry.name, f"{entry.price} credit{'s' if entry.price != 1 else ''}/image"]
     if entry.licence.non_commercial:
         parts.append("non-commercial")
@@ -47,42 +48,35 @@ def model_label(entry: ModelEntry, status: dict[str, Any]) -> str:
 
 
 def default_model(services: Services, task: Task) -> str:
-    local = [e for e in services.registry.for_task(task) if not e.is_remote]
-    return local[0].id
+    return services.catalogue.entries(task, local=True)[0].id
 
 
-def tiers_for(entry: ModelEntry, ratio: str) -> list[str]:
-    return list(entry.sizes.get(ratio, {}))
-
-
-def price_text(services: Services, entry: ModelEntry, count: int, ratio: str, tier: str, account: Account | None = None) -> str:
+def price_text(services: Services, entry, count: int, ratio: str, tier: str, account: Account | None = None) -> str:
     count = int(count or 1)
-    size = entry.sizes.get(ratio, {}).get(tier)
-    if not size:
+    if not services.catalogue.offers(entry, ratio, tier):
         return f"**Price:** {entry.name} does not offer {ratio} at {tier}."
-    quote = services.plans.quote(entry, Task.TEXT_TO_IMAGE, tier, count)
+    size = services.catalogue.size(entry, ratio, tier)
+    quote = services.catalogue.price(entry, Task.TEXT_TO_IMAGE, tier, count)
     text = f"**Price:** {quote.text().replace(f'= {quote.total}', f'= **{quote.total}')}** · {size[0]}×{size[1]}"
     if account is not None:
         text += f" · you have {account.balance_text()}"
-        if not account.unlimited and account.balance < quote.total:
+        if not services.catalogue.affordable(account, quote):
             text += " — **not enough**: lower the batch or resolution, or pick a cheaper model"
     return text
 
 
-IMAGE_TIERS = ("1K", "2K", "4K")
-
-
 def build(services: Services, demo: gr.Blocks, session: SessionUI) -> TextModeUI:
-    registry = services.registry
-    choices = [(model_label(e, services.runtime.status(e)), e.id) for e in registry.for_task(Task.TEXT_TO_IMAGE)]
-    first = registry.get(default_model(services, Task.TEXT_TO_IMAGE))
+    catalogue = services.catalogue
+    choices = [(model_label(services, e), e.id) for e in catalogue.entries(Task.TEXT_TO_IMAGE)]
+    first = catalogue.get(default_model(services, Task.TEXT_TO_IMAGE))
+    limits = services.policy.limits
 
     with gr.Row():
         with gr.Column(scale=3):
             prompt = gr.Textbox(
                 label="Prompt",
                 lines=3,
-                max_length=2000,
+                max_length=limits.natural,
                 placeholder="portrait of a red-haired explorer in a green field jacket, golden hour, detailed",
                 value="portrait of a red-haired explorer in a green field jacket, golden hour",
                 elem_id="text-prompt",
@@ -100,7 +94,7 @@ def build(services: Services, demo: gr.Blocks, session: SessionUI) -> TextModeUI
                         for library in ("outfits", "actions", "scenes")
                     }
             style = gr.Radio(
-                [("Natural description (up to 2,000 characters)", "natural"), ("Tags, comma-separated (up to 1,000)", "tags")],
+                [(f"Natural description (up to {limits.natural:,} characters)", "natural"), (f"Tags, comma-separated (up to {limits.tags:,})", "tags")],
                 value="natural",
                 label="Prompt style",
                 elem_id="text-style",
@@ -108,7 +102,7 @@ def build(services: Services, demo: gr.Blocks, session: SessionUI) -> TextModeUI
             negative = gr.Textbox(label="Negative prompt", value="", lines=1, placeholder="blurry, extra fingers", elem_id="text-negative")
             with gr.Row():
                 model = gr.Dropdown(choices=choices, value=first.id, label="Model", elem_id="text-model", scale=3)
-                count = gr.Slider(1, 8, value=1, step=1, label="Batch", elem_id="text-count")
+                count = gr.Slider(1, MAX_COUNT, value=1, step=1, label="Batch", elem_id="text-count")
             with gr.Row():
                 ratio = gr.Radio(list(ASPECT_RATIOS), value="1:1", label="Aspect ratio", elem_id="text-ratio")
                 # Every image tier is a valid API value; the UI narrows the choices to the model's on load/change.
@@ -123,7 +117,7 @@ def build(services: Services, demo: gr.Blocks, session: SessionUI) -> TextModeUI
                         type="filepath", height=140, elem_id="text-init-image",
                     )
                     init_preview = gr.Image(label="Checked start image", interactive=False, height=140, format="png", elem_id="text-init-preview")
-                strength = gr.Slider(0.05, 1.0, value=0.75, step=0.05, label="Change strength (low keeps more of the image)")
+                strength = gr.Slider(0.05, 1.0, value=first.defaults.strength, step=0.05, label="Change strength (low keeps more of the image)")
             with gr.Accordion("Reuse settings from a PNG", open=False):
                 settings_png = gr.File(label="Drop a PNG made here (or by an A1111-style tool)", file_types=[".png"], type="filepath", height=100, elem_id="text-settings-png")
                 settings_note = gr.Markdown("", elem_id="text-settings-note")
@@ -140,10 +134,10 @@ def build(services: Services, demo: gr.Blocks, session: SessionUI) -> TextModeUI
             info = gr.JSON(label="Seeds and settings used", elem_id="text-info")
 
     def on_model(model_id: str, ratio_value: str, tier_value: str, count_value: int, token: str, profile: gr.OAuthProfile | None = None):
-        entry = registry.get(model_id)
-        ratios = list(entry.sizes)
+        entry = catalogue.get(model_id)
+        ratios = catalogue.ratios(entry)
         ratio_value = ratio_value if ratio_value in ratios else ratios[0]
-        tiers = tiers_for(entry, ratio_value)
+        tiers = catalogue.tiers(entry, ratio_value)
         tier_value = tier_value if tier_value in tiers else tiers[0]
         return (
             gr.update(choices=ratios, value=ratio_value),
@@ -152,8 +146,8 @@ def build(services: Services, demo: gr.Blocks, session: SessionUI) -> TextModeUI
         )
 
     def on_size(model_id: str, ratio_value: str, tier_value: str, count_value: int, token: str, profile: gr.OAuthProfile | None = None):
-        entry = registry.get(model_id)
-        tiers = tiers_for(entry, ratio_value)
+        entry = catalogue.get(model_id)
+        tiers = catalogue.tiers(entry, ratio_value)
         tier_value = tier_value if tier_value in tiers else (tiers[0] if tiers else None)
         return gr.update(choices=tiers, value=tier_value), price_text(services, entry, count_value, ratio_value, tier_value, optional_account(services, token, profile))
 
@@ -161,7 +155,7 @@ def build(services: Services, demo: gr.Blocks, session: SessionUI) -> TextModeUI
     def check_start_image(path: str | None):
         if not path:
             return None
-        return services.generation.check_upload(path)
+        return services.text.check_upload(path)
 
     init_image.change(check_start_image, [init_image], [init_preview], api_visibility="private")
 
@@ -193,7 +187,7 @@ def build(services: Services, demo: gr.Blocks, session: SessionUI) -> TextModeUI
     def read_settings(path: str | None):
         if not path:
             return (gr.update(),) * 10
-        found = services.generation.settings_from_png(path)
+        found = services.text.settings_from_png(path)
         model_value = found["model"] or gr.update()
         note = f"Settings read from the PNG{'' if found['model'] else ' (its model is not in this registry; keeping yours)'}."
         return (found["prompt"], found["prompt_style"], found["negative_prompt"], model_value, found["aspect_ratio"],
@@ -227,7 +221,7 @@ def build(services: Services, demo: gr.Blocks, session: SessionUI) -> TextModeUI
         guidance: float = -1,
         prompt_style: str = "natural",
         init_image: str | None = None,
-        strength: float = 0.75,
+        strength: float | None = None,
         token: str = "",
         idempotency_key: str = "",
         profile: gr.OAuthProfile | None = None,
@@ -257,9 +251,9 @@ def build(services: Services, demo: gr.Blocks, session: SessionUI) -> TextModeUI
             guidance=None if guidance is None else float(guidance),
             prompt_style=prompt_style or "natural",
             init_image=init_image or None,
-            strength=float(strength if strength is not None else 0.75),
+            strength=None if strength is None or strength < 0 else float(strength),
         )
-        output = services.generation.text_to_image(account, params, idempotency_key=idempotency_key or None, on_step=on_step)
+        output = services.text.text_to_image(account, params, idempotency_key=idempotency_key or None, on_step=on_step)
         after = services.identity.account(account.id)
         lines = []
         if output.preview:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import gradio as gr
 
 from services.container import Services
-from services.identity import Account
+from services.accounts.identity import Account
 
 from .errors import user_errors
 from .figures_common import seed_or_random
@@ -19,12 +19,12 @@ def _model_choices(services: Services) -> list[tuple[str, str]]:
 
 
 def _price(services: Services, model: str, ratio: str, staged: bool, account: Account | None) -> str:
-    entry = services.registry.get(model)
-    tier = next(iter(entry.sizes.get(ratio, {})), None)
-    if tier is None:
+    entry = services.catalogue.get(model)
+    tier = services.catalogue.default_tier(entry, ratio)
+    if not tier:
         return f"**Price:** {entry.name} does not offer {ratio}."
     quote = services.video.quote(model, ratio, tier, staged)
-    width, height = entry.sizes[ratio][tier]
+    width, height = services.catalogue.size(entry, ratio, tier)
     frames, fps = entry.defaults.num_frames, entry.defaults.fps
     text = f"**Price:** {quote.text()} · {width}×{height}, {frames} frames at {fps} fps (~{frames / fps:.1f} s)"
     if account is not None:
@@ -57,7 +57,7 @@ def build(services: Services, demo: gr.Blocks, session: SessionUI, figure_tab: g
                 with gr.Row():
                     background = gr.Dropdown([("None", "")] + presets.choices("backgrounds"), value="", label="Background (optional)", elem_id="f2v-background")
                     outfit = gr.Dropdown([("None", "")] + presets.choices("outfits"), value="", label="Outfit (optional)", elem_id="f2v-outfit")
-                prompt = gr.Textbox(label="Extra prompt (members only)", max_length=1000, placeholder="e.g. golden-hour light", elem_id="f2v-prompt")
+                prompt = gr.Textbox(label="Extra prompt (members only)", max_length=services.policy.limit("natural"), placeholder="e.g. golden-hour light", elem_id="f2v-prompt")
                 with gr.Row():
                     model = gr.Dropdown(_model_choices(services), value=default_model, label="Model", elem_id="f2v-model")
                     ratio = gr.Radio(RATIOS, value="16:9", label="Aspect ratio", elem_id="f2v-ratio")
@@ -131,7 +131,7 @@ def build(services: Services, demo: gr.Blocks, session: SessionUI, figure_tab: g
                 source_rows = gr.State([])
                 picked = gr.State(None)
                 i2v_action = gr.Radio(presets.choices("actions"), value="smile-nod", label="Action (required)", elem_id="i2v-action")
-                i2v_prompt = gr.Textbox(label="Extra prompt", max_length=1000, elem_id="i2v-prompt")
+                i2v_prompt = gr.Textbox(label="Extra prompt", max_length=services.policy.limit("natural"), elem_id="i2v-prompt")
                 with gr.Row():
                     i2v_model = gr.Dropdown(_model_choices(services), value=default_model, label="Model")
                     i2v_ratio = gr.Radio(RATIOS, value="16:9", label="Aspect ratio")

@@ -13,7 +13,7 @@ def guidance_settings(pipe: Any, request: GenerationRequest) -> tuple[dict[str, 
 
     FLUX.1-dev embeds the guidance value in the transformer (no CFG pass); schnell has no guidance at
     all (recorded as 0.0) and was trained with 256 T5 tokens. A real negative prompt needs "true CFG"
-    (a second transformer pass), opted into with request.extra["true_cfg"] > 1; otherwise the negative
+    (a second transformer pass), opted into with request.true_cfg > 1; otherwise the negative
     prompt is not used and is recorded as empty.
     """
     embedded = bool(pipe.transformer.config.guidance_embeds)
@@ -22,7 +22,7 @@ def guidance_settings(pipe: Any, request: GenerationRequest) -> tuple[dict[str, 
     params: dict[str, Any] = {"guidance": guidance, "negative_prompt": ""}
     if not embedded:
         kwargs["max_sequence_length"] = 256
-    true_cfg = float(request.extra.get("true_cfg", 1.0) or 1.0)
+    true_cfg = float(request.true_cfg or 1.0)
     if true_cfg > 1.0 and request.negative_prompt:
         kwargs.update(negative_prompt=request.negative_prompt, true_cfg_scale=true_cfg)
         params.update(negative_prompt=request.negative_prompt, true_cfg=true_cfg)
@@ -65,5 +65,6 @@ FAMILY = register_family(
         runners={Task.TEXT_TO_IMAGE: text_to_image, Task.IMAGE_TO_IMAGE: image_to_image},
         tiny_builders={"flux": tiny_flux.build, "flux-schnell": tiny_flux.build_schnell},
         size_multiple=16,
+        options={Task.TEXT_TO_IMAGE: frozenset({"true_cfg"}), Task.IMAGE_TO_IMAGE: frozenset({"true_cfg"})},
     )
 )

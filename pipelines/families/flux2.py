@@ -2,7 +2,7 @@
 
 Flux2Pipeline takes zero or more conditioning images (`image=[...]`) next to the prompt, so every task is the same
 call with a different image list. The pipeline itself scales references above 1 megapixel down to 1 MP and crops
-them to a multiple of 16 px; `request.extra["max_reference_area"]` (pixels, optional) lowers that cap, which keeps
+them to a multiple of 16 px; `request.max_reference_area` (pixels, optional) lowers that cap, which keeps
 tiny preview runs fast and lets users trade reference detail for speed. References must be at least 64 px a side
 (the pipeline refuses smaller ones), so smaller ones are scaled up to 64 px.
 """
@@ -48,7 +48,7 @@ def fit_reference(image: Image.Image, max_area: int) -> Image.Image:
 
 
 def _max_reference_area(request) -> int:
-    value = request.extra.get("max_reference_area")
+    value = request.max_reference_area
     return min(int(value), PIPELINE_REFERENCE_AREA) if value else PIPELINE_REFERENCE_AREA
 
 
@@ -117,5 +117,6 @@ FAMILY = register_family(
         },
         tiny_builders={"flux2": tiny_flux2.build},
         size_multiple=16,
+        options={task: frozenset({"max_reference_area"}) for task in (Task.TEXT_TO_IMAGE, Task.REFERENCE, Task.EDIT, Task.MULTI_REFERENCE)},
     )
 )

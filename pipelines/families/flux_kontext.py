@@ -73,5 +73,6 @@ FAMILY = register_family(
         runners={Task.EDIT: edit, Task.REFERENCE: reference},
         tiny_builders={"flux-kontext": tiny_flux_kontext.build},
         size_multiple=16,
+        options={Task.EDIT: frozenset({"true_cfg"}), Task.REFERENCE: frozenset({"true_cfg"})},
     )
 )

@@ -5,7 +5,7 @@ prompt (a single space when the request has none, as in Qwen's own examples); va
 
 Reference area: both pipelines scale every input image to about 1 megapixel before their VAE (and Plus to 384x384
 for the text encoder), through the module-level `calculate_dimensions(target_area, ratio)` of their diffusers
-module, with the area hard-coded; no call argument changes it. `request.extra["max_reference_area"]` (pixels,
+module, with the area hard-coded; no call argument changes it. `request.max_reference_area` (pixels,
 optional) caps that area: for the duration of one pipeline call the runner swaps the function of the pipeline's own
 module for one that clamps target_area. The swap happens only under `_DIMENSIONS_LOCK`, which every call of these
 runners holds (capped or not), so no concurrent call ever sees another call's cap; the original is restored even
@@ -60,7 +60,7 @@ def reference_area(pipe, max_area: int | None):
 
 
 def _run(pipe, request, on_step, cancel, image):
-    value = request.extra.get("max_reference_area")
+    value = request.max_reference_area
     max_area = int(value) if value and _call_globals(pipe) is not None else None
     use_cfg = request.guidance > 1
     negative = (request.negative_prompt or " ") if use_cfg else None
@@ -115,6 +115,7 @@ FAMILY = register_family(
         runners={Task.EDIT: edit, Task.REFERENCE: reference},
         tiny_builders={"qwen-image-edit": tiny_qwen.build},
         size_multiple=16,
+        options={task: frozenset({"max_reference_area"}) for task in (Task.EDIT, Task.REFERENCE)},
     )
 )
 
@@ -129,5 +130,6 @@ PLUS_FAMILY = register_family(
         runners={Task.EDIT: edit, Task.REFERENCE: reference, Task.MULTI_REFERENCE: multi_reference},
         tiny_builders={"qwen-image-edit-plus": tiny_qwen.build_plus},
         size_multiple=16,
+        options={task: frozenset({"max_reference_area"}) for task in (Task.EDIT, Task.REFERENCE, Task.MULTI_REFERENCE)},
     )
 )

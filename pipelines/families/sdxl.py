@@ -8,8 +8,8 @@ from ..types import Task
 
 
 def text_to_image(pipe, request, on_step, cancel):
-    # request.extra["face_embedding"] (512 floats, insightface-style) conditions on a face through an
-    # IP-Adapter FaceID that pipelines.face_adapter.ensure_faceid has loaded; without it nothing changes.
+    # request.face (a FaceConditioning: insightface-style embedding, scale, weights) conditions on a face through
+    # IP-Adapter FaceID, loaded once per pipeline by pipelines.face_adapter; without it nothing changes.
     ip_kwargs, ip_params, ip_context = ip_adapter_call(pipe, request)
 
     def call(generator, callback):
@@ -55,5 +55,6 @@ FAMILY = register_family(
         runners={Task.TEXT_TO_IMAGE: text_to_image, Task.IMAGE_TO_IMAGE: image_to_image},
         tiny_builders={"sdxl": tiny_sdxl.build, "playground-v2.5": tiny_sdxl.build_playground},
         size_multiple=8,
+        options={Task.TEXT_TO_IMAGE: frozenset({"face"}), Task.IMAGE_TO_IMAGE: frozenset({"face"})},
     )
 )

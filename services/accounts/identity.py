@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 import sqlalchemy as sa
 
+from ..errors import UserError
 from .db import Database
 from .ledger import Ledger
 from .plans import Plans
@@ -24,7 +25,7 @@ from .tables import accounts, ip_grants, kv
 TOKEN_CONTEXT = b"playground-session-v1:"
 
 
-class InvalidSession(PermissionError):
+class InvalidSession(UserError, PermissionError):
     """The token is missing, forged or expired; the message says what to do."""
 
 

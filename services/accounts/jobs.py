@@ -21,15 +21,16 @@ import sqlalchemy as sa
 
 from pipelines.types import GenerationCancelled, GenerationResult
 
+from ..errors import UserError
 from .db import Database
 from .identity import Account
 from .instances import Instances
 from .ledger import Ledger
-from .media import encode_mp4
-from .metadata import png_bytes
+from ..media.mp4 import encode_mp4
+from ..media.png import png_bytes
 from .plans import Quote
-from .safety import SafetyBlocked, SafetyChecker, Verdict
-from .storage import OutputStore
+from ..safety.output import SafetyBlocked, SafetyChecker, Verdict
+from ..media.storage import OutputStore
 from .tables import generation_files, generations
 
 log = logging.getLogger(__name__)
@@ -37,15 +38,15 @@ log = logging.getLogger(__name__)
 MAX_KEY_CHARS = 128
 
 
-class IdempotencyConflict(ValueError):
+class IdempotencyConflict(UserError, ValueError):
     pass
 
 
-class PreviousAttemptFailed(RuntimeError):
+class PreviousAttemptFailed(UserError, RuntimeError):
     pass
 
 
-class GenerationTimedOut(RuntimeError):
+class GenerationTimedOut(UserError, RuntimeError):
     pass
 
 
@@ -254,6 +255,10 @@ class Jobs:
             if changed:
                 self.ledger.refund(conn, account_id, charge, request_id, f"refund: {status} ({error[:200]})")
         return bool(changed)
+
+    def refund_reported(self, conn: sa.Connection, account_id: str, amount: int, request_id: str, note: str) -> None:
+        """Refund part of a finished request after an approved report (inside the caller's transaction)."""
+        self.ledger.refund(conn, account_id, amount, request_id, note)
 
     # -- idempotent replays ----------------------------------------------------------------------------
     def _by_key(self, conn: sa.Connection, account_id: str, key: str):

@@ -10,9 +10,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from pipelines.registry import ModelEntry
 from pipelines.types import Task
 
-from .presets_io import load_validated
+from ..presets_io import PRESETS_DIR, load_validated
 
-DEFAULT_PLANS = Path(__file__).resolve().parent.parent / "presets" / "plans.toml"
+DEFAULT_PLANS = PRESETS_DIR / "plans.toml"
 
 Feature = Literal["adult_prompts", "image_to_video", "video_prompt", "review"]
 TASK_IDS = {t.value for t in Task}
@@ -108,6 +108,14 @@ class Quote:
     count: int
     total: int
     note: str = ""  # a breakdown when a request has several paid stages
+
+    @classmethod
+    def combined(cls, quotes: list["Quote"], labels: list[str]) -> "Quote":
+        """One quote for several paid stages (e.g. a start frame, then the video): the total, with a breakdown."""
+        total = sum(q.total for q in quotes)
+        final = quotes[-1]
+        note = " + ".join(f"{q.total} ({label})" for q, label in zip(quotes, labels))
+        return cls(final.model, final.task, total, 1, 1, 1, total, note=note)
 
     @property
     def per_output(self) -> int:

@@ -8,10 +8,11 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from ..errors import UserError
 from .db import Database, row_dict
 from .identity import Account
-from .ledger import Ledger
-from .storage import OutputStore
+from .jobs import Jobs
+from ..media.storage import OutputStore
 from .tables import generation_files, generations, reports
 
 REPORT_REASONS = {
@@ -25,7 +26,7 @@ REPORT_REASONS = {
 MAX_DETAILS = 500
 
 
-class ReportError(ValueError):
+class ReportError(UserError, ValueError):
     """The report cannot be filed or reviewed as asked; the message says why."""
 
 
@@ -74,9 +75,9 @@ class ImageRef:
 
 
 class History:
-    def __init__(self, db: Database, ledger: Ledger, store: OutputStore):
+    def __init__(self, db: Database, jobs: Jobs, store: OutputStore):
         self.db = db
-        self.ledger = ledger
+        self.jobs = jobs
         self.store = store
 
     def _records(self, conn: sa.Connection, rows) -> list[Record]:
@@ -191,5 +192,5 @@ class History:
             return False
         if approve:
             row = conn.execute(sa.select(reports).where(reports.c.id == report_id)).one()
-            self.ledger.refund(conn, row.account_id, row.refund, row.generation_id, f"report {report_id} approved ({row.reason})")
+            self.jobs.refund_reported(conn, row.account_id, row.refund, row.generation_id, f"report {report_id} approved ({row.reason})")
         return True

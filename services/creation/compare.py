@@ -13,20 +13,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from pipelines.registry import Registry
-from pipelines.runtime import RemoteBackendUnavailable, WeightsUnavailable
 from pipelines.types import Task
 
-from .generation import GenerationService, InvalidRequest, TextToImageParams
-from .identity import Account, Identity
-from .jobs import GenerationTimedOut
-from .ledger import InsufficientCredits
-from .plans import Plans, Quote
-from .policy import Surface
-from .safety import SafetyBlocked
-
-# Failures of one model whose message a visitor can read; anything else is named by type only.
-EXPLAINED = (InvalidRequest, SafetyBlocked, GenerationTimedOut, WeightsUnavailable, RemoteBackendUnavailable, InsufficientCredits)
+from ..accounts.identity import Account, Identity
+from ..accounts.plans import Quote
+from ..catalogue import Catalogue
+from ..errors import InvalidRequest, UserError
+from ..runs.params import random_seed
+from ..runs.runner import Runner
+from ..safety.policy import Surface
+from .text import ImageOutput, TextImages, TextToImageParams
 
 log = logging.getLogger(__name__)
 
@@ -77,15 +73,15 @@ class CompareOutput:
 
 
 class CompareService:
-    def __init__(self, registry: Registry, plans: Plans, generation: GenerationService, identity: Identity):
-        self.registry = registry
-        self.plans = plans
-        self.generation = generation
+    def __init__(self, catalogue: Catalogue, text: TextImages, runner: Runner, identity: Identity):
+        self.catalogue = catalogue
+        self.text = text
+        self.runner = runner
         self.identity = identity
 
     def choices(self) -> list[str]:
         """The models a comparison can use: local text-to-image entries, in registry order."""
-        return [e.id for e in self.registry.for_task(Task.TEXT_TO_IMAGE) if not e.is_remote]
+        return [e.id for e in self.catalogue.entries(Task.TEXT_TO_IMAGE, local=True)]
 
     def quote(self, models: list[str] | tuple[str, ...], aspect_ratio: str, resolution: str) -> list[Quote]:
         """One quote per model, after checking the set can run (raises InvalidRequest naming what to change)."""
@@ -94,16 +90,16 @@ class CompareService:
             raise InvalidRequest(f"Pick {MIN_MODELS} to {MAX_MODELS} different models to compare (you picked {len(models)}).")
         quotes = []
         for model in models:
-            entry = self.registry.require(model, Task.TEXT_TO_IMAGE)
+            entry = self.catalogue.require(model, Task.TEXT_TO_IMAGE)
             if entry.is_remote:
                 raise InvalidRequest(f"{entry.name} is API-only and not available yet; pick a local model.")
-            if resolution not in entry.sizes.get(aspect_ratio, {}):
-                offered = ", ".join(entry.sizes.get(aspect_ratio, {})) or "nothing"
+            if not self.catalogue.offers(entry, aspect_ratio, resolution):
+                offered = ", ".join(self.catalogue.tiers(entry, aspect_ratio)) or "nothing"
                 raise InvalidRequest(
                     f"{entry.name} does not offer {aspect_ratio} at {resolution} (it offers {offered} at {aspect_ratio}); "
                     "pick another resolution or drop that model."
                 )
-            quotes.append(self.plans.quote(entry, Task.TEXT_TO_IMAGE, resolution, 1))
+            quotes.append(self.catalogue.quote(entry.id, Task.TEXT_TO_IMAGE, aspect_ratio, resolution, 1))
         return quotes
 
     def compare(
@@ -115,37 +111,39 @@ class CompareService:
     ) -> CompareOutput:
         quotes = self.quote(params.models, params.aspect_ratio, params.resolution)
         models = tuple(q.model for q in quotes)  # deduplicated and checked by quote()
-        self.generation.policy.check(params.prompt or "", account, Surface.IMAGE, params.prompt_style, params.negative_prompt or "")
-        total = sum(q.total for q in quotes)
+        seed = params.seed if params.seed is not None and params.seed >= 0 else random_seed()
+        group = secrets.token_hex(6)
+        runs = [
+            self.text.describe(
+                TextToImageParams(
+                    prompt=params.prompt, model=model, negative_prompt=params.negative_prompt,
+                    aspect_ratio=params.aspect_ratio, resolution=params.resolution, count=1, seed=seed,
+                    prompt_style=params.prompt_style,
+                ),
+                Surface.IMAGE,
+                context={"compare": group},
+            )
+            for model in models
+        ]
+        total = sum(self.runner.prepare(account, run).total for run in runs)  # policy and validation, nothing reserved
         account = self.identity.account(account.id)
         if not account.unlimited and account.balance < total:
             raise InvalidRequest(
                 f"Comparing these {len(models)} models costs {total} credits and you have {account.balance_text()}; "
                 "pick fewer or cheaper models, or a lower resolution."
             )
-        seed = params.seed if params.seed is not None and params.seed >= 0 else secrets.randbelow(2**31)
-        group = secrets.token_hex(6)
         rows: list[CompareRow] = []
-        for i, model in enumerate(models):
-            entry = self.registry.get(model)
+        for i, (model, run) in enumerate(zip(models, runs)):
+            entry = run.final.entry
             row = CompareRow(model, entry.name)
             rows.append(row)
             if on_model:
                 on_model(i, len(models), entry.name)
             started = time.perf_counter()
-            try:
-                output = self.generation.text_to_image(
-                    account,
-                    TextToImageParams(
-                        prompt=params.prompt, model=model, negative_prompt=params.negative_prompt,
-                        aspect_ratio=params.aspect_ratio, resolution=params.resolution, count=1, seed=seed,
-                        prompt_style=params.prompt_style,
-                    ),
-                    on_step=on_step,
-                    context={"compare": group},
-                )
-            except Exception as exc:  # this model's request was refunded by the job; the others still run
-                explained = isinstance(exc, EXPLAINED) and str(exc)
+            try:  # each model is its own paid request: a failure refunds that model only and the others still run
+                output = ImageOutput.from_job(self.runner.run(account, run, on_step=on_step))
+            except Exception as exc:
+                explained = isinstance(exc, UserError) and str(exc)
                 row.error = (str(exc) if explained else f"failed ({type(exc).__name__})") + "; not charged"
                 log.log(logging.INFO if explained else logging.ERROR, "compare: %s failed", model, exc_info=not explained)
             else:

@@ -16,15 +16,19 @@ from typing import Any
 from PIL import Image
 
 from pipelines.registry import ModelEntry
-from pipelines.types import StepCallback, Task
+from pipelines.types import FaceConditioning, GenerationResult, StepCallback, Task
 
-from .faces import FaceEngine, similarity
+from ..accounts.history import History
+from ..accounts.identity import Account
+from ..catalogue import Catalogue
+from ..errors import InvalidRequest
+from ..faces.engine import FaceEngine, similarity
+from ..runs.params import RANDOM_SEED
+from ..runs.runner import PaidRun, PromptCheck, Runner, Stage
+from ..safety.policy import Surface
+from ..safety.uploads import load_image
 from .figures import Figures
-from .generation import GenerationService, ImageOutput, InvalidRequest, TextToImageParams, aspect_value
-from .history import History
-from .identity import Account
-from .policy import Surface
-from .uploads import load_image
+from .text import ImageOutput, TextImages, TextToImageParams
 
 MAX_GROUP = 3
 
@@ -45,16 +49,16 @@ def identity_scores(faces: FaceEngine | None, reference: list[float] | None, ima
 
 
 class ReferenceImages:
-    def __init__(self, generation: GenerationService, figures: Figures, history: History, faces: FaceEngine | None):
-        self.generation = generation
+    def __init__(self, catalogue: Catalogue, text: TextImages, runner: Runner, figures: Figures, history: History, faces: FaceEngine | None):
+        self.catalogue = catalogue
+        self.text = text
+        self.runner = runner
         self.figures = figures
         self.history = history
         self.faces = faces
-        self.registry = generation.registry
-        self.runtime = generation.runtime
 
     def remix_models(self) -> list[ModelEntry]:
-        return [e for e in self.registry if e.face_preservation != "none" and not e.is_remote
+        return [e for e in self.catalogue.entries(local=True) if e.face_preservation != "none"
                 and (Task.REFERENCE in e.tasks or Task.TEXT_TO_IMAGE in e.tasks)]
 
     # -- Figure Remix ------------------------------------------------------------------------------------
@@ -66,26 +70,25 @@ class ReferenceImages:
         likeness = float(likeness)
         if not 0.0 <= likeness <= 1.0:
             raise RemixError(f"Likeness must be between 0 and 1, not {likeness}.")
-        entry = self.registry.get(model)
+        entry = self.catalogue.get(model)
         if entry.face_preservation == "none":
             raise RemixError(f"{entry.name} cannot keep a face; pick a model marked “keeps the face”.")
         if bool(figure_id) == bool(face_photo):
             raise RemixError("Pick one of your figures, or upload a face photo (one of the two).")
-        self.generation.policy.check(prompt or "", account, Surface.IMAGE, "natural", negative_prompt or "")
         if figure_id:
             ref = self.figures.reference(account, figure_id)
             with Image.open(ref.image) as opened:
                 reference_image = opened.convert("RGB")
             embedding = ref.embedding
         else:
-            reference_image = load_image(face_photo, self.generation.uploads).convert("RGB")
+            reference_image = load_image(face_photo, self.text.uploads).convert("RGB")
             embedding = self.faces.embed(reference_image) if self.faces else None
         context = {"remix": {"figure_id": figure_id, "likeness": likeness, "path": entry.face_preservation}}
+        params = TextToImageParams(prompt=prompt, model=entry.id, negative_prompt=negative_prompt, aspect_ratio=aspect_ratio,
+                                   resolution=resolution, count=count, seed=seed)
         if entry.face_preservation == "reference":
             task = Task.REFERENCE
-            params = TextToImageParams(prompt=prompt, model=entry.id, negative_prompt=negative_prompt, aspect_ratio=aspect_ratio,
-                                       resolution=resolution, count=count, seed=seed)
-            _, request = self.generation.build_request(params, task)
+            _, request = self.text.build_request(params, task)
             guidance = round(entry.defaults.guidance * (1.5 - likeness), 3)
             request = replace(request, reference_images=(reference_image,), guidance=guidance)
             mapping = {"likeness": likeness, "guidance": guidance}
@@ -96,11 +99,8 @@ class ReferenceImages:
                     "(PLAYGROUND_FACE_PACK) or pick a reference model (Kontext, FLUX.2, Qwen-Image-Edit)."
                 )
             task = Task.TEXT_TO_IMAGE
-            params = TextToImageParams(prompt=prompt, model=entry.id, negative_prompt=negative_prompt, aspect_ratio=aspect_ratio,
-                                       resolution=resolution, count=count, seed=seed)
-            _, request = self.generation.build_request(params, task)
-            request = replace(request, extra={**request.extra, "face_embedding": list(embedding), "ip_adapter_scale": likeness,
-                                              "faceid_weights": str(self.runtime.faceid_weights(entry))})
+            _, request = self.text.build_request(params, task)
+            request = replace(request, face=FaceConditioning(tuple(embedding), scale=likeness))
             mapping = {"likeness": likeness, "ip_adapter_scale": likeness}
         return self._run(account, entry, task, request, params, context, mapping, embedding, idempotency_key, on_step, Surface.IMAGE)
 
@@ -110,20 +110,18 @@ class ReferenceImages:
         idempotency_key: str | None = None, on_step: StepCallback | None = None,
     ) -> ImageOutput:
         """Change one of your images as the instruction says; the result is a new version linked to its source."""
-        self.generation.policy.check(instruction or "", account, Surface.EDIT)
-        entry = self.registry.require(model, Task.EDIT)
+        entry = self.catalogue.require(model, Task.EDIT)
         images = self.history.image_files(account.id, request_id)
         if not 0 <= int(index) < len(images):
             raise RemixError(f"Pick one of your images: {request_id} has {len(images)} image(s).")
         with Image.open(images[int(index)]) as opened:
             source = opened.convert("RGB")
-        ratio = min(entry.sizes, key=lambda r: abs(aspect_value(r) - source.width / source.height))
+        ratio = self.catalogue.nearest_ratio(entry, source.width, source.height)
         params = TextToImageParams(prompt=instruction, model=entry.id, aspect_ratio=ratio, resolution="1K", count=1, seed=seed)
-        _, request = self.generation.build_request(params, Task.EDIT)
+        _, request = self.text.build_request(params, Task.EDIT)
         request = replace(request, reference_images=(source,))
         context = {"edit_of": {"request_id": request_id, "index": int(index)}}
-        figure_embedding = None
-        return self._run(account, entry, Task.EDIT, request, params, context, {}, figure_embedding, idempotency_key, on_step, Surface.EDIT)
+        return self._run(account, entry, Task.EDIT, request, params, context, {}, None, idempotency_key, on_step, Surface.EDIT)
 
     # -- Group -----------------------------------------------------------------------------------------
     def group_image(
@@ -133,15 +131,14 @@ class ReferenceImages:
         figure_ids = list(dict.fromkeys(f for f in figure_ids if f))
         if not 2 <= len(figure_ids) <= MAX_GROUP:
             raise RemixError(f"Pick 2 or 3 of your figures for a group shot, not {len(figure_ids)}.")
-        self.generation.policy.check(prompt or "", account, Surface.IMAGE)
-        entry = self.registry.require(model, Task.MULTI_REFERENCE)
+        entry = self.catalogue.require(model, Task.MULTI_REFERENCE)
         refs = [self.figures.reference(account, f) for f in figure_ids]
         images = []
         for ref in refs:
             with Image.open(ref.image) as opened:
                 images.append(opened.convert("RGB"))
         params = TextToImageParams(prompt=prompt, model=entry.id, aspect_ratio=aspect_ratio, resolution="1K", count=1, seed=seed)
-        _, request = self.generation.build_request(params, Task.MULTI_REFERENCE)
+        _, request = self.text.build_request(params, Task.MULTI_REFERENCE)
         request = replace(request, reference_images=tuple(images))
         context = {"group": {"figure_ids": figure_ids}}
         return self._run(account, entry, Task.MULTI_REFERENCE, request, params, context, {}, refs[0].embedding,
@@ -149,24 +146,25 @@ class ReferenceImages:
 
     # -- shared ----------------------------------------------------------------------------------------
     def _run(self, account, entry, task, request, params, context, mapping, embedding, idempotency_key, on_step, surface, figures=1):
-        quote = self.generation.plans.quote(entry, task, params.resolution, request.count, figures)
         asked = {"prompt": params.prompt, "model": entry.id, "negative_prompt": params.negative_prompt,
                  "aspect_ratio": params.aspect_ratio, "resolution": params.resolution, "count": request.count,
-                 "seed": params.seed if params.seed is not None else -1, "context": context}
+                 "seed": params.seed if params.seed is not None else RANDOM_SEED, "context": context}
+        record: dict[str, Any] = {"aspect_ratio": params.aspect_ratio, "resolution": params.resolution, **mapping}
+        figure_ids = context.get("group", {}).get("figure_ids") or [context.get("remix", {}).get("figure_id")]
+        if any(figure_ids):
+            record["figure_ids"] = [f for f in figure_ids if f]  # recorded in the PNG's JSON chunk
 
-        def work(cancel):
-            result = self.runtime.run(entry, task, request, on_step=on_step, cancel=cancel)
-            result.parameters.update(aspect_ratio=params.aspect_ratio, resolution=params.resolution, **mapping)
-            figure_ids = context.get("group", {}).get("figure_ids") or [context.get("remix", {}).get("figure_id")]
-            if any(figure_ids):
-                result.parameters["figure_ids"] = [f for f in figure_ids if f]  # recorded in the PNG's JSON chunk
+        def annotate(result: GenerationResult) -> None:
             scores = identity_scores(self.faces, embedding, result.images)
             if scores is not None:
                 result.parameters["identity_scores"] = scores
-            return result
 
-        job = self.generation.jobs.run(
-            account, quote=quote, request=asked, work=work, idempotency_key=idempotency_key,
-            allow_flagged=account.can("adult_prompts") and not surface.sfw_only,
+        run = PaidRun(
+            stages=(Stage("generate", entry, task, request, params.resolution, figures=figures),),
+            surface=surface,
+            replay=asked,
+            prompts=(PromptCheck(params.prompt or "", negative=params.negative_prompt or ""),),
+            record=record,
+            annotate=annotate,
         )
-        return ImageOutput.from_job(job)
+        return ImageOutput.from_job(self.runner.run(account, run, idempotency_key, on_step))

@@ -16,21 +16,22 @@ import sqlalchemy as sa
 
 from pipelines.types import StepCallback
 
-from .db import Database, row_dict
-from .faces import FaceEngine
+from ..errors import UserError
+from ..accounts.db import Database, row_dict
+from ..faces.engine import FaceEngine
 from .figure_presets import FigurePresets
-from .generation import GenerationService, ImageOutput, TextToImageParams
-from .identity import Account
-from .policy import Surface
-from .storage import OutputStore
-from .tables import figure_takes, figures, generation_files, generations
+from .text import ImageOutput, TextImages, TextToImageParams
+from ..accounts.identity import Account
+from ..safety.policy import Surface
+from ..media.storage import OutputStore
+from ..accounts.tables import figure_takes, figures, generation_files, generations
 
 MAX_TAKES = 4
 MAX_NAME = 60
 CUSTOM_FIELDS = {"appearance": 1200, "outfit": 400}
 
 
-class FigureError(ValueError):
+class FigureError(UserError, ValueError):
     """A figure request that cannot be done as asked; the message says what to change."""
 
 
@@ -103,9 +104,9 @@ class Reference:
 
 
 class Figures:
-    def __init__(self, db: Database, generation: GenerationService, presets: FigurePresets, store: OutputStore, faces: FaceEngine | None):
+    def __init__(self, db: Database, text: TextImages, presets: FigurePresets, store: OutputStore, faces: FaceEngine | None):
         self.db = db
-        self.generation = generation
+        self.text = text
         self.presets = presets
         self.store = store
         self.faces = faces
@@ -189,7 +190,7 @@ class Figures:
             count=takes, seed=seed, steps=steps, guidance=guidance,
         )
         context = {"figure": {"kind": kind, "style": style, **spec}}
-        output = self.generation.text_to_image(account, params, key, on_step, surface=Surface.FIGURE, context=context)
+        output = self.text.text_to_image(account, params, key, on_step, surface=Surface.FIGURE, context=context)
         return Takes(output, prompt, negative, {"kind": kind, "style": style, **spec})
 
     # -- saving ----------------------------------------------------------------------------------------

@@ -6,13 +6,14 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from .presets_io import load_validated
+from ..errors import UserError
+from ..presets_io import PRESETS_DIR, load_validated
 
-DEFAULT_IMAGE_PRESETS = Path(__file__).resolve().parent.parent / "presets" / "image_presets.toml"
+DEFAULT_IMAGE_PRESETS = PRESETS_DIR / "image_presets.toml"
 LIBRARIES = ("outfits", "actions", "scenes")
 
 
-class ImagePresetsError(ValueError):
+class ImagePresetsError(UserError, ValueError):
     pass
 
 

@@ -10,6 +10,30 @@ import numpy as np
 from PIL import Image
 
 
+def face_analysis(pack_dir: Path, det_size: tuple[int, int] = (640, 640)):
+    """Return a prepared CPU ``insightface.app.FaceAnalysis`` for the pack at ``pack_dir``.
+
+    It loads only the detection and recognition modules. The pack folder is
+    passed as an absolute path: insightface 2.x uses an existing folder
+    directly, and older versions join it onto ``root/models``, which also gives
+    back the absolute path. Either way the folder exists, so insightface never
+    reaches its download code.
+    """
+    pack = Path(pack_dir).expanduser().resolve()
+    if not pack.is_dir() or not any(pack.glob("*.onnx")):
+        raise FileNotFoundError(f"no insightface model pack (*.onnx files) at {pack}")
+    from insightface.app import FaceAnalysis
+
+    app = FaceAnalysis(
+        name=str(pack),
+        root=str(pack.parent.parent),
+        allowed_modules=["detection", "recognition"],
+        providers=["CPUExecutionProvider"],
+    )
+    app.prepare(ctx_id=-1, det_size=tuple(det_size))
+    return app
+
+
 class FaceEngine:
     def __init__(self, pack_dir: Path, det_size: tuple[int, int] = (640, 640)):
         self.pack_dir = Path(pack_dir)
@@ -21,8 +45,6 @@ class FaceEngine:
     def _load(self):
         with self._lock:
             if self._app is None:
-                from .tiny_faces import face_analysis
-
                 self._app = face_analysis(self.pack_dir, self.det_size)
         return self._app
 

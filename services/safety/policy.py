@@ -10,10 +10,11 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from .identity import Account
-from .presets_io import load_validated
+from ..errors import UserError
+from ..accounts.identity import Account
+from ..presets_io import PRESETS_DIR, load_validated
 
-DEFAULT_SAFETY = Path(__file__).resolve().parent.parent / "presets" / "safety.toml"
+DEFAULT_SAFETY = PRESETS_DIR / "safety.toml"
 
 
 class Surface(str, Enum):
@@ -39,7 +40,7 @@ class PolicyError(ValueError):
     """safety.toml is malformed."""
 
 
-class PromptRefused(ValueError):
+class PromptRefused(UserError, ValueError):
     def __init__(self, rule: str, message: str):
         self.rule = rule
         super().__init__(f"{message} (rule: {rule}; nothing was charged)")
@@ -161,7 +162,7 @@ FEATURE_NAMES = {
 }
 
 
-class FeatureLocked(PermissionError):
+class FeatureLocked(UserError, PermissionError):
     def __init__(self, feature: str):
         self.feature = feature
         super().__init__(

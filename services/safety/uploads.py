@@ -15,10 +15,11 @@ from pathlib import Path
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from ..errors import UserError
 from .policy import UploadLimits
 
 
-class InvalidUpload(ValueError):
+class InvalidUpload(UserError, ValueError):
     """The upload is refused; the message says why and what to send instead."""
 
 

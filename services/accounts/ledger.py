@@ -14,13 +14,14 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from ..errors import UserError
 from .db import Database, row_dict
 from .tables import accounts, ledger
 
 KINDS = ("grant", "reserve", "capture", "refund", "adjustment", "transfer")
 
 
-class InsufficientCredits(Exception):
+class InsufficientCredits(UserError):
     def __init__(self, price: int, balance: int):
         self.price, self.balance = price, balance
         super().__init__(

@@ -20,22 +20,23 @@ import sqlalchemy as sa
 from PIL import Image, PngImagePlugin
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from .db import Database
+from ..errors import UserError
+from ..accounts.db import Database
 from .figures import FigureError, Figures
-from .identity import Account
-from .policy import PromptPolicy, Surface
-from .presets_io import load_validated
-from .storage import OutputStore
-from .tables import characters, generation_files, generations
+from ..accounts.identity import Account
+from ..safety.policy import PromptPolicy, Surface
+from ..presets_io import PRESETS_DIR, load_validated
+from ..media.storage import OutputStore
+from ..accounts.tables import characters, generation_files, generations
 
-DEFAULT_FILE = Path(__file__).resolve().parent.parent / "presets" / "characters.toml"
+DEFAULT_FILE = PRESETS_DIR / "characters.toml"
 CARD_FIELDS = ("name", "description", "personality", "scenario", "first_mes", "mes_example", "system_prompt",
                "creator_notes", "creator")
 # Output-check labels an image may carry and still be a character's (SFW) card image.
 CARD_IMAGE_SAFETY = {"safe", "unchecked"}
 
 
-class CharacterError(ValueError):
+class CharacterError(UserError, ValueError):
     """A character request that cannot be done as asked; the message says what to change."""
 
 

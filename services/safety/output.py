@@ -21,6 +21,8 @@ from typing import Protocol
 import numpy as np
 from PIL import Image
 
+from ..errors import UserError
+
 log = logging.getLogger(__name__)
 
 
@@ -166,7 +168,7 @@ def build_checker(output: dict, backend: str | None = None, allow_downloads: boo
     return Unchecked()
 
 
-class SafetyBlocked(Exception):
+class SafetyBlocked(UserError):
     def __init__(self, reason: str):
         self.reason = reason
         super().__init__(

@@ -78,30 +78,6 @@ def build_tiny_face_pack(out_dir: pathlib.Path) -> pathlib.Path:
     return pack
 
 
-def face_analysis(pack_dir: pathlib.Path, det_size: tuple[int, int] = (640, 640)):
-    """Return a prepared CPU ``insightface.app.FaceAnalysis`` for the pack at ``pack_dir``.
-
-    It loads only the detection and recognition modules. The pack folder is
-    passed as an absolute path: insightface 2.x uses an existing folder
-    directly, and older versions join it onto ``root/models``, which also gives
-    back the absolute path. Either way the folder exists, so insightface never
-    reaches its download code.
-    """
-    pack = pathlib.Path(pack_dir).expanduser().resolve()
-    if not pack.is_dir() or not any(pack.glob("*.onnx")):
-        raise FileNotFoundError(f"no insightface model pack (*.onnx files) at {pack}")
-    from insightface.app import FaceAnalysis
-
-    app = FaceAnalysis(
-        name=str(pack),
-        root=str(pack.parent.parent),
-        allowed_modules=["detection", "recognition"],
-        providers=["CPUExecutionProvider"],
-    )
-    app.prepare(ctx_id=-1, det_size=tuple(det_size))
-    return app
-
-
 # --- graph construction -------------------------------------------------------------------------
 
 

@@ -11,9 +11,14 @@ class OutputStore:
     def __init__(self, root: Path):
         self.root = Path(root)
 
-    def put(self, data: bytes, suffix: str) -> Path:
+    @staticmethod
+    def name_for(data: bytes, suffix: str) -> str:
+        """The relative name `put` gives these bytes (known before anything is written)."""
         digest = hashlib.sha256(data).hexdigest()
-        path = self.root / digest[:2] / f"{digest}{suffix}"
+        return f"{digest[:2]}/{digest}{suffix}"
+
+    def put(self, data: bytes, suffix: str) -> Path:
+        path = self.root / self.name_for(data, suffix)
         if path.exists():
             return path
         path.parent.mkdir(parents=True, exist_ok=True)

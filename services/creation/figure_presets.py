@@ -11,9 +11,10 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from .presets_io import load_validated
+from ..errors import UserError
+from ..presets_io import PRESETS_DIR, load_validated
 
-DEFAULT_FIGURES = Path(__file__).resolve().parent.parent / "presets" / "figures.toml"
+DEFAULT_FIGURES = PRESETS_DIR / "figures.toml"
 
 # Picker steps in the order Quick creation walks them (hair has three pickers).
 OPTION_KINDS = ("face", "hair_colour", "hair_length", "hair_style", "eyes", "skin", "body", "feature", "outfit")
@@ -22,7 +23,7 @@ PHRASE_ORDER = ("face", "hair_length", "hair_colour", "hair_style", "eyes", "ski
 STEPS = ("archetype", "face", "hair", "eyes_skin_body", "feature", "outfit", "style", "review")
 
 
-class FigurePresetsError(ValueError):
+class FigurePresetsError(UserError, ValueError):
     pass
 
 

@@ -1,0 +1,194 @@
+"""The one path every paid request takes.
+
+A surface (Text mode, figure takes, Remix, Edit, Group, Figure to Video, Image to Video, Compare, ...) describes
+its request as a `PaidRun` and hands it to `Runner.run`. Nothing else reserves credits, runs a pipeline, checks
+outputs, stores them or captures:
+
+    policy      the account's plan features, then the prompt policy on every prompt for the run's surface
+    validate    every stage: the model offers the task and the size; seed, batch, steps, guidance, strength in range
+    quote       each stage at its tier, summed (with a breakdown when there are several)
+    reserve     the jobs transaction: idempotency key, reservation and record in one database transaction
+    run         each stage through the pipeline runtime, one progress bar over all of them; a stage may take
+                the previous stage's first output as its reference (a video's start frame)
+    check       the output safety check (inside the jobs transaction)
+    store       PNG / MP4 with their metadata, content-addressed, then the record
+    capture     or refund in full on any failure after the reservation (and per blocked output)
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+from typing import Any, Callable, Mapping
+
+from pipelines.registry import GUIDANCE_MAX, ModelEntry
+from pipelines.runtime import PipelineRuntime
+from pipelines.types import GenerationCancelled, GenerationRequest, GenerationResult, StepCallback, Task
+
+from ..accounts.identity import Account
+from ..accounts.jobs import JobResult, Jobs
+from ..accounts.plans import Plans, Quote
+from ..catalogue import Catalogue
+from ..errors import Cancelled, InvalidRequest, model_refusals
+from ..media.png import png_bytes
+from ..media.storage import OutputStore
+from ..safety.policy import PromptPolicy, PromptStyle, Surface, require
+from .params import MAX_COUNT, checked_count, checked_seed, checked_steps, checked_strength
+
+
+@dataclass(frozen=True)
+class PromptCheck:
+    """A text the prompt policy checks on the run's surface before anything is reserved."""
+
+    text: str
+    style: PromptStyle | str = PromptStyle.NATURAL
+    negative: str = ""
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One pipeline call of a paid run."""
+
+    name: str  # recorded with the stage's parameters (e.g. "start_frame", "animate")
+    entry: ModelEntry
+    task: Task
+    request: GenerationRequest
+    tier: str  # the resolution tier this stage is priced at
+    figures: int = 1  # group shots are priced per figure
+    chain: bool = False  # take the previous stage's first output as this stage's (only) reference image
+    keep: bool = False  # store this stage's first output as an intermediate file (recorded with the stage)
+    label: str = ""  # how the price breakdown names the stage (default: its name)
+
+    @property
+    def planned_steps(self) -> int:
+        return self.request.steps * self.request.count
+
+
+@dataclass(frozen=True)
+class PaidRun:
+    """What a surface asks for: the stages, what to check first, and what to record."""
+
+    stages: tuple[Stage, ...]  # the last stage's outputs are the request's outputs
+    surface: Surface  # where the prompts are used: decides the SFW rules and whether flagged outputs may be kept
+    replay: Mapping[str, Any]  # the settings a replay of the idempotency key must match; recorded as the request
+    prompts: tuple[PromptCheck, ...] = ()
+    requires: tuple[str, ...] = ()  # plan features the account must have (e.g. "image_to_video")
+    record: Mapping[str, Any] = field(default_factory=dict)  # added to every output's metadata
+    inputs: tuple[tuple[bytes, str], ...] = ()  # input files to keep (bytes, suffix), stored only once the run is accepted
+    annotate: Callable[[GenerationResult], None] | None = None  # after the last stage (e.g. identity scores)
+    record_stages: bool = False  # record each stage's parameters under "stages" even for a single stage
+
+    @property
+    def final(self) -> Stage:
+        return self.stages[-1]
+
+    @property
+    def planned_steps(self) -> int:
+        return sum(stage.planned_steps for stage in self.stages)
+
+
+class Runner:
+    def __init__(self, catalogue: Catalogue, runtime: PipelineRuntime, plans: Plans, jobs: Jobs, policy: PromptPolicy, store: OutputStore):
+        self.catalogue = catalogue
+        self.runtime = runtime
+        self.plans = plans
+        self.jobs = jobs
+        self.policy = policy
+        self.store = store
+
+    # -- before any credit moves -------------------------------------------------------------------------
+    def prepare(self, account: Account, run: PaidRun) -> Quote:
+        """Policy, validation and the quote: everything that can refuse a run without charging. Returns the quote."""
+        if not run.stages:
+            raise InvalidRequest("Nothing to run.")
+        self.check_features(account, run.requires)
+        for prompt in run.prompts:
+            self.policy.check(prompt.text or "", account, run.surface, prompt.style, prompt.negative or "")
+        for index, stage in enumerate(run.stages):
+            self.validate(stage, first=index == 0)
+        return self.quote(run)
+
+    @staticmethod
+    def check_features(account: Account, features: tuple[str, ...]) -> None:
+        """The plan gate (e.g. Image to Video is for members), whatever the UI shows; a surface may call it early."""
+        for feature in features:
+            require(account, feature)
+
+    def validate(self, stage: Stage, first: bool = False) -> None:
+        """A stage's request against its model: task, size, and every shared parameter's range."""
+        entry, request = stage.entry, stage.request
+        self.catalogue.require(entry.id, stage.task)
+        if (request.width, request.height) not in self.catalogue.sizes_offered(entry):
+            raise InvalidRequest(f"{entry.name} does not offer {request.width}x{request.height}; pick an aspect ratio and resolution it lists.")
+        if not request.prompt.strip():
+            raise InvalidRequest("Write a prompt first: describe what the image should show.")
+        checked_count(request.count, MAX_COUNT)
+        checked_seed(request.seed)
+        checked_steps(request.steps, 0)
+        if not (math.isfinite(request.guidance) and 0.0 <= request.guidance <= GUIDANCE_MAX):
+            raise InvalidRequest(f"Guidance must be between 0 and {GUIDANCE_MAX:g}, not {request.guidance}.")
+        if request.strength is not None:
+            checked_strength(request.strength, math.nan)
+        if stage.chain and first:
+            raise InvalidRequest(f"Stage {stage.name!r} takes the previous stage's output, and there is none.")
+
+    def quote(self, run: PaidRun) -> Quote:
+        quotes = [
+            self.plans.quote(stage.entry, stage.task, stage.tier, stage.request.count, stage.figures) for stage in run.stages
+        ]
+        if len(quotes) == 1:
+            return quotes[0]
+        return Quote.combined(quotes, [stage.label or stage.name.replace("_", " ") for stage in run.stages])
+
+    # -- the paid run ---------------------------------------------------------------------------------------
+    def run(self, account: Account, run: PaidRun, idempotency_key: str | None = None, on_step: StepCallback | None = None) -> JobResult:
+        """Run a description as one paid request (see the module docstring). Raises a UserError for anything the
+        visitor can change; whatever fails after the reservation is refunded in full."""
+        quote = self.prepare(account, run)
+        replay = dict(run.replay)
+        for data, suffix in run.inputs:
+            self.store.put(data, suffix)
+        keep_flagged = account.can("adult_prompts") and not run.surface.sfw_only
+
+        def work(cancel) -> GenerationResult:
+            return self._stages(run, cancel, on_step)
+
+        try:
+            with model_refusals():
+                return self.jobs.run(
+                    account, quote=quote, request=replay, work=work, idempotency_key=idempotency_key, allow_flagged=keep_flagged,
+                )
+        except GenerationCancelled as exc:
+            raise Cancelled() from exc
+
+    def _stages(self, run: PaidRun, cancel, on_step: StepCallback | None) -> GenerationResult:
+        total = run.planned_steps
+        done_before = 0
+        previous: GenerationResult | None = None
+        records: list[dict[str, Any]] = []
+        result: GenerationResult | None = None
+        for stage in run.stages:
+            request = stage.request
+            if stage.chain:
+                assert previous is not None  # validate() refuses a chained first stage
+                request = replace(request, reference_images=(previous.images[0],))
+            offset, later = done_before, total - done_before - stage.planned_steps
+
+            def progress(done: int, steps: int, offset: int = offset, later: int = later) -> None:
+                if on_step is not None:
+                    on_step(offset + done, offset + steps + later)
+
+            result = self.runtime.run(stage.entry, stage.task, request, on_step=progress, cancel=cancel)
+            record = {"stage": stage.name, **{k: v for k, v in result.parameters.items() if k != "stages"}}
+            if stage.keep and result.images:
+                kept = self.store.put(png_bytes(result.images[0], result.parameters, request.seed), ".png")
+                record["file"] = self.store.relative(kept)
+            records.append(record)
+            done_before += stage.planned_steps
+            previous = result
+        assert result is not None
+        if len(run.stages) > 1 or run.record_stages:
+            result.parameters["stages"] = records
+        result.parameters.update(run.record)
+        if run.annotate is not None:
+            run.annotate(result)
+        return result
