@@ -13,13 +13,12 @@ from pipelines.registry import ModelEntry
 from pipelines.types import GenerationRequest, StepCallback, Task
 
 from ..accounts.identity import Account
-from ..accounts.jobs import JobResult
 from ..catalogue import ASPECT_RATIOS, PREVIEW_NOTICE, Catalogue, aspect_value
 from ..errors import InvalidRequest
 from ..media.png import png_bytes, read_png_metadata
 from ..media.storage import OutputStore
 from ..runs.params import RANDOM_SEED, checked_count, checked_guidance, checked_seed, checked_steps, checked_strength
-from ..runs.runner import PaidRun, PromptCheck, Runner, Stage
+from ..runs.runner import PaidRun, PromptCheck, Runner, RunOutput, Stage
 from ..safety.policy import PromptStyle, Surface, UploadLimits
 from ..safety.uploads import load_image
 
@@ -56,7 +55,7 @@ class ImageOutput:
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def from_job(cls, job: JobResult) -> "ImageOutput":
+    def from_job(cls, job: RunOutput) -> "ImageOutput":
         return cls(
             job.files, job.seeds, job.parameters, job.preview, PREVIEW_NOTICE if job.preview else "",
             job.request_id, job.charged, job.replayed, job.blocked,

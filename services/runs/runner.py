@@ -35,6 +35,9 @@ from ..safety.policy import PromptPolicy, PromptStyle, Surface, require
 from .params import MAX_COUNT, checked_count, checked_seed, checked_steps, checked_strength
 
 
+RunOutput = JobResult  # what a paid run returns: request id, files, seeds, parameters, charge, replay flag
+
+
 @dataclass(frozen=True)
 class PromptCheck:
     """A text the prompt policy checks on the run's surface before anything is reserved."""
@@ -73,7 +76,7 @@ class PaidRun:
     prompts: tuple[PromptCheck, ...] = ()
     requires: tuple[str, ...] = ()  # plan features the account must have (e.g. "image_to_video")
     record: Mapping[str, Any] = field(default_factory=dict)  # added to every output's metadata
-    inputs: tuple[tuple[bytes, str], ...] = ()  # input files to keep (bytes, suffix), stored only once the run is accepted
+    inputs: tuple[tuple[bytes, str], ...] = ()  # input files to keep (bytes, suffix), stored once the run is reserved
     annotate: Callable[[GenerationResult], None] | None = None  # after the last stage (e.g. identity scores)
     record_stages: bool = False  # record each stage's parameters under "stages" even for a single stage
 
@@ -117,6 +120,8 @@ class Runner:
         """A stage's request against its model: task, size, and every shared parameter's range."""
         entry, request = stage.entry, stage.request
         self.catalogue.require(entry.id, stage.task)
+        with model_refusals():
+            self.runtime.check_options(entry, stage.task, request)  # a field the family cannot use is refused now
         if (request.width, request.height) not in self.catalogue.sizes_offered(entry):
             raise InvalidRequest(f"{entry.name} does not offer {request.width}x{request.height}; pick an aspect ratio and resolution it lists.")
         if not request.prompt.strip():
@@ -140,13 +145,11 @@ class Runner:
         return Quote.combined(quotes, [stage.label or stage.name.replace("_", " ") for stage in run.stages])
 
     # -- the paid run ---------------------------------------------------------------------------------------
-    def run(self, account: Account, run: PaidRun, idempotency_key: str | None = None, on_step: StepCallback | None = None) -> JobResult:
+    def run(self, account: Account, run: PaidRun, idempotency_key: str | None = None, on_step: StepCallback | None = None) -> RunOutput:
         """Run a description as one paid request (see the module docstring). Raises a UserError for anything the
         visitor can change; whatever fails after the reservation is refunded in full."""
         quote = self.prepare(account, run)
         replay = dict(run.replay)
-        for data, suffix in run.inputs:
-            self.store.put(data, suffix)
         keep_flagged = account.can("adult_prompts") and not run.surface.sfw_only
 
         def work(cancel) -> GenerationResult:
@@ -161,6 +164,8 @@ class Runner:
             raise Cancelled() from exc
 
     def _stages(self, run: PaidRun, cancel, on_step: StepCallback | None) -> GenerationResult:
+        for data, suffix in run.inputs:  # inputs the record refers to (e.g. the cleaned start image)
+            self.store.put(data, suffix)
         total = run.planned_steps
         done_before = 0
         previous: GenerationResult | None = None
