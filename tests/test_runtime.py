@@ -87,3 +87,19 @@ def test_preview_run_returns_requested_size_and_says_so(registry, preview_runtim
     assert steps == [(i, 6) for i in range(1, 7)]
     again = preview_runtime.run(entry, Task.TEXT_TO_IMAGE, request)
     assert np.array_equal(np.asarray(again.images[1]), np.asarray(result.images[1]))
+
+
+def test_loading_through_the_runtime_prints_no_future_warning(preview_runtime, registry):
+    """The project's own from_pretrained calls use current arguments (`dtype`, not the deprecated `torch_dtype`)."""
+    import warnings
+
+    from pipelines.runtime import PipelineRuntime
+
+    fresh = PipelineRuntime(registry, preview_runtime.settings)  # an empty cache: every pipeline really loads
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for model, task in (("sdxl-base", Task.TEXT_TO_IMAGE), ("sdxl-base", Task.IMAGE_TO_IMAGE), ("flux.1-schnell", Task.TEXT_TO_IMAGE),
+                            ("qwen-image-edit", Task.EDIT), ("ltx-video", Task.IMAGE_TO_VIDEO)):
+            fresh.pipeline(registry.get(model), task)
+    future = [f"{w.filename}:{w.lineno}: {w.message}" for w in caught if issubclass(w.category, FutureWarning)]
+    assert not future, future
