@@ -235,7 +235,10 @@ class PipelineRuntime:
 
     # -- running -------------------------------------------------------------------
     def check_options(self, entry: ModelEntry, task: Task, request: GenerationRequest) -> None:
-        """Refuse a request that sets an optional field this family's runner for `task` does not read."""
+        """Refuse a request that sets an optional field this family's runner for `task` does not read (and an API-only
+        entry, which no family here runs)."""
+        if entry.is_remote:
+            self.resolve(entry)  # raises RemoteBackendUnavailable naming the provider
         refused = sorted(request.options() - get_family(entry.family).accepts(task))
         if refused:
             names = ", ".join(OPTION_LABELS[o] for o in refused)

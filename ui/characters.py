@@ -7,6 +7,7 @@ import gradio as gr
 from services.creation.characters import CARD_FIELDS, Profile
 from services.container import Services
 
+from .api import public, required, ui_event
 from .errors import user_errors
 from .remix import figure_choices
 from .session import SessionUI, account_for, optional_account
@@ -215,23 +216,37 @@ def build(services: Services, demo: gr.Blocks, session: SessionUI, tab: gr.Tab, 
 
     @user_errors
     def character_export(character_id: str, version: str = "v3", token: str = "", profile: gr.OAuthProfile | None = None):
-        """Your character as a Character Card PNG: `v3` carries a `ccv3` chunk plus a `chara` (V2) chunk for older
-        readers; `v2` carries `chara` only. The picture is the card image (the figure's canonical image unless
-        you picked a gallery image)."""
+        """Your character as a Character Card PNG. The picture is the card image (the figure's canonical image unless
+        you picked a gallery image).
+
+        Args:
+            character_id: one of your characters (see /characters).
+            version: "v3" (a `ccv3` chunk plus a V2 `chara` chunk for older readers) or "v2" (`chara` only).
+            token: your session token from /session_start.
+        """
         if not character_id:
             raise gr.Error("Save the character first.")
         return str(services.characters.export_card(account_for(services, token, profile), character_id, version))
 
-    export.click(character_export, [pick, version, session.token], [card_file], api_name="character_export")
+    ui_event(export.click, character_export, {"character_id": pick, "version": version, "token": session.token}, [card_file],
+             api_name="character_export")
+    public(character_export, [card_file], api_name="character_export", like={"version": version}, concurrency_limit=None)
 
     # -- API -------------------------------------------------------------------------------------------
     @user_errors
-    def character_save(token: str, figure_id: str = "", character_id: str = "", fields: dict | None = None,
+    def character_save(token: str = "", figure_id: str = "", character_id: str = "", fields: dict | None = None,
                        tags: list[str] | None = None, alternate_greetings: list[str] | None = None,
                        profile: gr.OAuthProfile | None = None) -> dict:
-        """Create a character on one of your figures (no character_id), or update one (character_id). `fields`
-        holds Character Card fields (name is required; limits in presets/characters.toml); tags and alternate
-        greetings are lists. Everything is checked before anything is written."""
+        """Create a character on one of your figures, or update one. Everything is checked before anything is written.
+
+        Args:
+            token: your session token from /session_start.
+            figure_id: the figure a new character is built on (when creating).
+            character_id: "" creates a character; an id updates that one.
+            fields: Character Card fields, e.g. name (required), description, personality, scenario, first_mes.
+            tags: the character's tags.
+            alternate_greetings: more first messages.
+        """
         account = account_for(services, token, profile)
         data = Profile(fields=dict(fields or {}), tags=tuple(tags or ()), alternate_greetings=tuple(alternate_greetings or ()))
         if character_id:
@@ -239,20 +254,39 @@ def build(services: Services, demo: gr.Blocks, session: SessionUI, tab: gr.Tab, 
         return services.characters.create(account, figure_id, data).as_dict()
 
     @user_errors
-    def characters(token: str, profile: gr.OAuthProfile | None = None) -> list[dict]:
-        """Your characters, most recently changed first."""
+    def characters(token: str = "", profile: gr.OAuthProfile | None = None) -> list[dict]:
+        """Your characters, most recently changed first.
+
+        Args:
+            token: your session token from /session_start.
+        """
         return [c.as_dict() for c in services.characters.list(account_for(services, token, profile))]
 
     @user_errors
-    def character_add_image(token: str, character_id: str, request_id: str, index: int = 0,
+    def character_add_image(token: str = "", character_id: str = "", request_id: str = "", index: int = 0,
                             profile: gr.OAuthProfile | None = None) -> dict:
-        """Add image `index` of one of your generations (request_id, see /history) to the character's gallery."""
+        """Add one of your generated images to the character's gallery.
+
+        Args:
+            token: your session token from /session_start.
+            character_id: one of your characters.
+            request_id: one of your generations (see /history).
+            index: which of its images, from 0.
+        """
+        required(character_id=character_id, request_id=request_id)
         return services.characters.add_image(account_for(services, token, profile), character_id, request_id, int(index)).as_dict()
 
     @user_errors
-    def character_set_card_image(token: str, character_id: str, position: int = -1,
+    def character_set_card_image(token: str = "", character_id: str = "", position: int = -1,
                                  profile: gr.OAuthProfile | None = None) -> dict:
-        """Make gallery image `position` (0-based) the card image; -1: the figure's canonical image. It must be SFW."""
+        """Pick the card image: a gallery image (it must be one the output check passed), or the figure's canonical image.
+
+        Args:
+            token: your session token from /session_start.
+            character_id: one of your characters.
+            position: the gallery position, from 0; -1 takes the figure's canonical image.
+        """
+        required(character_id=character_id)
         chosen = None if int(position) < 0 else int(position)
         return services.characters.set_main(account_for(services, token, profile), character_id, chosen).as_dict()
 

@@ -8,6 +8,7 @@ from services.creation.compare import MAX_MODELS, CompareParams
 from services.container import Services
 from services.errors import UserError
 
+from .api import public, ui_event
 from .errors import user_errors
 from .session import SessionUI, account_for, bar_text, optional_account
 from .text_mode import model_label
@@ -89,11 +90,18 @@ def build(services: Services, demo: gr.Blocks, session: SessionUI) -> None:
         profile: gr.OAuthProfile | None = None,
         progress=gr.Progress(),
     ):
-        """Run one prompt with one seed through 2-4 text-to-image models (ids from /models), one image each.
+        """Run one prompt with one seed through 2-4 text-to-image models, one image each. All checks (models, size,
+        prompt, balance for the whole set) run before any credit is reserved; each model is then its own paid request.
+        Returns the images with captions, a table (model, seconds, credits, steps, result), a notice and the balance line.
 
-        All checks (models, size, prompt, balance for the whole set) run before any credit is reserved; each model
-        is then its own paid request. Returns the images with captions, a table (model, seconds, credits, steps,
-        result), a notice and the balance line."""
+        Args:
+            prompt: the prompt every model gets.
+            models: 2-4 different local text-to-image model ids from /models.
+            aspect_ratio: 1:1, 16:9, 9:16, 4:3 or 3:4 (every model must offer it).
+            resolution: 1K, 2K or 4K (every model must offer it).
+            seed: the seed every model uses; -1 picks one random seed for all.
+            token: your session token from /session_start.
+        """
         account = account_for(services, token, profile)
         stage = {"name": ""}
 
@@ -126,10 +134,7 @@ def build(services: Services, demo: gr.Blocks, session: SessionUI) -> None:
                      f"balance now **{after.balance_text()}**. Times include loading a model the first time it runs.")
         return images, rows, "  \n".join(lines), bar_text(after)
 
-    go.click(
-        compare,
-        [prompt, models, ratio, tier, seed, session.token],
-        [gallery, table, notice, session.bar],
-        api_name="compare",
-        concurrency_limit=1,
-    ).then(on_change, change_inputs, [price], api_visibility="private")
+    outputs = [gallery, table, notice, session.bar]
+    ui_event(go.click, compare, {"prompt": prompt, "models": models, "aspect_ratio": ratio, "resolution": tier, "seed": seed,
+                                 "token": session.token}, outputs, api_name="compare").then(on_change, change_inputs, [price], api_visibility="private")
+    public(compare, outputs, api_name="compare", like={"aspect_ratio": ratio, "resolution": tier})

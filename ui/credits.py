@@ -105,16 +105,29 @@ def build(services: Services, demo: gr.Blocks, session: SessionUI, tab: gr.Tab) 
     reject.click(lambda n, t: decide(n, t, False), [report_id, session.token], [review_status, reports_table, reports_gallery], api_visibility="private")
 
     @user_errors
-    def review_reports(token: str, status: str = "pending") -> list[dict]:
-        """QA/admin only: reports with the given status (pending, approved, rejected, or empty for all)."""
+    def review_reports(token: str = "", status: str = "pending") -> list[dict]:
+        """QA/admin only: reports with the given status.
+
+        Args:
+            token: a QA session's token (/session_start with admin_key).
+            status: pending, approved, rejected, or "" for all.
+        """
         admin = account_for(services, token)
         if not admin.can("review"):
             raise gr.Error("Only QA/admin sessions can list reports.")
         return services.history.reports(status or None)
 
     @user_errors
-    def review_report(token: str, report_id: int, approve: bool) -> dict:
-        """QA/admin only: approve (refunds the image's credits) or reject a pending report."""
+    def review_report(token: str = "", report_id: int = -1, approve: bool = False) -> dict:
+        """QA/admin only: approve or reject a pending report.
+
+        Args:
+            token: a QA session's token (/session_start with admin_key).
+            report_id: the report's number (see /review_reports).
+            approve: true approves it (refunds the image's credits); false rejects it.
+        """
+        if report_id is None or int(report_id) < 0:
+            raise gr.Error("Missing report_id: the number of a pending report (see /review_reports).")
         return services.history.review(account_for(services, token), int(report_id), bool(approve))
 
     gr.api(review_reports, api_name="review_reports")

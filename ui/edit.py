@@ -6,6 +6,7 @@ import gradio as gr
 from services.catalogue import Task
 from services.container import Services
 
+from .api import public, ui_event
 from .errors import user_errors
 from .figures_common import seed_or_random
 from .remix import result
@@ -49,19 +50,31 @@ def build(services: Services, demo: gr.Blocks, session: SessionUI, tab: gr.Tab) 
 
     @user_errors
     def edit_image(request_id: str, index: int = 0, instruction: str = "", model: str = "", seed: int = -1, token: str = "",
-                   profile: gr.OAuthProfile | None = None, progress=gr.Progress()):
-        """Edit one of your images (`request_id` from /history, image `index`) as `instruction` says, with an
-        edit-capable `model`. SFW only. The new image links to its source."""
+                   idempotency_key: str = "", profile: gr.OAuthProfile | None = None, progress=gr.Progress()):
+        """Edit one of your images as the instruction says (SFW only); the new image links to its source. Returns
+        the PNG, JSON with settings, a notice, and the balance line.
+
+        Args:
+            request_id: one of your generations (see /history).
+            index: which of its images, from 0.
+            instruction: what should change.
+            model: an edit-capable model id from /models; "" takes the first one.
+            seed: -1 for random.
+            token: your session token from /session_start.
+            idempotency_key: send the same key again to get the first result without being charged twice.
+        """
         account = account_for(services, token, profile)
         if not request_id:
-            raise gr.Error("Click the image to edit first.")
+            raise gr.Error("Click the image to edit first (request_id: one of your generations from /history).")
         progress(0, desc="Loading model")
         output = services.remix.edit_image(
-            account, request_id=request_id, index=int(index or 0), instruction=instruction, model=model,
-            seed=seed_or_random(seed),
+            account, request_id=request_id, index=int(index or 0), instruction=instruction, model=model or models[0][1],
+            seed=seed_or_random(seed), idempotency_key=idempotency_key or None,
             on_step=lambda done, total: progress((done, total), desc="Editing", unit="steps"),
         )
         return result(services, output, token, profile)
 
-    go.click(edit_image, [request_id, index, instruction, model, seed, session.token], [gallery, info, notice, session.bar],
-             api_name="edit_image", concurrency_limit=1)
+    outputs = [gallery, info, notice, session.bar]
+    ui_event(go.click, edit_image, {"request_id": request_id, "index": index, "instruction": instruction, "model": model, "seed": seed,
+                                    "token": session.token}, outputs, api_name="edit_image")
+    public(edit_image, outputs, api_name="edit_image")

@@ -7,6 +7,7 @@ from services.catalogue import ASPECT_RATIOS
 from services.container import Services
 from services.creation.figures import CUSTOM_FIELDS
 
+from .api import public, ui_event
 from .errors import user_errors
 from .figures_common import build_takes_and_save, figure_models, seed_or_random, takes_outputs, takes_price
 from .session import SessionUI, account_for
@@ -60,27 +61,46 @@ def build(services: Services, demo: gr.Blocks, session: SessionUI) -> None:
         steps: int = 0,
         guidance: float = -1,
         token: str = "",
+        idempotency_key: str = "",
         draft: dict | None = None,
         profile: gr.OAuthProfile | None = None,
         progress=gr.Progress(),
     ):
-        """Custom creation: your own appearance and outfit text in a style register, with full settings.
-        Returns 1-4 takes and JSON with request_id, seeds and files; save one with /figure_save."""
+        """Custom creation: your own appearance and outfit text in a style register, with full settings. Returns 1-4
+        takes and JSON with request_id, seeds and files; save one as a figure with /figure_save.
+
+        Args:
+            appearance: the figure's face, hair, eyes, build... (an adult).
+            outfit: what the figure wears.
+            style: the style register (photoreal, anime, ...).
+            negative_prompt: added to the style's negative prompt.
+            model: a text-to-image model id; "" takes the style's preferred model.
+            aspect_ratio: 1:1, 16:9, 9:16, 4:3 or 3:4.
+            resolution: 1K or 2K where the model offers it.
+            takes: 1-4 images to pick the canonical one from; each costs the model's price.
+            seed: -1 for random.
+            steps: denoising steps; 0 takes the model's default.
+            guidance: -1 takes the model's default.
+            token: your session token from /session_start.
+            idempotency_key: send the same key again to get the first result without being charged twice.
+        """
         account = account_for(services, token, profile)
         progress(0, desc="Loading model")
         result = services.figures.custom_takes(
             account, appearance=appearance, outfit=outfit, style=style, negative_prompt=negative_prompt,
             model=model or None, takes=int(takes), seed=seed_or_random(seed),
             aspect_ratio=aspect_ratio, resolution=resolution, steps=int(steps or 0) or None,
-            guidance=None if guidance is None or guidance < 0 else float(guidance),
+            guidance=None if guidance is None or guidance < 0 else float(guidance), idempotency_key=idempotency_key or None,
             on_step=lambda done, total: progress((done, total), desc="Generating takes", unit="steps"),
         )
         return takes_outputs(services, result, draft, token, profile)
 
-    generate.click(
-        figure_custom,
-        [appearance, outfit, style, negative, model, ratio, tier, takes, seed, steps, guidance, session.token, saving.draft],
-        [saving.gallery, gr.JSON(visible=False), saving.draft, saving.pick, notice, session.bar],
-        api_name="figure_custom",
-        concurrency_limit=1,
-    ).then(show_price, [model, takes, session.token], [price], api_visibility="private")
+    outputs = [saving.gallery, gr.JSON(visible=False), saving.draft, saving.pick, notice, session.bar]
+    ui_event(generate.click, figure_custom, {
+        "appearance": appearance, "outfit": outfit, "style": style, "negative_prompt": negative, "model": model,
+        "aspect_ratio": ratio, "resolution": tier, "takes": takes, "seed": seed, "steps": steps, "guidance": guidance,
+        "token": session.token, "draft": saving.draft,
+    }, outputs, api_name="figure_custom").then(show_price, [model, takes, session.token], [price], api_visibility="private")
+    public(figure_custom, outputs, api_name="figure_custom", ui_state=("draft",), like={
+        "style": style, "aspect_ratio": ratio, "resolution": tier, "takes": takes, "steps": steps,
+    })

@@ -6,6 +6,7 @@ import gradio as gr
 
 from services.container import Services
 
+from .api import required
 from .errors import user_errors
 from .session import SessionUI, account_for
 
@@ -127,36 +128,77 @@ def build(services: Services, demo: gr.Blocks, session: SessionUI, tab: gr.Tab, 
 
     # -- API -------------------------------------------------------------------------------------------
     @user_errors
-    def figure_save(token: str, name: str, request_id: str, canonical_index: int = 0, other_request_ids: list[str] | None = None, profile: gr.OAuthProfile | None = None) -> dict:
-        """Save takes as a figure: the takes of `request_id` (from /figure_quick or /figure_custom) plus those of
-        `other_request_ids`; take `canonical_index` of `request_id` becomes the canonical image."""
+    def figure_save(token: str = "", name: str = "", request_id: str = "", canonical_index: int = 0,
+                    other_request_ids: list[str] | None = None, profile: gr.OAuthProfile | None = None) -> dict:
+        """Save takes as a figure; one take becomes its canonical image (the identity every later image reuses).
+
+        Args:
+            token: your session token from /session_start.
+            name: the figure's name (up to 60 characters).
+            request_id: a takes request from /figure_quick or /figure_custom.
+            canonical_index: which take of request_id is the canonical image, from 0.
+            other_request_ids: more takes requests (e.g. Regenerate clicks) whose takes to keep too.
+        """
         account = account_for(services, token, profile)
+        required(request_id=request_id)
         return services.figures.save(account, name, [*(other_request_ids or []), request_id], request_id, int(canonical_index)).as_dict()
 
     @user_errors
-    def figures(token: str, search: str = "", profile: gr.OAuthProfile | None = None) -> list[dict]:
-        """Your figures, newest first (optionally filtered by name or prompt), each with its canonical image."""
+    def figures(token: str = "", search: str = "", profile: gr.OAuthProfile | None = None) -> list[dict]:
+        """Your figures, newest first, each with its canonical image.
+
+        Args:
+            token: your session token from /session_start.
+            search: only figures whose name or prompt contains this.
+        """
         account = account_for(services, token, profile)
         return [f.as_dict() for f in services.figures.list(account, search)]
 
     @user_errors
-    def figure(token: str, figure_id: str, profile: gr.OAuthProfile | None = None) -> dict:
-        """One figure's details: every parameter, the canonical image, all takes with their seeds."""
+    def figure(token: str = "", figure_id: str = "", profile: gr.OAuthProfile | None = None) -> dict:
+        """One figure's details: every parameter, the canonical image, all takes with their seeds.
+
+        Args:
+            token: your session token from /session_start.
+            figure_id: one of your figures (see /figures).
+        """
+        required(figure_id=figure_id)
         return services.figures.get(account_for(services, token, profile), figure_id).as_dict()
 
     @user_errors
-    def figure_set_canonical(token: str, figure_id: str, take_id: int, profile: gr.OAuthProfile | None = None) -> dict:
-        """Make another take the canonical image (Remix, edits and video use it from then on)."""
+    def figure_set_canonical(token: str = "", figure_id: str = "", take_id: int = -1, profile: gr.OAuthProfile | None = None) -> dict:
+        """Make another take the canonical image (Remix, edits and video use it from then on).
+
+        Args:
+            token: your session token from /session_start.
+            figure_id: one of your figures.
+            take_id: the id of one of its takes (see /figure).
+        """
+        required(figure_id=figure_id)
         return services.figures.set_canonical(account_for(services, token, profile), figure_id, int(take_id)).as_dict()
 
     @user_errors
-    def figure_duplicate(token: str, figure_id: str, name: str = "", profile: gr.OAuthProfile | None = None) -> dict:
-        """Copy a figure (same takes and canonical image) under a new name."""
+    def figure_duplicate(token: str = "", figure_id: str = "", name: str = "", profile: gr.OAuthProfile | None = None) -> dict:
+        """Copy a figure (same takes and canonical image) under a new name.
+
+        Args:
+            token: your session token from /session_start.
+            figure_id: one of your figures.
+            name: the copy's name; "" appends "(copy)".
+        """
+        required(figure_id=figure_id)
         return services.figures.duplicate(account_for(services, token, profile), figure_id, name or None).as_dict()
 
     @user_errors
-    def figure_delete(token: str, figure_id: str, confirm: bool = False, profile: gr.OAuthProfile | None = None) -> dict:
-        """Delete a figure; `confirm` must be true."""
+    def figure_delete(token: str = "", figure_id: str = "", confirm: bool = False, profile: gr.OAuthProfile | None = None) -> dict:
+        """Delete a figure.
+
+        Args:
+            token: your session token from /session_start.
+            figure_id: one of your figures.
+            confirm: must be true (a safety catch).
+        """
+        required(figure_id=figure_id)
         services.figures.delete(account_for(services, token, profile), figure_id, bool(confirm))
         return {"deleted": figure_id}
 

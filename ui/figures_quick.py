@@ -7,6 +7,7 @@ import gradio as gr
 from services.container import Services
 from services.creation.figure_presets import OPTION_KINDS
 
+from .api import overriding, public, ui_event, ui_inputs
 from .errors import user_errors
 from .figures_common import build_takes_and_save, figure_models, seed_or_random, takes_outputs, takes_price
 from .session import SessionUI, account_for
@@ -116,13 +117,33 @@ def build(services: Services, demo: gr.Blocks, session: SessionUI) -> dict[str, 
         takes: int = 2,
         seed: int = -1,
         token: str = "",
+        idempotency_key: str = "",
         draft: dict | None = None,
         profile: gr.OAuthProfile | None = None,
         progress=gr.Progress(),
     ):
-        """Quick creation: picker choices -> composed prompt (or your edited `prompt`; "" composes) -> 1-4 takes
-        on `model`. A picker passed as "" takes the archetype's default; `model` "" the style's preferred model.
-        Returns the takes and JSON with request_id, seeds, files and the prompt; save one with /figure_save."""
+        """Quick creation: picker choices -> composed prompt -> 1-4 takes. Returns the takes and JSON with request_id,
+        seeds, files and the prompt; save one as a figure with /figure_save.
+
+        Args:
+            archetype: the starting archetype (presets/figures.toml), e.g. explorer, mentor, friend.
+            face: a face option; "" takes the archetype's default (so do the other pickers).
+            hair_colour: a hair colour option.
+            hair_length: a hair length option.
+            hair_style: a hair style option.
+            eyes: an eye option.
+            skin: a skin tone option.
+            body: a body type option.
+            feature: a distinctive feature option.
+            outfit: an outfit option.
+            style: the style register (photoreal, anime, ...); "" takes the archetype's.
+            prompt: your edited prompt; "" composes it from the pickers.
+            model: a text-to-image model id; "" takes the style's preferred model.
+            takes: 1-4 images to pick the canonical one from; each costs the model's price.
+            seed: -1 for random.
+            token: your session token from /session_start.
+            idempotency_key: send the same key again to get the first result without being charged twice.
+        """
         account = account_for(services, token, profile)
         progress(0, desc="Loading model")
         choices = {"archetype": archetype, "face": face, "hair_colour": hair_colour, "hair_length": hair_length,
@@ -130,19 +151,22 @@ def build(services: Services, demo: gr.Blocks, session: SessionUI) -> dict[str, 
                    "outfit": outfit, "style": style}
         result = services.figures.quick_takes(
             account, choices, prompt=prompt or None, model=model or None, takes=int(takes),
-            seed=seed_or_random(seed),
+            seed=seed_or_random(seed), idempotency_key=idempotency_key or None,
             on_step=lambda done, total: progress((done, total), desc="Generating takes", unit="steps"),
         )
         return takes_outputs(services, result, draft, token, profile)
 
-    inputs = picker_list + [prompt, model, takes, seed, session.token, saving.draft]
+    given = {**dict(zip(PICKERS, picker_list)), "prompt": prompt, "model": model, "takes": takes, "seed": seed,
+             "token": session.token, "draft": saving.draft}
     outputs = [saving.gallery, gr.JSON(visible=False), saving.draft, saving.pick, notice, session.bar]
-    generate.click(figure_quick, inputs, outputs, api_name="figure_quick", concurrency_limit=1).then(
+    ui_event(generate.click, figure_quick, given, outputs, api_name="figure_quick").then(
         show_price, [model, takes, session.token], [price], api_visibility="private"
     )
+    public(figure_quick, outputs, api_name="figure_quick", ui_state=("draft",), like={"takes": takes})
+
     # Regenerate: the same choices with new random seeds; earlier takes stay to pick from.
     regenerate.click(
-        lambda *args: figure_quick(*args[:14], -1, *args[15:]), inputs, outputs, api_name="figure_quick_regenerate",
-        api_visibility="private", concurrency_limit=1,
+        overriding(figure_quick, seed=-1), ui_inputs(figure_quick, given), outputs, api_visibility="private",
+        concurrency_limit=1, concurrency_id="figure_quick",
     ).then(show_price, [model, takes, session.token], [price], api_visibility="private")
     return {"walk": walk, **pickers}

@@ -6,6 +6,7 @@ import gradio as gr
 from services.catalogue import Task
 from services.container import Services
 
+from .api import public, ui_event
 from .errors import user_errors
 from .figures_common import seed_or_random
 from .remix import figure_choices, result
@@ -47,16 +48,29 @@ def build(services: Services, demo: gr.Blocks, session: SessionUI, tab: gr.Tab) 
 
     @user_errors
     def group_image(figure_ids: list[str], prompt: str = "", model: str = "", aspect_ratio: str = "16:9", seed: int = -1,
-                    token: str = "", profile: gr.OAuthProfile | None = None, progress=gr.Progress()):
-        """2-3 of your figures (`figure_ids`) in one scene through a multi-reference `model`; the price is per figure."""
+                    token: str = "", idempotency_key: str = "", profile: gr.OAuthProfile | None = None, progress=gr.Progress()):
+        """2-3 of your figures in one scene through a multi-reference model; the price is per figure. Returns the
+        PNG, JSON with settings, a notice, and the balance line.
+
+        Args:
+            figure_ids: two or three of your figure ids.
+            prompt: the scene.
+            model: a multi-reference model id from /models; "" takes the first one.
+            aspect_ratio: 16:9, 1:1 or 4:3.
+            seed: -1 for random.
+            token: your session token from /session_start.
+            idempotency_key: send the same key again to get the first result without being charged twice.
+        """
         account = account_for(services, token, profile)
         progress(0, desc="Loading model")
         output = services.remix.group_image(
-            account, figure_ids=list(figure_ids or []), prompt=prompt, model=model, aspect_ratio=aspect_ratio,
-            seed=seed_or_random(seed),
+            account, figure_ids=list(figure_ids or []), prompt=prompt, model=model or models[0][1], aspect_ratio=aspect_ratio,
+            seed=seed_or_random(seed), idempotency_key=idempotency_key or None,
             on_step=lambda done, total: progress((done, total), desc="Composing", unit="steps"),
         )
         return result(services, output, token, profile)
 
-    go.click(group_image, [figures, prompt, model, ratio, seed, session.token], [gallery, info, notice, session.bar],
-             api_name="group_image", concurrency_limit=1)
+    outputs = [gallery, info, notice, session.bar]
+    ui_event(go.click, group_image, {"figure_ids": figures, "prompt": prompt, "model": model, "aspect_ratio": ratio, "seed": seed,
+                                     "token": session.token}, outputs, api_name="group_image")
+    public(group_image, outputs, api_name="group_image", like={"aspect_ratio": ratio})

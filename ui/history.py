@@ -8,6 +8,7 @@ import gradio as gr
 from services.container import Services
 from services.accounts.history import MAX_DETAILS, REPORT_REASONS
 
+from .api import required
 from .errors import user_errors
 from .session import SessionUI, account_for, bar_text
 from .text_mode import TextModeUI
@@ -123,9 +124,14 @@ def build(services: Services, demo: gr.Blocks, session: SessionUI, tab: gr.Tab, 
     report.click(report_selected, [selected, reason, note, session.token], [report_status, note, session.bar], api_visibility="private")
 
     @user_errors
-    def history(token: str, limit: int = 20, profile: gr.OAuthProfile | None = None) -> list[dict]:
-        """The session's finished generations, newest first: request, parameters, seeds, files (and their
-        download URLs under this server), credits charged and safety verdict."""
+    def history(token: str = "", limit: int = 20, profile: gr.OAuthProfile | None = None) -> list[dict]:
+        """The session's finished generations, newest first: request, parameters, seeds, files (and their download
+        URLs under this server), credits charged and safety verdict.
+
+        Args:
+            token: your session token from /session_start.
+            limit: how many generations, newest first.
+        """
         account = account_for(services, token, profile)
         out = []
         for record in services.history.list(account.id, limit=int(limit)):
@@ -135,10 +141,20 @@ def build(services: Services, demo: gr.Blocks, session: SessionUI, tab: gr.Tab, 
         return out
 
     @user_errors
-    def report_image(token: str, request_id: str, index: int = 0, reason: str = "broken", details: str = "", profile: gr.OAuthProfile | None = None) -> dict:
-        """Report one image of one of your generations (reasons: broken, wrong_face, wrong_prompt, anatomy,
-        unsafe, other). Each image can be reported once; an approved report refunds that image's credits."""
+    def report_image(token: str = "", request_id: str = "", index: int = 0, reason: str = "broken", details: str = "",
+                     profile: gr.OAuthProfile | None = None) -> dict:
+        """Report one image of one of your generations. Each image can be reported once; an approved report refunds
+        that image's credits.
+
+        Args:
+            token: your session token from /session_start.
+            request_id: one of your generations (see /history).
+            index: which of its images, from 0.
+            reason: broken, wrong_face, wrong_prompt, anatomy, unsafe or other.
+            details: what is wrong (optional, up to 500 characters).
+        """
         account = account_for(services, token, profile)
+        required(request_id=request_id)
         return services.history.report(account, request_id, int(index), reason, details)
 
     gr.api(history, api_name="history")

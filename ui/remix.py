@@ -7,6 +7,7 @@ import gradio as gr
 from services.catalogue import ASPECT_RATIOS, Task
 from services.container import Services
 
+from .api import public, ui_event
 from .errors import user_errors
 from .figures_common import seed_or_random
 from .session import SessionUI, account_for, bar_text, optional_account
@@ -46,9 +47,14 @@ def figure_choices(services: Services, token, profile=None):
     return [(f.name, f.id) for f in figures]
 
 
+def default_remix_model(services: Services) -> str:
+    ids = [e.id for e in services.remix.remix_models()]
+    return "qwen-image-edit" if "qwen-image-edit" in ids else ids[0]
+
+
 def build(services: Services, demo: gr.Blocks, session: SessionUI, tab: gr.Tab, current_figure: gr.State) -> None:
     choices = model_choices(services)
-    default = next((v for _, v in choices if v == "qwen-image-edit"), choices[0][1])
+    default = default_remix_model(services)
     with gr.Row():
         with gr.Column(scale=3):
             with gr.Row():
@@ -110,22 +116,40 @@ def build(services: Services, demo: gr.Blocks, session: SessionUI, tab: gr.Tab, 
         seed: int = -1,
         face_photo: str | None = None,
         token: str = "",
+        idempotency_key: str = "",
         profile: gr.OAuthProfile | None = None,
         progress=gr.Progress(),
     ):
-        """The same face in a new scene: `figure_id` (one of yours; its canonical image) or an uploaded `face_photo`,
-        a scene `prompt`, a face-keeping `model`, and `likeness` 0..1 (adapter scale or reference strength).
-        Returns PNGs, JSON with settings and identity scores, a notice, and the balance line."""
+        """The same face in a new scene. Returns PNGs, JSON with settings and identity scores, a notice, and the
+        balance line.
+
+        Args:
+            figure_id: one of your figures (its canonical image is the identity); or give face_photo instead.
+            prompt: the new scene.
+            model: a face-keeping model id from /models; "" takes the default (Qwen-Image-Edit).
+            likeness: 0-1: 1 keeps closest to the figure (adapter scale or reference strength).
+            aspect_ratio: 1:1, 16:9, 9:16, 4:3 or 3:4.
+            count: images, 1-4.
+            seed: -1 for random.
+            face_photo: an uploaded face photo instead of a figure.
+            token: your session token from /session_start.
+            idempotency_key: send the same key again to get the first result without being charged twice.
+        """
         account = account_for(services, token, profile)
         progress(0, desc="Loading model")
         output = services.remix.figure_remix(
-            account, prompt=prompt, model=model, figure_id=None if face_photo else (figure_id or None), face_photo=face_photo or None,
+            account, prompt=prompt, model=model or default_remix_model(services), figure_id=None if face_photo else (figure_id or None),
+            face_photo=face_photo or None, idempotency_key=idempotency_key or None,
             likeness=likeness, aspect_ratio=aspect_ratio, count=int(count), seed=seed_or_random(seed),
             on_step=lambda done, total: progress((done, total), desc="Remixing", unit="steps"),
         )
         return result(services, output, token, profile)
 
-    go.click(
-        figure_remix, [figure, prompt, model, likeness, ratio, count, seed, face_photo, session.token],
-        [gallery, info, notice, session.bar], api_name="figure_remix", concurrency_limit=1,
-    ).then(show_price, [model, count, session.token], [price], api_visibility="private")
+    outputs = [gallery, info, notice, session.bar]
+    ui_event(go.click, figure_remix, {
+        "figure_id": figure, "prompt": prompt, "model": model, "likeness": likeness, "aspect_ratio": ratio, "count": count,
+        "seed": seed, "face_photo": face_photo, "token": session.token,
+    }, outputs, api_name="figure_remix").then(show_price, [model, count, session.token], [price], api_visibility="private")
+    public(figure_remix, outputs, api_name="figure_remix", like={"face_photo": face_photo,
+        "likeness": likeness, "aspect_ratio": ratio, "count": count,
+    })

@@ -13,6 +13,7 @@ import gradio as gr
 from services.container import Services
 from services.accounts.identity import Account, HFUser, InvalidSession, Session
 
+from .api import required
 from .errors import user_errors
 
 
@@ -88,20 +89,28 @@ def build(services: Services, demo: gr.Blocks) -> SessionUI:
 
     @user_errors
     def session_start(token: str = "", admin_key: str = "", request: gr.Request = None, profile: gr.OAuthProfile | None = None) -> dict:
-        """Start or resume a session. Pass the token from an earlier call to resume (an invalid one starts a
-        new visitor); pass admin_key for a QA session. Returns the token to send to every other endpoint,
-        with the account's balance, tier and what the tier unlocks."""
+        """Start or resume a session. Returns the token to send to every other endpoint, with the account's balance,
+        tier and what the tier unlocks.
+
+        Args:
+            token: a token from an earlier call, to resume it ("" or an invalid one starts a new visitor).
+            admin_key: the server's admin key, for a QA session (unlimited credits, report review).
+        """
         return start_session(services, token, request, profile, admin_key).as_dict()
 
     @user_errors
-    def balance(token: str, profile: gr.OAuthProfile | None = None) -> dict:
-        """The session's balance and tier."""
+    def balance(token: str = "", profile: gr.OAuthProfile | None = None) -> dict:
+        """The session's balance and tier.
+
+        Args:
+            token: your session token from /session_start.
+        """
         return account_for(services, token, profile).as_dict()
 
     @user_errors
     def quote(
-        token: str,
-        model: str,
+        token: str = "",
+        model: str = "",
         task: str = "text-to-image",
         aspect_ratio: str = "1:1",
         resolution: str = "1K",
@@ -109,15 +118,31 @@ def build(services: Services, demo: gr.Blocks) -> SessionUI:
         figures: int = 1,
         profile: gr.OAuthProfile | None = None,
     ) -> dict:
-        """The price of a request before running it, with the balance and whether it is affordable."""
+        """The price of a request before running it, with the balance and whether it is affordable.
+
+        Args:
+            token: your session token from /session_start.
+            model: a model id from /models.
+            task: text-to-image, image-to-image, reference, edit, multi-reference, image-to-video or text-to-video.
+            aspect_ratio: one of the model's ratios.
+            resolution: one of the model's tiers for that ratio.
+            count: outputs.
+            figures: figures in a group shot (priced per figure).
+        """
         account = account_for(services, token, profile)
+        required(model=model)
         result = services.catalogue.quote(model, task, aspect_ratio, resolution, int(count), int(figures)).as_dict()
         result.update(balance=account.balance, unlimited=account.unlimited, affordable=account.unlimited or account.balance >= result["total"])
         return result
 
     @user_errors
-    def ledger(token: str, limit: int = 100, profile: gr.OAuthProfile | None = None) -> list[dict]:
-        """The session's ledger rows, newest first: kind, amount, balance after, request id, note, time."""
+    def ledger(token: str = "", limit: int = 100, profile: gr.OAuthProfile | None = None) -> list[dict]:
+        """The session's ledger rows, newest first: kind, amount, balance after, request id, note, time.
+
+        Args:
+            token: your session token from /session_start.
+            limit: how many rows (1-1000).
+        """
         account = account_for(services, token, profile)
         return services.ledger.entries(account.id, limit=max(1, min(int(limit), 1000)))
 

@@ -13,6 +13,7 @@ from services.creation.image_presets import add_fragment, remove_fragment
 from services.creation.text import TextToImageParams
 from services.runs.params import MAX_COUNT
 
+from .api import public, ui_event
 from .errors import user_errors
 from .session import SessionUI, account_for, bar_text, optional_account
 
@@ -125,8 +126,6 @@ def build(services: Services, demo: gr.Blocks, session: SessionUI) -> TextModeUI
                 steps = gr.Slider(0, 100, value=0, step=1, label="Steps (0 = model default)")
                 guidance = gr.Number(value=-1, label="Guidance (-1 = model default)")
             price = gr.Markdown(price_text(services, first, 1, "1:1", "1K"), elem_id="text-price")
-            # Empty: the server makes one per click. API callers may send their own to make retries safe.
-            idempotency_key = gr.Textbox("", visible=False, label="Idempotency key")
             go = gr.Button("Generate", variant="primary", elem_id="text-generate")
         with gr.Column(scale=4):
             notice = gr.Markdown("", elem_id="text-notice")
@@ -227,12 +226,26 @@ def build(services: Services, demo: gr.Blocks, session: SessionUI) -> TextModeUI
         profile: gr.OAuthProfile | None = None,
         progress=gr.Progress(),
     ):
-        """Generate images from text (or from a start image: init_image + strength), paid from the session's
-        credits (token from /session_start). prompt_style "tags" allows 1,000 characters, "natural" 2,000.
+        """Generate images from text (or from a start image), paid from the session's credits. The price (see /quote)
+        is reserved first and refunded if anything fails. Returns the PNG files, JSON with the request id, credits
+        charged, seeds and parameters, a notice, and the balance line.
 
-        The price (see /quote) is reserved first and refunded if anything fails. Sending the same
-        idempotency_key again returns the first result without charging twice. Returns the PNG files,
-        JSON with the request id, credits charged, seeds and parameters, a notice, and the balance line."""
+        Args:
+            prompt: what the image shows (natural: up to 2,000 characters; tags: up to 1,000).
+            model: a text-to-image model id from /models.
+            negative_prompt: what to avoid (models that take one).
+            aspect_ratio: 1:1, 16:9, 9:16, 4:3 or 3:4 (the model's ratios).
+            resolution: the tier: 1K, 2K or 4K where the model offers it.
+            count: images in the batch, 1-8; each costs the price.
+            seed: -1 for random; the first image's seed, the next ones count up.
+            steps: denoising steps; 0 takes the model's default.
+            guidance: -1 takes the model's default.
+            prompt_style: "natural" or "tags".
+            init_image: an uploaded start image (PNG, JPEG or WEBP) for image-to-image.
+            strength: with init_image, how far to move away from it (0-1]; empty or -1: the model's default.
+            token: your session token from /session_start.
+            idempotency_key: send the same key again to get the first result without being charged twice.
+        """
         account = account_for(services, token, profile)
         progress(0, desc="Loading model")
 
@@ -267,11 +280,13 @@ def build(services: Services, demo: gr.Blocks, session: SessionUI) -> TextModeUI
         info = dict(output.info(), balance=after.balance)
         return [str(p) for p in output.files], info, "  \n".join(lines), bar_text(after)
 
-    go.click(
-        text_to_image,
-        [prompt, model, negative, ratio, tier, count, seed, steps, guidance, style, init_image, strength, session.token, idempotency_key],
-        [gallery, info, notice, session.bar],
-        api_name="text_to_image",
-        concurrency_limit=1,
-    ).then(on_size, [model, ratio, tier, count, session.token], [tier, price], api_visibility="private")
+    outputs = [gallery, info, notice, session.bar]
+    ui_event(go.click, text_to_image, {
+        "prompt": prompt, "model": model, "negative_prompt": negative, "aspect_ratio": ratio, "resolution": tier, "count": count,
+        "seed": seed, "steps": steps, "guidance": guidance, "prompt_style": style, "init_image": init_image, "strength": strength,
+        "token": session.token,
+    }, outputs, api_name="text_to_image").then(on_size, [model, ratio, tier, count, session.token], [tier, price], api_visibility="private")
+    public(text_to_image, outputs, api_name="text_to_image", like={"init_image": init_image,
+        "model": model, "aspect_ratio": ratio, "resolution": tier, "count": count, "prompt_style": style, "strength": strength,
+    })
     return TextModeUI(prompt, style, negative, model, ratio, tier, count, seed, steps, guidance)

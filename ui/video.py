@@ -7,6 +7,7 @@ import gradio as gr
 from services.container import Services
 from services.accounts.identity import Account
 
+from .api import public, ui_event
 from .errors import user_errors
 from .figures_common import seed_or_random
 from .session import SessionUI, account_for, bar_text, optional_account
@@ -100,27 +101,45 @@ def build(services: Services, demo: gr.Blocks, session: SessionUI, figure_tab: g
         aspect_ratio: str = "16:9",
         seed: int = -1,
         token: str = "",
+        idempotency_key: str = "",
         profile: gr.OAuthProfile | None = None,
         progress=gr.Progress(),
     ):
-        """Animate a figure from its canonical image. `action` is required (an Action preset); `background` and
-        `outfit` are optional presets (then a start frame is made first, keeping the face); `prompt` is for members.
-        Returns the MP4, JSON with stages and settings, a notice, and the balance line."""
+        """Animate a figure from its canonical image, so the face stays the same. Returns the MP4, JSON with stages
+        and settings, a notice, and the balance line.
+
+        Args:
+            figure_id: one of your figures.
+            action: an Action preset (what the figure does), e.g. wave, smile-nod, turn-around, dance.
+            background: "" or a Background preset; with it (or an outfit) a start frame is made first, keeping the face.
+            outfit: "" or an Outfit preset.
+            prompt: extra prompt text (members only).
+            model: an image-to-video model id from /models; "" takes the default (Wan 2.1 I2V).
+            aspect_ratio: 16:9, 9:16 or 1:1.
+            seed: -1 for random.
+            token: your session token from /session_start.
+            idempotency_key: send the same key again to get the first result without being charged twice.
+        """
         account = account_for(services, token, profile)
         if not figure_id:
             raise gr.Error("Pick a figure first (create one in Figures › Quick).")
         progress(0, desc="Loading models")
         output = services.video.figure_to_video(
             account, figure_id, action, background=background or None, outfit=outfit or None, prompt=prompt,
-            model=model or None, aspect_ratio=aspect_ratio, seed=seed_or_random(seed),
+            model=model or None, aspect_ratio=aspect_ratio, seed=seed_or_random(seed), idempotency_key=idempotency_key or None,
             on_step=lambda done, total: progress((done, total), desc="Generating", unit="steps"),
         )
         return _result(services, output, token, profile)
 
-    go.click(
-        figure_to_video, [figure, action, background, outfit, prompt, model, ratio, seed, session.token],
-        [video, info, notice, session.bar], api_name="figure_to_video", concurrency_limit=1,
-    ).then(figure_price, price_inputs, [price], api_visibility="private")
+    outputs = [video, info, notice, session.bar]
+    ui_event(go.click, figure_to_video, {
+        "figure_id": figure, "action": action, "background": background, "outfit": outfit, "prompt": prompt, "model": model,
+        "aspect_ratio": ratio, "seed": seed, "token": session.token,
+    }, outputs, api_name="figure_to_video").then(figure_price, price_inputs, [price], api_visibility="private")
+    with figure_tab:
+        public(figure_to_video, outputs, api_name="figure_to_video", like={
+            "action": action, "background": background, "outfit": outfit, "aspect_ratio": ratio,
+        })
 
     with image_tab:
         gate = gr.Markdown("", elem_id="i2v-gate")
@@ -174,16 +193,31 @@ def build(services: Services, demo: gr.Blocks, session: SessionUI, figure_tab: g
         aspect_ratio: str = "16:9",
         seed: int = -1,
         token: str = "",
+        idempotency_key: str = "",
         profile: gr.OAuthProfile | None = None,
         progress=gr.Progress(),
     ):
-        """Members only: animate one of your generated images (`request_id` from /history and the image `index`)
-        with a required `action`. Returns the MP4, JSON with settings, a notice, and the balance line."""
+        """Members only: animate one of your generated images. Returns the MP4, JSON with settings, a notice, and the
+        balance line.
+
+        Args:
+            request_id: one of your generations (see /history).
+            index: which of its images, from 0.
+            action: an Action preset (what happens), e.g. smile-nod, wave.
+            prompt: extra prompt text.
+            model: an image-to-video model id from /models; "" takes the default (Wan 2.1 I2V).
+            aspect_ratio: 16:9, 9:16 or 1:1.
+            seed: -1 for random.
+            token: your session token from /session_start.
+            idempotency_key: send the same key again to get the first result without being charged twice.
+        """
         account = account_for(services, token, profile)
+        if not request_id:
+            raise gr.Error("Click the image to animate first (request_id: one of your generations from /history).")
         progress(0, desc="Loading model")
         output = services.video.image_to_video(
             account, request_id, int(index), action, prompt=prompt, model=model or None, aspect_ratio=aspect_ratio,
-            seed=seed_or_random(seed),
+            seed=seed_or_random(seed), idempotency_key=idempotency_key or None,
             on_step=lambda done, total: progress((done, total), desc="Generating", unit="steps"),
         )
         return _result(services, output, token, profile)
@@ -195,7 +229,10 @@ def build(services: Services, demo: gr.Blocks, session: SessionUI, figure_tab: g
         hidden_request = gr.Textbox(visible=False)
         hidden_index = gr.Number(visible=False, precision=0)
     picked.change(picked_request, [picked], [hidden_request, hidden_index], api_visibility="private")
-    i2v_go.click(
-        image_to_video, [hidden_request, hidden_index, i2v_action, i2v_prompt, i2v_model, i2v_ratio, i2v_seed, session.token],
-        [i2v_video, i2v_info, i2v_notice, session.bar], api_name="image_to_video", concurrency_limit=1,
-    )
+    i2v_outputs = [i2v_video, i2v_info, i2v_notice, session.bar]
+    ui_event(i2v_go.click, image_to_video, {
+        "request_id": hidden_request, "index": hidden_index, "action": i2v_action, "prompt": i2v_prompt, "model": i2v_model,
+        "aspect_ratio": i2v_ratio, "seed": i2v_seed, "token": session.token,
+    }, i2v_outputs, api_name="image_to_video")
+    with image_tab:
+        public(image_to_video, i2v_outputs, api_name="image_to_video", like={"action": i2v_action, "aspect_ratio": i2v_ratio})

@@ -83,7 +83,7 @@ class ReferenceImages:
         else:
             reference_image = load_image(face_photo, self.text.uploads).convert("RGB")
             embedding = self.faces.embed(reference_image) if self.faces else None
-        context = {"remix": {"figure_id": figure_id, "likeness": likeness, "path": entry.face_preservation}}
+        context = {"remix": {"figure_id": figure_id, "likeness": likeness, "face_preservation": entry.face_preservation}}
         params = TextToImageParams(prompt=prompt, model=entry.id, negative_prompt=negative_prompt, aspect_ratio=aspect_ratio,
                                    resolution=resolution, count=count, seed=seed)
         if entry.face_preservation == "reference":

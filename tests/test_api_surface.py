@@ -1,0 +1,147 @@
+"""The public API is a deliberate surface: README lists exactly the public endpoints, each is callable through
+gradio_client with only its required arguments (on the tiny models), every other argument has a documented default,
+and a call without a token gets the app's own message."""
+from __future__ import annotations
+
+import re
+
+import pytest
+from gradio_client.exceptions import AppError
+
+from tests.conftest import ADMIN_KEY, ROOT
+
+
+def readme_endpoints() -> dict[str, list[str]]:
+    """endpoint -> required arguments, from README's API table."""
+    rows = {}
+    for line in (ROOT / "README.md").read_text(encoding="utf-8").splitlines():
+        match = re.match(r"^\| `(/\w+)` \|([^|]*)\|", line)
+        if match:
+            rows[match.group(1)] = re.findall(r"`(\w+)`", match.group(2))
+    return rows
+
+
+@pytest.fixture(scope="module")
+def api(client):
+    return client.view_api(return_format="dict", print_info=False)["named_endpoints"]
+
+
+def test_readme_lists_exactly_the_public_endpoints(api):
+    documented = readme_endpoints()
+    assert sorted(documented) == sorted(api), "README's API table and the app's public endpoints differ"
+    for name, required in documented.items():
+        params = {p["parameter_name"]: p for p in api[name]["parameters"]}
+        assert set(required) <= set(params), f"{name}: README names arguments it does not take: {set(required) - set(params)}"
+        without_default = {n for n, p in params.items() if not p["parameter_has_default"]}
+        assert without_default <= set(required), f"{name}: {without_default - set(required)} have no default but README says optional"
+
+
+def test_every_public_endpoint_documents_every_parameter(tmp_path, tiny_root):
+    """Docstrings with an Args: section naming every API parameter (they feed the API page and MCP)."""
+    import os
+
+    from gradio import utils
+
+    import app as app_module
+    from services.config import AppSettings
+
+    os.environ["PLAYGROUND_TINY_DIR"] = str(tiny_root)
+    demo, _, services = app_module.create(AppSettings.from_env(data_dir=tmp_path, preview="force", device="cpu"))
+    try:
+        public = {f.api_name: f for f in demo.fns.values() if f.api_visibility == "public" and f.fn is not None}
+        assert set(public) == {name.lstrip("/") for name in readme_endpoints()}
+        for name, block_fn in public.items():
+            description, parameters, _ = utils.get_function_description(block_fn.fn)
+            assert description.strip(), f"/{name} has no docstring"
+            info = demo.get_api_info()["named_endpoints"][f"/{name}"]
+            missing = [p["parameter_name"] for p in info["parameters"] if p["parameter_name"] not in parameters]
+            assert not missing, f"/{name}: the docstring's Args: does not describe {missing}"
+    finally:
+        services.close()
+
+
+def test_every_endpoint_runs_with_only_its_required_arguments(client, api):
+    """In README's order, each endpoint is called with exactly its required arguments; earlier results feed later ones."""
+    documented = readme_endpoints()
+    state: dict = {}
+    calls = {
+        "/models": lambda: {},
+        "/session_start": lambda: {},
+        "/balance": lambda: {"token": state["token"]},
+        "/quote": lambda: {"token": state["token"], "model": "sdxl-base"},
+        "/ledger": lambda: {"token": state["token"]},
+        "/text_to_image": lambda: {"prompt": "a lighthouse at dusk", "model": "sdxl-base", "token": state["token"]},
+        "/figure_quick": lambda: {"token": state["token"]},
+        "/figure_custom": lambda: {"appearance": "tall woman, copper braid, grey eyes", "token": state["token"]},
+        "/figure_save": lambda: {"token": state["token"], "name": "Mara", "request_id": state["takes"]},
+        "/figures": lambda: {"token": state["token"]},
+        "/figure": lambda: {"token": state["token"], "figure_id": state["figure"]["id"]},
+        "/figure_set_canonical": lambda: {"token": state["token"], "figure_id": state["figure"]["id"],
+                                          "take_id": state["figure"]["takes"][-1]["id"]},
+        "/figure_duplicate": lambda: {"token": state["token"], "figure_id": state["figure"]["id"]},
+        "/figure_delete": lambda: {"token": state["token"], "figure_id": state["copy"]["id"], "confirm": True},
+        "/figure_remix": lambda: {"figure_id": state["figure"]["id"], "prompt": "reading in a library", "token": state["token"]},
+        "/edit_image": lambda: {"request_id": state["image"], "instruction": "paint the door red", "token": state["token"]},
+        "/group_image": lambda: {"figure_ids": [state["figure"]["id"], state["second"]["id"]], "prompt": "two friends at a campfire",
+                                 "token": state["token"]},
+        "/figure_to_video": lambda: {"figure_id": state["figure"]["id"], "token": state["token"]},
+        "/image_to_video": lambda: {"request_id": state["qa_image"], "token": state["qa"]},
+        "/compare": lambda: {"prompt": "a lighthouse", "models": ["sdxl-base", "flux.1-schnell"], "token": state["token"]},
+        "/character_save": lambda: {"token": state["token"], "figure_id": state["figure"]["id"],
+                                    "fields": {"name": "Iris Vale", "description": "A cartographer."}},
+        "/characters": lambda: {"token": state["token"]},
+        "/character_add_image": lambda: {"token": state["token"], "character_id": state["character"]["id"], "request_id": state["image"]},
+        "/character_set_card_image": lambda: {"token": state["token"], "character_id": state["character"]["id"]},
+        "/character_export": lambda: {"character_id": state["character"]["id"], "token": state["token"]},
+        "/history": lambda: {"token": state["token"]},
+        "/report_image": lambda: {"token": state["token"], "request_id": state["image"]},
+        "/review_reports": lambda: {"token": state["qa"]},
+        "/review_report": lambda: {"token": state["qa"], "report_id": state["report"]["id"], "approve": True},
+    }
+    assert list(calls) == list(documented), "this test calls the endpoints in README's order"
+
+    def after(name: str, result) -> None:  # what later calls need
+        if name == "/session_start":
+            state["token"] = result["token"]
+            state["qa"] = client.predict(admin_key=ADMIN_KEY, api_name="/session_start")["token"]
+            state["qa_image"] = client.predict(prompt="a red kite", model="sdxl-base", token=state["qa"], api_name="/text_to_image")[1]["request_id"]
+        elif name == "/text_to_image":
+            state["image"] = result[1]["request_id"]
+        elif name == "/figure_quick":
+            state["takes"] = result[1]["request_id"]
+        elif name == "/figure_custom":
+            state["custom_takes"] = result[1]["request_id"]
+        elif name == "/figure_save":
+            state["figure"] = result
+            state["second"] = client.predict(token=state["token"], name="Ash", request_id=state["custom_takes"], api_name="/figure_save")
+        elif name == "/figure_duplicate":
+            state["copy"] = result
+        elif name == "/character_save":
+            state["character"] = result
+        elif name == "/report_image":
+            state["report"] = result
+
+    for name, arguments in calls.items():
+        kwargs = arguments()
+        assert sorted(kwargs) == sorted(documented[name]), f"{name}: README's required arguments are {documented[name]}"
+        try:
+            result = client.predict(**kwargs, api_name=name)
+        except AppError as exc:
+            pytest.fail(f"{name} with only {sorted(kwargs)} failed: {exc}")
+        after(name, result)
+    assert client.predict(state["token"], api_name="/balance")["balance"] >= 0
+
+
+def test_a_call_without_a_token_gets_the_apps_own_message(client, api):
+    """No client-side TypeError: the app answers, naming /session_start."""
+    required = readme_endpoints()
+    filler = {"prompt": "a lighthouse", "model": "sdxl-base", "appearance": "a tall adult", "name": "x", "request_id": "x",
+              "figure_id": "x", "take_id": 1, "confirm": True, "instruction": "x", "figure_ids": ["x", "y"],
+              "models": ["sdxl-base", "flux.1-schnell"], "fields": {"name": "x"}, "character_id": "x", "report_id": 1,
+              "approve": True}
+    for name, arguments in required.items():
+        if "token" not in arguments:
+            continue
+        kwargs = {a: filler[a] for a in arguments if a != "token"}
+        with pytest.raises(AppError, match="/session_start"):
+            client.predict(**kwargs, api_name=name)
