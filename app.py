@@ -25,6 +25,9 @@ def create(settings: AppSettings):
 
     services = build_services(settings)
     settings.outputs_dir.mkdir(parents=True, exist_ok=True)
+    # Proxy trust is the app's decision (services.accounts.network): the web server must not rewrite the client
+    # address from X-Forwarded-For itself (uvicorn trusts loopback by default).
+    os.environ["FORWARDED_ALLOW_IPS"] = ""
     os.environ.setdefault("GRADIO_TEMP_DIR", str(settings.data_dir / "gradio-tmp"))
     launch_options = {
         "allowed_paths": [str(settings.outputs_dir)],

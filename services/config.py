@@ -19,6 +19,7 @@ ENV_STRINGS = {
     "dtype": ("PLAYGROUND_DTYPE",),
     "safety_backend": ("PLAYGROUND_SAFETY",),
     "face_pack": ("PLAYGROUND_FACE_PACK",),
+    "trusted_proxies": ("PLAYGROUND_TRUSTED_PROXIES",),
 }
 ENV_NUMBERS = {
     "cache_budget_gb": ("PLAYGROUND_CACHE_GB", float),
@@ -57,7 +58,8 @@ class AppSettings:
     admin_secret: str | None = None  # enables QA/admin sessions
     grants_per_ip: int | None = None  # default: presets/plans.toml
     generation_timeout_s: float = 900.0
-    proxy_hops: int = 0  # trusted reverse proxies in front of the app (X-Forwarded-For)
+    proxy_hops: int = 0  # reverse proxies in front of the app that append to X-Forwarded-For
+    trusted_proxies: tuple[str, ...] = ()  # their addresses or networks; when set, only they may send the header
     plans_path: Path = DEFAULT_PLANS
     safety_path: Path = DEFAULT_SAFETY
     safety_backend: str | None = None  # auto | nudenet | classifier | none (default: safety.toml)
@@ -67,6 +69,8 @@ class AppSettings:
         object.__setattr__(self, "data_dir", Path(self.data_dir))
         object.__setattr__(self, "plans_path", Path(self.plans_path))
         object.__setattr__(self, "safety_path", Path(self.safety_path))
+        if isinstance(self.trusted_proxies, str):
+            object.__setattr__(self, "trusted_proxies", tuple(p.strip() for p in self.trusted_proxies.split(",") if p.strip()))
         if self.face_pack is not None:
             object.__setattr__(self, "face_pack", Path(self.face_pack))
 

@@ -18,6 +18,7 @@ from .accounts.identity import Identity, server_secret
 from .accounts.instances import Instances
 from .accounts.jobs import Jobs
 from .accounts.ledger import Ledger
+from .accounts.network import ProxyTrust
 from .accounts.plans import Plans, PlansError, load_plans
 from .catalogue import Catalogue
 from .config import AppSettings
@@ -48,6 +49,7 @@ class Services:
     plans: Plans
     ledger: Ledger
     identity: Identity
+    network: ProxyTrust
     instances: Instances
     jobs: Jobs
     history: History
@@ -128,7 +130,7 @@ def build_services(
     video_presets.check(registry)
     video = VideoService(catalogue, runner, figures, history, video_presets)
     return Services(
-        settings, registry, runtime, store, db, plans, ledger, identity, instances, jobs, history, catalogue, policy, runner,
+        settings, registry, runtime, store, db, plans, ledger, identity, ProxyTrust(settings.proxy_hops, settings.trusted_proxies), instances, jobs, history, catalogue, policy, runner,
         text, recovered, safety_file, safety, figure_presets, figures, faces, video_presets, video, load_image_presets(),
         ReferenceImages(catalogue, text, runner, figures, history, faces), CompareService(catalogue, text, runner, identity),
         Characters(db, figures, store, policy, load_character_limits()),

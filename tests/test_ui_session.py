@@ -5,6 +5,7 @@ from types import SimpleNamespace
 
 import gradio as gr
 
+from services.accounts.network import ProxyTrust
 from ui.session import client_ip, optional_account, page_session
 
 
@@ -13,15 +14,19 @@ def fake_request(host: str, forwarded: str | None = None):
     return SimpleNamespace(client=SimpleNamespace(host=host), headers=headers)
 
 
+def hops(n: int):
+    return SimpleNamespace(network=ProxyTrust(hops=n))
+
+
 def test_client_ip_trusts_only_the_configured_proxies():
-    assert client_ip(fake_request("10.0.0.2"), 0) == "10.0.0.2"
+    assert client_ip(hops(0), fake_request("10.0.0.2")) == "10.0.0.2"
     # A client can prepend anything to X-Forwarded-For; only the entry our proxy added counts.
     spoofed = fake_request("10.0.0.2", "1.2.3.4, 198.51.100.7")
-    assert client_ip(spoofed, 0) == "10.0.0.2"
-    assert client_ip(spoofed, 1) == "198.51.100.7"
-    assert client_ip(spoofed, 2) == "1.2.3.4"
-    assert client_ip(fake_request("10.0.0.2"), 1) == "10.0.0.2"
-    assert client_ip(None, 1) == ""
+    assert client_ip(hops(0), spoofed) == "10.0.0.2"
+    assert client_ip(hops(1), spoofed) == "198.51.100.7"
+    assert client_ip(hops(2), spoofed) == "1.2.3.4"
+    assert client_ip(hops(1), fake_request("10.0.0.2")) == "10.0.0.2"
+    assert client_ip(hops(1), None) == ""
 
 
 def test_signed_in_page_keeps_no_member_token_in_browser_storage(make_services):

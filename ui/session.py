@@ -24,15 +24,12 @@ class SessionUI:
     loaded: object  # the page-load event (session started): chain per-tab refreshes with .then()
 
 
-def client_ip(request: gr.Request | None, proxy_hops: int) -> str:
-    """The client's address; behind `proxy_hops` trusted proxies, the entry they added to X-Forwarded-For."""
+def client_ip(services: Services, request: gr.Request | None) -> str:
+    """The client's address, as the deployment's proxy trust derives it (services.accounts.network)."""
     if request is None:
         return ""
-    if proxy_hops > 0:
-        forwarded = [p.strip() for p in (request.headers.get("x-forwarded-for") or "").split(",") if p.strip()]
-        if len(forwarded) >= proxy_hops:
-            return forwarded[-proxy_hops]
-    return request.client.host if request.client else ""
+    peer = request.client.host if request.client else ""
+    return services.network.client_address(peer, request.headers.get("x-forwarded-for"))
 
 
 def hf_user(profile: gr.OAuthProfile | None) -> HFUser | None:
@@ -60,7 +57,7 @@ def optional_account(services: Services, token: str | None, profile: gr.OAuthPro
 
 
 def start_session(services: Services, token: str | None, request: gr.Request | None, profile=None, admin_key: str = "") -> Session:
-    ip = client_ip(request, services.settings.proxy_hops)
+    ip = client_ip(services, request)
     return services.identity.start(token, ip=ip, hf_user=hf_user(profile), admin_key=admin_key)
 
 

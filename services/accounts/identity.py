@@ -20,6 +20,7 @@ from ..errors import UserError
 from .db import Database
 from .ledger import Ledger
 from .plans import Plans
+from .network import Throttle, grant_key
 from .tables import accounts, ip_grants, kv
 
 TOKEN_CONTEXT = b"playground-session-v1:"
@@ -110,6 +111,7 @@ class Identity:
         self.grants_per_ip = plans.visitor_grants.per_ip if grants_per_ip is None else grants_per_ip
         self.grant_window_s = plans.visitor_grants.window_hours * 3600
         self.clock = clock
+        self.admin_throttle = Throttle()  # wrong admin keys, per client network
 
     @property
     def admin_enabled(self) -> bool:
@@ -129,12 +131,14 @@ class Identity:
         if not token or not isinstance(token, str) or "." not in token or len(token) > 200:
             return None
         account_id, _, _sig = token.rpartition(".")
-        if not account_id or not hmac.compare_digest(self.sign(account_id), token):
+        expected = self.sign(account_id).encode()
+        if not account_id or not hmac.compare_digest(expected, token.encode("utf-8", "replace")):
             return None
         return account_id
 
     def _ip_hash(self, ip: str) -> str:
-        return hmac.new(self._secret, b"ip:" + ip.encode(), hashlib.sha256).hexdigest()[:64]
+        """Grants count per IPv4 address and per IPv6 /64, stored as a keyed hash (never the address in clear)."""
+        return hmac.new(self._secret, b"ip:" + grant_key(ip).encode("utf-8", "replace"), hashlib.sha256).hexdigest()[:64]
 
     # -- accounts --------------------------------------------------------------------------------------
     def _account(self, conn: sa.Connection, account_id: str) -> Account | None:
@@ -189,7 +193,7 @@ class Identity:
         """Resume the session a valid token names, or start one: QA with the admin key, the HF account
         when signed in (moving any visitor credits over), else a new visitor (granted within the IP limit)."""
         if admin_key:
-            return self._start_qa(admin_key)
+            return self._start_qa(admin_key, ip)
         known = self.verify(token)
         if hf_user is not None:
             return self._start_hf(hf_user, known)
@@ -203,9 +207,15 @@ class Identity:
     def _usable(self, account: Account) -> bool:
         return account.kind != "qa" or self.admin_enabled
 
-    def _start_qa(self, admin_key: str) -> Session:
-        if not self.admin_enabled or not hmac.compare_digest(admin_key.encode(), self._admin_secret.encode()):  # type: ignore[union-attr]
+    def _start_qa(self, admin_key: str, ip: str = "") -> Session:
+        key = grant_key(ip)
+        wait = self.admin_throttle.wait_s(key)
+        if wait > 0:
+            raise InvalidSession(f"Too many wrong admin keys from your network; try again in {wait:.0f} s.")
+        if not self.admin_enabled or not hmac.compare_digest(str(admin_key).encode("utf-8", "replace"), self._admin_secret.encode()):  # type: ignore[union-attr]
+            self.admin_throttle.failed(key)
             raise InvalidSession("That admin key is not valid (QA mode needs PLAYGROUND_ADMIN_SECRET on the server).")
+        self.admin_throttle.succeeded(key)
         account_id = f"qa-{secrets.token_urlsafe(12)}"
         with self.db.begin() as conn:
             self._create(conn, account_id, "qa", "qa", "QA")
