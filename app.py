@@ -2,8 +2,11 @@
 from __future__ import annotations
 
 import argparse
+import hashlib
 import logging
 import os
+import tempfile
+from pathlib import Path
 
 from services.config import AppSettings
 
@@ -20,21 +23,32 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def create(settings: AppSettings):
     """Build the Blocks app and the launch options for these settings."""
+    from starlette.middleware import Middleware
+
     from services.container import build_services
     from ui.shell import build_app
+    from ui.web import PlaygroundRoutes
 
     services = build_services(settings)
     settings.outputs_dir.mkdir(parents=True, exist_ok=True)
     # Proxy trust is the app's decision (services.accounts.network): the web server must not rewrite the client
     # address from X-Forwarded-For itself (uvicorn trusts loopback by default).
     os.environ["FORWARDED_ALLOW_IPS"] = ""
-    os.environ.setdefault("GRADIO_TEMP_DIR", str(settings.data_dir / "gradio-tmp"))
+    # Gradio's temp folder (uploads, copies of outputs it serves) lives outside the data dir, so no server path
+    # of the data dir reaches a client; it is swept every few minutes.
+    os.environ.setdefault("GRADIO_TEMP_DIR", str(Path(tempfile.gettempdir()) / "character-playground" / _digest(settings.data_dir)))
+    uploads = services.safety_file.uploads
     launch_options = {
         "allowed_paths": [str(settings.outputs_dir)],
-        "max_file_size": services.safety_file.uploads.max_bytes,  # gradio answers 413 above it
+        "max_file_size": uploads.max_bytes,  # gradio answers 413 above it
         "run_history": False,
+        "app_kwargs": {"middleware": [Middleware(PlaygroundRoutes, services=services)]},
     }
     return build_app(services), launch_options, services
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha256(str(Path(path).resolve()).encode()).hexdigest()[:12]
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -3,6 +3,7 @@ gradio_client with only its required arguments (on the tiny models), every other
 and a call without a token gets the app's own message."""
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
@@ -60,8 +61,14 @@ def test_every_public_endpoint_documents_every_parameter(tmp_path, tiny_root):
         services.close()
 
 
-def test_every_endpoint_runs_with_only_its_required_arguments(client, api):
-    """In README's order, each endpoint is called with exactly its required arguments; earlier results feed later ones."""
+def test_every_endpoint_runs_with_only_its_required_arguments(app_server, api):
+    """In README's order, each endpoint is called with exactly its required arguments; earlier results feed later ones.
+    The results are read raw (files not downloaded), and none contains the server's data directory."""
+    from gradio_client import Client
+
+    url, services = app_server
+    client = Client(url, verbose=False, download_files=False)
+    private = [str(services.settings.data_dir.resolve()), str(services.settings.data_dir)]
     documented = readme_endpoints()
     state: dict = {}
     calls = {
@@ -128,6 +135,8 @@ def test_every_endpoint_runs_with_only_its_required_arguments(client, api):
             result = client.predict(**kwargs, api_name=name)
         except AppError as exc:
             pytest.fail(f"{name} with only {sorted(kwargs)} failed: {exc}")
+        raw = json.dumps(result, default=str)
+        assert not any(p in raw for p in private), f"{name} returned a server path: {raw[:400]}"
         after(name, result)
     assert client.predict(state["token"], api_name="/balance")["balance"] >= 0
 
@@ -136,8 +145,8 @@ def test_a_call_without_a_token_gets_the_apps_own_message(client, api):
     """No client-side TypeError: the app answers, naming /session_start."""
     required = readme_endpoints()
     filler = {"prompt": "a lighthouse", "model": "sdxl-base", "appearance": "a tall adult", "name": "x", "request_id": "x",
-              "figure_id": "x", "take_id": 1, "confirm": True, "instruction": "x", "figure_ids": ["x", "y"],
-              "models": ["sdxl-base", "flux.1-schnell"], "fields": {"name": "x"}, "character_id": "x", "report_id": 1,
+              "figure_id": "x", "take_id": "x", "confirm": True, "instruction": "x", "figure_ids": ["x", "y"],
+              "models": ["sdxl-base", "flux.1-schnell"], "fields": {"name": "x"}, "character_id": "x", "report_id": "x",
               "approve": True}
     for name, arguments in required.items():
         if "token" not in arguments:

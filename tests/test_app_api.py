@@ -61,7 +61,7 @@ def test_session_quote_generate_balance(client, token):
     assert [(e["kind"], e["amount"]) for e in ledger] == [("capture", 0), ("reserve", -6), ("grant", 50)]
     (record,) = client.predict(token, api_name="/history")
     assert record["id"] == info["request_id"] and record["request"]["prompt"] == "a lighthouse at dusk"
-    assert record["charged"] == 6 and record["urls"][0].startswith("/gradio_api/file=")
+    assert record["charged"] == 6 and record["urls"][0].startswith("/outputs/")
 
 
 def test_over_balance_fails_clearly_and_charges_nothing(client, token):

@@ -1,8 +1,9 @@
 """Quick and Custom creation through gradio_client, then a restart on the same data dir."""
 from __future__ import annotations
 
-from pathlib import Path
+import io
 
+import httpx
 import pytest
 from gradio_client import Client
 from gradio_client.exceptions import AppError
@@ -48,7 +49,8 @@ def test_figures_survive_a_restart(tmp_path, tiny_root):
         juno = client.predict(token, quick["id"], api_name="/figure")
         assert juno["canonical_image"] == quick["canonical_image"] and [t["seed"] for t in juno["takes"]] == [9, 10, 11]
         for take in juno["takes"]:
-            with Image.open(Path(take["file"])) as image:
+            assert take["file"].startswith("/outputs/")  # an app URL, never a server path
+            with Image.open(io.BytesIO(httpx.get(url + take["file"], timeout=10).content)) as image:
                 assert image.size == (896, 1152)
         assert client.predict(token, "brann", api_name="/figures")[0]["id"] == custom["id"]
         moved = client.predict(token, quick["id"], juno["takes"][2]["id"], api_name="/figure_set_canonical")

@@ -36,7 +36,9 @@ def test_grants_are_keyed_per_ipv4_address_and_ipv6_64():
 
 def test_throttle_doubles_the_wait_after_each_failure():
     now = [100.0]
-    throttle = Throttle(base_s=1.0, cap_s=8.0, clock=lambda: now[0])
+    throttle = Throttle(free=1, base_s=1.0, cap_s=8.0, clock=lambda: now[0])
+    assert throttle.wait_s("a") == 0
+    throttle.failed("a")  # one free failure
     assert throttle.wait_s("a") == 0
     for expected in (1.0, 2.0, 4.0, 8.0, 8.0):
         throttle.failed("a")
@@ -45,6 +47,7 @@ def test_throttle_doubles_the_wait_after_each_failure():
     now[0] += 8.0
     assert throttle.wait_s("a") == 0
     throttle.succeeded("a")
+    throttle.failed("a")
     throttle.failed("a")
     assert throttle.wait_s("a") == 1.0
 
@@ -77,10 +80,10 @@ def test_forwarded_headers_count_only_behind_a_configured_proxy(tmp_path, tiny_r
             same64 = [start(url, f"2001:db8:5:6::{i:x}")["value"]["granted"] for i in range(1, 6)]
             assert sum(1 for g in same64 if g) == 3, same64
             assert start(url, "2001:db8:5:7::1")["value"]["granted"] == 50  # the next /64 is another network
-        # Wrong admin keys are slowed per client network: the second guess is refused without being checked.
-        assert start(url, "203.0.113.77", admin_key="guess-1")["event"] == "error"
-        second = start(url, "203.0.113.77", admin_key="real-key")
-        assert second["event"] == "error"
+        # Wrong admin keys are slowed per client network: after three typos the next try is refused unchecked.
+        for guess in range(4):
+            assert start(url, "203.0.113.77", admin_key=f"guess-{guess}")["event"] == "error"
+        assert start(url, "203.0.113.77", admin_key="real-key")["event"] == "error"
         assert start(url, "203.0.113.78" if hops else None, admin_key="real-key")["event"] == ("complete" if hops else "error")
     finally:
         stop_app(demo, services)

@@ -41,6 +41,13 @@ REFUSED = [
     ("explicit, 15 year old", "tags", "member", "minors"),
     ("erotic photo of a 16yo", "natural", "member", "minors"),
     ("school\u200bgirl in lingerie, explicit", "natural", "member", "minors"),  # zero-width space
+    # Unicode evasions of a blocked word: each is matched on the normalised form (NFKC, no ignorables, skeleton).
+    ("a nu\u00adde portrait on a beach", "natural", "guest", "members_only"),  # soft hyphen
+    ("a n\u0430ked portrait on a beach", "natural", "guest", "members_only"),  # Cyrillic a
+    ("a nu\u034fde portrait on a beach", "natural", "guest", "members_only"),  # combining grapheme joiner
+    ("a nu\U000e0041\U000e0042de portrait", "natural", "guest", "members_only"),  # Unicode tag characters
+    ("a \uff4e\uff55\uff44\uff45 portrait", "natural", "guest", "members_only"),  # fullwidth letters
+    ("\u0455\u0435x scene with a t\u0435\u0435n", "natural", "member", "minors"),  # Cyrillic dze, ie
 ]
 
 
@@ -56,6 +63,30 @@ def test_refused_prompts_name_the_rule_and_charge_nothing(make_services, prompt,
         services.text.text_to_image(account, TextToImageParams(prompt=prompt, model="sdxl-base", steps=1, prompt_style=style))
     assert caught.value.rule == rule
     _untouched(services, account.id, before)
+    if rule == "members_only":  # the refusal quotes the word as the user wrote it, hidden characters included
+        quoted = str(caught.value).split("“")[1].split("”")[0]
+        assert quoted in prompt and len(quoted) >= 4
+
+
+ORDINARY = [
+    "café au lait on a marble table, soft morning light",  # accents
+    "Ölgemälde einer Bäckerin in ihrer Backstube",
+    "una señora mayor leyendo junto a la ventana",
+    "東京の夜景、雨上がりの路地",  # CJK
+    "서울의 봄, 벚꽃 아래에서 산책하는 사람들",
+    "Привет, красивый закат над морем",  # Cyrillic
+    "Γεια σου, ηλιοβασίλεμα στη θάλασσα",  # Greek
+    "a picnic 🌸🍰 under the cherry trees ☀️",  # emoji with a variation selector
+    "Essex coastline, sextant on a desk, a kidney-shaped pool",
+]
+
+
+@pytest.mark.parametrize("prompt", ORDINARY)
+def test_ordinary_prompts_in_any_language_pass(make_services, prompt):
+    services = make_services()
+    guest = services.identity.start(None, ip="10.1.0.9").account
+    for surface in (Surface.IMAGE, Surface.FIGURE, Surface.CHARACTER):
+        services.policy.check(prompt, guest, surface)
 
 
 def test_policy_surfaces_and_members(make_services):
@@ -63,6 +94,11 @@ def test_policy_surfaces_and_members(make_services):
     policy = services.policy
     guest = services.identity.start(None, ip="10.1.0.2").account
     member = services.identity.start(None, ip="10.1.0.2", hf_user=HFUser("42", "m")).account
+    with pytest.raises(PromptRefused, match=r"rule: age_confirmation.*") as refused:  # members confirm their age first
+        policy.check("a nude figure study, charcoal", member, Surface.IMAGE)
+    assert "Credits tab" in str(refused.value) and "/confirm_age" in str(refused.value)
+    member = services.identity.confirm_age(member, True)
+    assert member.age_confirmed and services.identity.account(member.id).age_confirmed  # recorded on the account
     policy.check("a nude figure study, charcoal", member, Surface.IMAGE)  # members may
     policy.check("Essex coastline, sextant on a desk, a kidney-shaped pool", guest, Surface.IMAGE)  # no false words
     policy.check("a 30 year old explorer", guest, Surface.FIGURE)

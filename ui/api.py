@@ -19,6 +19,10 @@ import inspect
 from typing import Any, Callable
 
 import gradio as gr
+from gradio.components.api_component import Api
+
+from services.errors import UserError
+from services.runs.params import check_argument, rule_for
 
 # Parameters gradio fills itself (by annotation or default): never API inputs.
 SPECIAL = ("profile", "request", "progress")
@@ -33,24 +37,104 @@ def _parameters(fn: Callable) -> list[inspect.Parameter]:
     return params
 
 
-def _hidden(param: inspect.Parameter, files: tuple[str, ...]) -> gr.components.Component:
-    annotation = str(param.annotation)
-    has_default = param.default is not inspect.Parameter.empty
-    value = param.default if has_default else None
-    common = {"visible": False, "label": param.name}
+def kind_of(param: inspect.Parameter, files: tuple[str, ...] = ()) -> tuple[str, bool]:
+    """(rule kind, whether None is allowed) from a parameter's annotation."""
+    annotation = str(param.annotation).replace(" ", "")
+    optional = "None" in annotation.split("|") or param.default is None
     if param.name in files:
-        return gr.File(value=None, type="filepath", **common)
-    if annotation.startswith(("list", "dict", "tuple")):
-        return gr.JSON(value=value, **common)
-    if annotation.startswith("bool"):
-        return gr.Checkbox(value=bool(value), **common)
-    if annotation.startswith("int"):
-        return gr.Number(value=value, precision=0, **common)
-    if annotation.startswith("float"):
-        return gr.Number(value=value, **common)
-    if annotation.startswith("str"):
-        return gr.Textbox(value=value, **common)
-    raise TypeError(f"{param.name}: no API component for annotation {annotation!r}")
+        return "file", True
+    for kind in ("list", "dict", "bool", "int", "float", "str"):
+        if annotation.startswith(kind) or annotation.startswith(f"{kind}["):
+            return kind, optional
+    raise TypeError(f"{param.name}: no API rule for annotation {param.annotation!r}")
+
+
+SCHEMA = {"int": "integer", "float": "number", "str": "string", "bool": "boolean", "list": "array", "dict": "object"}
+
+
+def _schema(param: inspect.Parameter, kind: str) -> dict[str, Any]:
+    rule = rule_for(param.name, kind)
+    schema: dict[str, Any] = {"type": SCHEMA[kind], "description": rule.describe()}
+    if kind in ("int", "float"):
+        schema.update(minimum=rule.low, maximum=rule.high)
+    elif kind == "str":
+        schema["maxLength"] = rule.max_len
+    elif kind == "list":
+        schema.update(items={"type": "string"}, maxItems=rule.max_len)
+    elif kind == "dict":
+        schema.update(additionalProperties={"type": "string"}, maxProperties=rule.max_len)
+    return schema
+
+
+def _hidden(param: inspect.Parameter, files: tuple[str, ...]) -> gr.components.Component:
+    """An API input that passes the raw value through (the validator checks it): typed in the API docs."""
+    has_default = param.default is not inspect.Parameter.empty
+    kind, _ = kind_of(param, files)
+    if kind == "file":
+        return gr.File(value=None, type="filepath", visible=False, label=param.name)
+    return Api(param.default if has_default else None, _schema(param, kind), label=param.name)
+
+
+def validated(fn: Callable, files: tuple[str, ...] = (), skip: tuple[str, ...] = ()) -> Callable:
+    """`fn` with every API argument checked against services.runs.params before any work: the wrong type, a value
+    out of range or too long is refused with a message naming the parameter (never reported as a failed run).
+    A null for an argument with a default takes the default. `skip`: UI-only state, not an API argument."""
+    signature = inspect.signature(fn)
+    params = {p.name: p for p in _parameters(fn) if p.name not in skip}
+    kinds = {name: kind_of(p, files) for name, p in params.items()}
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        bound = signature.bind(*args, **kwargs)
+        try:
+            for name, (kind, optional) in kinds.items():
+                if name not in bound.arguments:
+                    continue
+                value = bound.arguments[name]
+                default = params[name].default
+                if value is None and default is not inspect.Parameter.empty and default is not None:
+                    value = default
+                bound.arguments[name] = check_argument(name, kind, value, optional)
+        except UserError as exc:
+            raise gr.Error(str(exc)) from exc
+        return fn(*bound.args, **bound.kwargs)
+
+    return wrapper
+
+
+def viewed(fn: Callable, services: Any, outputs: list | None = None) -> Callable:
+    """`fn` whose JSON results are shown as clients may see them (ui.web.public_view: /outputs/ URLs, no server paths).
+    With `outputs`, only the values bound for gr.JSON components are rewritten (galleries and files keep real paths
+    for gradio to serve)."""
+    from .web import public_view
+
+    json_slots = None if outputs is None else [i for i, c in enumerate(outputs) if isinstance(c, gr.JSON)]
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        result = fn(*args, **kwargs)
+        if json_slots is None:
+            return public_view(result, services)
+        if not json_slots:
+            return result
+        single = len(outputs) == 1
+        values = [result] if single else list(result)
+        for i in json_slots:
+            values[i] = public_view(values[i], services)
+        return values[0] if single else tuple(values)
+
+    return wrapper
+
+
+def api(services: Any, fn: Callable, api_name: str | None = None) -> Any:
+    """A JSON endpoint from a typed function (gr.api): arguments validated first, results as clients may see them."""
+    return gr.api(viewed(validated(fn), services), api_name=api_name or fn.__name__)
+
+
+def bounds(name: str) -> dict[str, float]:
+    """A number component's limits from the parameter's rule (the UI shows what the API accepts)."""
+    rule = rule_for(name, "float")
+    return {"minimum": rule.low, "maximum": rule.high}
 
 
 def _mirror(param: inspect.Parameter, like: gr.components.Component) -> gr.components.Component:
@@ -64,16 +148,13 @@ def _mirror(param: inspect.Parameter, like: gr.components.Component) -> gr.compo
         return gr.Radio(choices=like.choices, **common)
     if isinstance(like, gr.CheckboxGroup):
         return gr.CheckboxGroup(choices=like.choices, **common)
-    if isinstance(like, gr.Slider):
-        return gr.Slider(minimum=like.minimum, maximum=like.maximum, step=like.step, **common)
     if isinstance(like, gr.File):
         return gr.File(file_types=like.file_types, type="filepath", visible=False, label=param.name)
-    if isinstance(like, gr.Number):
-        return gr.Number(minimum=like.minimum, maximum=like.maximum, precision=like.precision, **common)
     raise TypeError(f"{param.name}: cannot mirror a {type(like).__name__}")
 
 
 def public(
+    services: Any,
     fn: Callable,
     outputs: list[gr.components.Component],
     *,
@@ -85,8 +166,8 @@ def public(
 ) -> Any:
     """Register `fn` as the public endpoint `api_name`, with fn's signature as its parameters and defaults.
 
-    `like` names UI components whose validation (choices, bounds) a parameter shares: gradio then refuses a value
-    outside them with its own message, as it does in the UI."""
+    `like` names UI components whose choices (or accepted file types) a parameter shares: gradio then refuses a value
+    outside them with its own message, as it does in the UI. Every other argument is checked by the rules."""
     like = like or {}
     inputs = []
     for param in _parameters(fn):
@@ -96,8 +177,10 @@ def public(
             inputs.append(_mirror(param, like[param.name]))
         else:
             inputs.append(_hidden(param, files))
+    files = tuple(files) + tuple(n for n, c in like.items() if isinstance(c, gr.File))
     trigger = gr.Button(visible=False)
-    return trigger.click(fn, inputs, outputs, api_name=api_name, concurrency_limit=concurrency_limit, concurrency_id=api_name)
+    return trigger.click(viewed(validated(fn, files, skip=ui_state), services, outputs), inputs, outputs, api_name=api_name, concurrency_limit=concurrency_limit,
+                         concurrency_id=api_name)
 
 
 def ui_inputs(fn: Callable, given: dict[str, gr.components.Component]) -> list[gr.components.Component]:
@@ -117,10 +200,12 @@ def ui_inputs(fn: Callable, given: dict[str, gr.components.Component]) -> list[g
     return inputs
 
 
-def ui_event(trigger, fn: Callable, given: dict[str, gr.components.Component], outputs, *, api_name: str, **kwargs):
+def ui_event(services: Any, trigger, fn: Callable, given: dict[str, gr.components.Component], outputs, *, api_name: str, **kwargs):
     """The private UI event for `fn` on `trigger` (a listener such as `button.click`), queued with its public twin."""
-    return trigger(fn, ui_inputs(fn, given), outputs, api_name=f"{api_name}_from_ui", api_visibility="private", concurrency_limit=1,
-                   concurrency_id=api_name, **kwargs)
+    files = tuple(n for n, c in given.items() if isinstance(c, gr.File))
+    states = tuple(n for n, c in given.items() if isinstance(c, gr.State) and not isinstance(c, gr.BrowserState))
+    return trigger(viewed(validated(fn, files, skip=states), services, outputs), ui_inputs(fn, given), outputs, api_name=f"{api_name}_from_ui", api_visibility="private",
+                   concurrency_limit=1, concurrency_id=api_name, **kwargs)
 
 
 def overriding(fn: Callable, **fixed: Any) -> Callable:

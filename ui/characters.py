@@ -7,7 +7,7 @@ import gradio as gr
 from services.creation.characters import CARD_FIELDS, Profile
 from services.container import Services
 
-from .api import public, required, ui_event
+from .api import api, public, required, ui_event
 from .errors import user_errors
 from .remix import figure_choices
 from .session import SessionUI, account_for, optional_account
@@ -228,9 +228,9 @@ def build(services: Services, demo: gr.Blocks, session: SessionUI, tab: gr.Tab, 
             raise gr.Error("Save the character first.")
         return str(services.characters.export_card(account_for(services, token, profile), character_id, version))
 
-    ui_event(export.click, character_export, {"character_id": pick, "version": version, "token": session.token}, [card_file],
+    ui_event(services, export.click, character_export, {"character_id": pick, "version": version, "token": session.token}, [card_file],
              api_name="character_export")
-    public(character_export, [card_file], api_name="character_export", like={"version": version}, concurrency_limit=None)
+    public(services, character_export, [card_file], api_name="character_export", like={"version": version}, concurrency_limit=None)
 
     # -- API -------------------------------------------------------------------------------------------
     @user_errors
@@ -291,4 +291,4 @@ def build(services: Services, demo: gr.Blocks, session: SessionUI, tab: gr.Tab, 
         return services.characters.set_main(account_for(services, token, profile), character_id, chosen).as_dict()
 
     for fn in (character_save, characters, character_add_image, character_set_card_image):
-        gr.api(fn, api_name=fn.__name__)
+        api(services, fn, api_name=fn.__name__)

@@ -8,7 +8,7 @@ from services.creation.compare import MAX_MODELS, CompareParams
 from services.container import Services
 from services.errors import UserError
 
-from .api import public, ui_event
+from .api import bounds, public, ui_event
 from .errors import user_errors
 from .session import SessionUI, account_for, bar_text, optional_account
 from .text_mode import model_label
@@ -62,7 +62,7 @@ def build(services: Services, demo: gr.Blocks, session: SessionUI) -> None:
             with gr.Row():
                 ratio = gr.Radio(list(ASPECT_RATIOS), value="1:1", label="Aspect ratio", elem_id="compare-ratio")
                 tier = gr.Radio(list(IMAGE_TIERS), value="1K", label="Resolution", elem_id="compare-tier")
-            seed = gr.Number(value=42, precision=0, label="Seed (the same for every model; -1 = random)", elem_id="compare-seed")
+            seed = gr.Number(value=42, precision=0, label="Seed (the same for every model; -1 = random)", **bounds("seed"), elem_id="compare-seed")
             price = gr.Markdown(price_text(services, first, "1:1", "1K"), elem_id="compare-price")
             go = gr.Button("Compare", variant="primary", elem_id="compare-run")
         with gr.Column(scale=3):
@@ -135,6 +135,6 @@ def build(services: Services, demo: gr.Blocks, session: SessionUI) -> None:
         return images, rows, "  \n".join(lines), bar_text(after)
 
     outputs = [gallery, table, notice, session.bar]
-    ui_event(go.click, compare, {"prompt": prompt, "models": models, "aspect_ratio": ratio, "resolution": tier, "seed": seed,
+    ui_event(services, go.click, compare, {"prompt": prompt, "models": models, "aspect_ratio": ratio, "resolution": tier, "seed": seed,
                                  "token": session.token}, outputs, api_name="compare").then(on_change, change_inputs, [price], api_visibility="private")
-    public(compare, outputs, api_name="compare", like={"aspect_ratio": ratio, "resolution": tier})
+    public(services, compare, outputs, api_name="compare", like={"aspect_ratio": ratio, "resolution": tier})

@@ -8,6 +8,7 @@ import gradio as gr
 from services.container import Services
 from services.accounts.identity import Account
 
+from .api import api, required
 from .errors import user_errors
 from .session import SessionUI, account_for, bar_text, start_session
 
@@ -58,7 +59,7 @@ def build(services: Services, demo: gr.Blocks, session: SessionUI, tab: gr.Tab) 
         reports_table = gr.Dataframe(headers=REPORT_HEADERS, interactive=False, wrap=True, elem_id="review-table")
         reports_gallery = gr.Gallery(fit_columns=False, label="Reported images", columns=6, height=220, format="png", type="filepath")
         with gr.Row():
-            report_id = gr.Number(label="Report number", precision=0, elem_id="review-id")
+            report_id = gr.Textbox(label="Report id", max_lines=1, elem_id="review-id")
             approve = gr.Button("Approve (refund)", variant="primary", elem_id="review-approve")
             reject = gr.Button("Reject", elem_id="review-reject")
         review_status = gr.Markdown("")
@@ -93,11 +94,11 @@ def build(services: Services, demo: gr.Blocks, session: SessionUI, tab: gr.Tab) 
     enter_qa.click(qa_login, [admin_key], [session.token, session.bar, admin_key, info, ledger_table, review_box, reports_table, reports_gallery], api_visibility="private")
 
     @user_errors
-    def decide(number: float | None, token: str, approve_it: bool):
-        if number is None:
-            raise gr.Error("Enter the report number from the table.")
+    def decide(number: str | None, token: str, approve_it: bool):
+        if not (number or "").strip():
+            raise gr.Error("Enter the report id from the table.")
         admin = account_for(services, token)
-        done = services.history.review(admin, int(number), approve=approve_it)
+        done = services.history.review(admin, number.strip(), approve=approve_it)
         verdict = f"Report {done['id']} approved: {done['refund']} credit(s) refunded." if approve_it else f"Report {done['id']} rejected."
         return (verdict, *review_view(admin)[1:])
 
@@ -118,17 +119,16 @@ def build(services: Services, demo: gr.Blocks, session: SessionUI, tab: gr.Tab) 
         return services.history.reports(status or None)
 
     @user_errors
-    def review_report(token: str = "", report_id: int = -1, approve: bool = False) -> dict:
+    def review_report(token: str = "", report_id: str = "", approve: bool = False) -> dict:
         """QA/admin only: approve or reject a pending report.
 
         Args:
             token: a QA session's token (/session_start with admin_key).
-            report_id: the report's number (see /review_reports).
+            report_id: the report's id (see /review_reports).
             approve: true approves it (refunds the image's credits); false rejects it.
         """
-        if report_id is None or int(report_id) < 0:
-            raise gr.Error("Missing report_id: the number of a pending report (see /review_reports).")
-        return services.history.review(account_for(services, token), int(report_id), bool(approve))
+        required(report_id=report_id)
+        return services.history.review(account_for(services, token), report_id, bool(approve))
 
-    gr.api(review_reports, api_name="review_reports")
-    gr.api(review_report, api_name="review_report")
+    api(services, review_reports, api_name="review_reports")
+    api(services, review_report, api_name="review_report")

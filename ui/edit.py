@@ -6,7 +6,7 @@ import gradio as gr
 from services.catalogue import Task
 from services.container import Services
 
-from .api import public, ui_event
+from .api import bounds, public, ui_event
 from .errors import user_errors
 from .figures_common import seed_or_random
 from .remix import result
@@ -27,7 +27,7 @@ def build(services: Services, demo: gr.Blocks, session: SessionUI, tab: gr.Tab) 
             instruction = gr.Textbox(label="What should change?", lines=2, max_length=services.policy.limit("natural"), elem_id="edit-instruction",
                                      value="same setting, change the jacket to a red one")
             model = gr.Dropdown(models, value=models[0][1], label="Edit model", elem_id="edit-model")
-            seed = gr.Number(value=-1, precision=0, label="Seed (-1 = random)")
+            seed = gr.Number(value=-1, precision=0, label="Seed (-1 = random)", **bounds("seed"))
             go = gr.Button("Edit", variant="primary", elem_id="edit-generate")
         with gr.Column(scale=3):
             notice = gr.Markdown("", elem_id="edit-notice")
@@ -75,6 +75,6 @@ def build(services: Services, demo: gr.Blocks, session: SessionUI, tab: gr.Tab) 
         return result(services, output, token, profile)
 
     outputs = [gallery, info, notice, session.bar]
-    ui_event(go.click, edit_image, {"request_id": request_id, "index": index, "instruction": instruction, "model": model, "seed": seed,
+    ui_event(services, go.click, edit_image, {"request_id": request_id, "index": index, "instruction": instruction, "model": model, "seed": seed,
                                     "token": session.token}, outputs, api_name="edit_image")
-    public(edit_image, outputs, api_name="edit_image")
+    public(services, edit_image, outputs, api_name="edit_image")

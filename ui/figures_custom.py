@@ -5,9 +5,10 @@ import gradio as gr
 
 from services.catalogue import ASPECT_RATIOS
 from services.container import Services
+from services.runs.params import MAX_TAKES
 from services.creation.figures import CUSTOM_FIELDS
 
-from .api import public, ui_event
+from .api import bounds, public, ui_event
 from .errors import user_errors
 from .figures_common import build_takes_and_save, figure_models, seed_or_random, takes_outputs, takes_price
 from .session import SessionUI, account_for
@@ -30,11 +31,11 @@ def build(services: Services, demo: gr.Blocks, session: SessionUI) -> None:
                 ratio = gr.Radio(list(ASPECT_RATIOS), value="3:4", label="Aspect ratio")
                 tier = gr.Radio(["1K", "2K"], value="1K", label="Resolution")
             with gr.Row():
-                takes = gr.Slider(1, 4, value=2, step=1, label="Takes")
-                seed = gr.Number(value=-1, precision=0, label="Seed (-1 = random)")
+                takes = gr.Slider(1, MAX_TAKES, value=2, step=1, label="Takes")
+                seed = gr.Number(value=-1, precision=0, label="Seed (-1 = random)", **bounds("seed"))
             with gr.Accordion("Advanced", open=False):
-                steps = gr.Slider(0, 100, value=0, step=1, label="Steps (0 = model default)")
-                guidance = gr.Number(value=-1, label="Guidance (-1 = model default)")
+                steps = gr.Slider(value=0, step=1, label="Steps (0 = model default)", **bounds("steps"))
+                guidance = gr.Number(value=-1, label="Guidance (-1 = model default)", **bounds("guidance"))
             price = gr.Markdown("", elem_id="custom-price")
             generate = gr.Button("Generate takes", variant="primary", elem_id="custom-generate")
     notice = gr.Markdown("", elem_id="custom-notice")
@@ -96,11 +97,11 @@ def build(services: Services, demo: gr.Blocks, session: SessionUI) -> None:
         return takes_outputs(services, result, draft, token, profile)
 
     outputs = [saving.gallery, gr.JSON(visible=False), saving.draft, saving.pick, notice, session.bar]
-    ui_event(generate.click, figure_custom, {
+    ui_event(services, generate.click, figure_custom, {
         "appearance": appearance, "outfit": outfit, "style": style, "negative_prompt": negative, "model": model,
         "aspect_ratio": ratio, "resolution": tier, "takes": takes, "seed": seed, "steps": steps, "guidance": guidance,
         "token": session.token, "draft": saving.draft,
     }, outputs, api_name="figure_custom").then(show_price, [model, takes, session.token], [price], api_visibility="private")
-    public(figure_custom, outputs, api_name="figure_custom", ui_state=("draft",), like={
-        "style": style, "aspect_ratio": ratio, "resolution": tier, "takes": takes, "steps": steps,
+    public(services, figure_custom, outputs, api_name="figure_custom", ui_state=("draft",), like={
+        "style": style, "aspect_ratio": ratio, "resolution": tier,
     })

@@ -6,7 +6,7 @@ import gradio as gr
 
 from services.container import Services
 
-from .api import required
+from .api import api, required
 from .errors import user_errors
 from .session import SessionUI, account_for
 
@@ -166,7 +166,7 @@ def build(services: Services, demo: gr.Blocks, session: SessionUI, tab: gr.Tab, 
         return services.figures.get(account_for(services, token, profile), figure_id).as_dict()
 
     @user_errors
-    def figure_set_canonical(token: str = "", figure_id: str = "", take_id: int = -1, profile: gr.OAuthProfile | None = None) -> dict:
+    def figure_set_canonical(token: str = "", figure_id: str = "", take_id: str = "", profile: gr.OAuthProfile | None = None) -> dict:
         """Make another take the canonical image (Remix, edits and video use it from then on).
 
         Args:
@@ -174,8 +174,8 @@ def build(services: Services, demo: gr.Blocks, session: SessionUI, tab: gr.Tab, 
             figure_id: one of your figures.
             take_id: the id of one of its takes (see /figure).
         """
-        required(figure_id=figure_id)
-        return services.figures.set_canonical(account_for(services, token, profile), figure_id, int(take_id)).as_dict()
+        required(figure_id=figure_id, take_id=take_id)
+        return services.figures.set_canonical(account_for(services, token, profile), figure_id, take_id).as_dict()
 
     @user_errors
     def figure_duplicate(token: str = "", figure_id: str = "", name: str = "", profile: gr.OAuthProfile | None = None) -> dict:
@@ -203,4 +203,4 @@ def build(services: Services, demo: gr.Blocks, session: SessionUI, tab: gr.Tab, 
         return {"deleted": figure_id}
 
     for fn in (figure_save, figures, figure, figure_set_canonical, figure_duplicate, figure_delete):
-        gr.api(fn, api_name=fn.__name__)
+        api(services, fn, api_name=fn.__name__)

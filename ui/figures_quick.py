@@ -5,9 +5,10 @@ from __future__ import annotations
 import gradio as gr
 
 from services.container import Services
+from services.runs.params import MAX_TAKES
 from services.creation.figure_presets import OPTION_KINDS
 
-from .api import overriding, public, ui_event, ui_inputs
+from .api import bounds, overriding, public, ui_event, ui_inputs
 from .errors import user_errors
 from .figures_common import build_takes_and_save, figure_models, seed_or_random, takes_outputs, takes_price
 from .session import SessionUI, account_for
@@ -62,8 +63,8 @@ def build(services: Services, demo: gr.Blocks, session: SessionUI) -> dict[str, 
                     prompt = gr.Textbox(label="Composed prompt (edit freely)", lines=5, max_length=services.policy.limit("natural"), elem_id="quick-prompt")
                     with gr.Row():
                         model = gr.Dropdown(figure_models(services), value=presets.styles[start["style"]].models[0], label="Model", scale=3, elem_id="quick-model")
-                        takes = gr.Slider(1, 4, value=2, step=1, label="Takes", elem_id="quick-takes-count")
-                        seed = gr.Number(value=-1, precision=0, label="Seed (-1 = random)")
+                        takes = gr.Slider(1, MAX_TAKES, value=2, step=1, label="Takes", elem_id="quick-takes-count")
+                        seed = gr.Number(value=-1, precision=0, label="Seed (-1 = random)", **bounds("seed"))
                     price = gr.Markdown("", elem_id="quick-price")
                     with gr.Row():
                         adjust = gr.Button("Adjust (back to the first step)", size="sm")
@@ -159,10 +160,10 @@ def build(services: Services, demo: gr.Blocks, session: SessionUI) -> dict[str, 
     given = {**dict(zip(PICKERS, picker_list)), "prompt": prompt, "model": model, "takes": takes, "seed": seed,
              "token": session.token, "draft": saving.draft}
     outputs = [saving.gallery, gr.JSON(visible=False), saving.draft, saving.pick, notice, session.bar]
-    ui_event(generate.click, figure_quick, given, outputs, api_name="figure_quick").then(
+    ui_event(services, generate.click, figure_quick, given, outputs, api_name="figure_quick").then(
         show_price, [model, takes, session.token], [price], api_visibility="private"
     )
-    public(figure_quick, outputs, api_name="figure_quick", ui_state=("draft",), like={"takes": takes})
+    public(services, figure_quick, outputs, api_name="figure_quick", ui_state=("draft",))
 
     # Regenerate: the same choices with new random seeds; earlier takes stay to pick from.
     regenerate.click(

@@ -6,7 +6,7 @@ import gradio as gr
 from services.catalogue import Task
 from services.container import Services
 
-from .api import public, ui_event
+from .api import bounds, public, ui_event
 from .errors import user_errors
 from .figures_common import seed_or_random
 from .remix import figure_choices, result
@@ -24,7 +24,7 @@ def build(services: Services, demo: gr.Blocks, session: SessionUI, tab: gr.Tab) 
             model = gr.Dropdown(models, value=models[0][1], label="Model", elem_id="group-model")
             with gr.Row():
                 ratio = gr.Radio(["16:9", "1:1", "4:3"], value="16:9", label="Aspect ratio")
-                seed = gr.Number(value=-1, precision=0, label="Seed (-1 = random)")
+                seed = gr.Number(value=-1, precision=0, label="Seed (-1 = random)", **bounds("seed"))
             price = gr.Markdown("", elem_id="group-price")
             go = gr.Button("Make group shot", variant="primary", elem_id="group-generate")
         with gr.Column(scale=3):
@@ -71,6 +71,6 @@ def build(services: Services, demo: gr.Blocks, session: SessionUI, tab: gr.Tab) 
         return result(services, output, token, profile)
 
     outputs = [gallery, info, notice, session.bar]
-    ui_event(go.click, group_image, {"figure_ids": figures, "prompt": prompt, "model": model, "aspect_ratio": ratio, "seed": seed,
+    ui_event(services, go.click, group_image, {"figure_ids": figures, "prompt": prompt, "model": model, "aspect_ratio": ratio, "seed": seed,
                                      "token": session.token}, outputs, api_name="group_image")
-    public(group_image, outputs, api_name="group_image", like={"aspect_ratio": ratio})
+    public(services, group_image, outputs, api_name="group_image", like={"aspect_ratio": ratio})

@@ -6,9 +6,10 @@ from typing import Any
 import gradio as gr
 
 from services.container import Services
+from services.accounts.db import json_safe
 from services.accounts.history import MAX_DETAILS, REPORT_REASONS
 
-from .api import required
+from .api import api, required
 from .errors import user_errors
 from .session import SessionUI, account_for, bar_text
 from .text_mode import TextModeUI
@@ -59,10 +60,18 @@ def build(services: Services, demo: gr.Blocks, session: SessionUI, tab: gr.Tab, 
     gr.on([refresh.click, tab.select], load, [session.token], outputs, api_name="history_view", api_visibility="private")
     session.loaded.then(load, [session.token], outputs, api_visibility="private")
 
+    pending = gr.State(None)
+
+    def on_pick(rows: list[dict], evt: gr.SelectData):
+        """First, forget the previous selection: if the details fail to load, no button acts on a stale image."""
+        row = rows[evt.index] if 0 <= evt.index < len(rows) else None
+        return row, None, None, gr.update(value=None, interactive=False), gr.update(interactive=False), gr.update(interactive=False), ""
+
     @user_errors
-    def on_select(rows: list[dict], token: str, evt: gr.SelectData, profile: gr.OAuthProfile | None = None):
+    def on_select(row: dict | None, token: str, profile: gr.OAuthProfile | None = None):
+        if not row:
+            raise gr.Error("That image is no longer listed; press Refresh.")
         account = account_for(services, token, profile)
-        row = rows[evt.index]
         record = services.history.get(account.id, row["generation_id"])
         shown = {
             "request_id": record.id,
@@ -74,9 +83,12 @@ def build(services: Services, demo: gr.Blocks, session: SessionUI, tab: gr.Tab, 
             "preview": record.preview,
             "settings": record.request,
         }
+        shown, _ = json_safe(shown)
         return row, shown, gr.update(value=row["path"], interactive=True), gr.update(interactive=True), gr.update(interactive=True), ""
 
-    gallery.select(on_select, [items, session.token], [selected, details, download, reuse, report, report_status], api_visibility="private")
+    gallery.select(on_pick, [items], [pending, selected, details, download, reuse, report, report_status], api_visibility="private").then(
+        on_select, [pending, session.token], [selected, details, download, reuse, report, report_status], api_visibility="private"
+    )
 
     @user_errors
     def reuse_prompt(row: dict | None, token: str, profile: gr.OAuthProfile | None = None):
@@ -125,8 +137,8 @@ def build(services: Services, demo: gr.Blocks, session: SessionUI, tab: gr.Tab, 
 
     @user_errors
     def history(token: str = "", limit: int = 20, profile: gr.OAuthProfile | None = None) -> list[dict]:
-        """The session's finished generations, newest first: request, parameters, seeds, files (and their download
-        URLs under this server), credits charged and safety verdict.
+        """The session's finished generations, newest first: request, parameters, seeds, files (as /outputs/ URLs of
+        this server), credits charged and safety verdict.
 
         Args:
             token: your session token from /session_start.
@@ -136,7 +148,7 @@ def build(services: Services, demo: gr.Blocks, session: SessionUI, tab: gr.Tab, 
         out = []
         for record in services.history.list(account.id, limit=int(limit)):
             item = record.as_dict()
-            item["urls"] = [f"/gradio_api/file={p}" for p in item["files"]]
+            item["urls"] = list(item["files"])  # shown to clients as /outputs/<name> URLs
             out.append(item)
         return out
 
@@ -157,5 +169,5 @@ def build(services: Services, demo: gr.Blocks, session: SessionUI, tab: gr.Tab, 
         required(request_id=request_id)
         return services.history.report(account, request_id, int(index), reason, details)
 
-    gr.api(history, api_name="history")
-    gr.api(report_image, api_name="report_image")
+    api(services, history, api_name="history")
+    api(services, report_image, api_name="report_image")

@@ -7,7 +7,7 @@ import gradio as gr
 from services.catalogue import ASPECT_RATIOS, Task
 from services.container import Services
 
-from .api import public, ui_event
+from .api import bounds, public, ui_event
 from .errors import user_errors
 from .figures_common import seed_or_random
 from .session import SessionUI, account_for, bar_text, optional_account
@@ -65,11 +65,11 @@ def build(services: Services, demo: gr.Blocks, session: SessionUI, tab: gr.Tab, 
             prompt = gr.Textbox(label="New scene", lines=3, max_length=services.policy.limit("natural"), elem_id="remix-prompt",
                                 value="sitting at a café table by a rainy window, warm evening light")
             model = gr.Dropdown(choices, value=default, label="Model", elem_id="remix-model")
-            likeness = gr.Slider(0.0, 1.0, value=0.7, step=0.05, label="Likeness ↔ freedom (1 = closest to the figure)", elem_id="remix-likeness")
+            likeness = gr.Slider(value=0.7, step=0.05, **bounds("likeness"), label="Likeness ↔ freedom (1 = closest to the figure)", elem_id="remix-likeness")
             with gr.Row():
                 ratio = gr.Radio(list(ASPECT_RATIOS), value="1:1", label="Aspect ratio")
-                count = gr.Slider(1, 4, value=1, step=1, label="Images")
-                seed = gr.Number(value=-1, precision=0, label="Seed (-1 = random)")
+                count = gr.Slider(value=1, step=1, label="Images", **bounds("count"))
+                seed = gr.Number(value=-1, precision=0, label="Seed (-1 = random)", **bounds("seed"))
             price = gr.Markdown("", elem_id="remix-price")
             go = gr.Button("Remix", variant="primary", elem_id="remix-generate")
         with gr.Column(scale=3):
@@ -146,10 +146,8 @@ def build(services: Services, demo: gr.Blocks, session: SessionUI, tab: gr.Tab, 
         return result(services, output, token, profile)
 
     outputs = [gallery, info, notice, session.bar]
-    ui_event(go.click, figure_remix, {
+    ui_event(services, go.click, figure_remix, {
         "figure_id": figure, "prompt": prompt, "model": model, "likeness": likeness, "aspect_ratio": ratio, "count": count,
         "seed": seed, "face_photo": face_photo, "token": session.token,
     }, outputs, api_name="figure_remix").then(show_price, [model, count, session.token], [price], api_visibility="private")
-    public(figure_remix, outputs, api_name="figure_remix", like={"face_photo": face_photo,
-        "likeness": likeness, "aspect_ratio": ratio, "count": count,
-    })
+    public(services, figure_remix, outputs, api_name="figure_remix", like={"face_photo": face_photo, "aspect_ratio": ratio})

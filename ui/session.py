@@ -13,7 +13,7 @@ import gradio as gr
 from services.container import Services
 from services.accounts.identity import Account, HFUser, InvalidSession, Session
 
-from .api import required
+from .api import api, required
 from .errors import user_errors
 
 
@@ -141,10 +141,11 @@ def build(services: Services, demo: gr.Blocks) -> SessionUI:
             limit: how many rows (1-1000).
         """
         account = account_for(services, token, profile)
-        return services.ledger.entries(account.id, limit=max(1, min(int(limit), 1000)))
+        rows = services.ledger.entries(account.id, limit=max(1, min(int(limit), 1000)))
+        return [{k: v for k, v in row.items() if k != "id"} for row in rows]  # the table's sequence number stays internal
 
-    gr.api(session_start, api_name="session_start")
-    gr.api(balance, api_name="balance")
-    gr.api(quote, api_name="quote")
-    gr.api(ledger, api_name="ledger")
+    api(services, session_start, api_name="session_start")
+    api(services, balance, api_name="balance")
+    api(services, quote, api_name="quote")
+    api(services, ledger, api_name="ledger")
     return SessionUI(token, bar, loaded)

@@ -6,6 +6,7 @@ import gradio as gr
 from services.container import Services
 
 from . import characters, compare, credits, edit, figures_custom, figures_library, figures_quick, group, history, remix, session, text_mode, video
+from .api import api
 
 TITLE = "Character Playground"
 
@@ -23,7 +24,9 @@ def preview_banner(services: Services) -> str:
 
 
 def build_app(services: Services) -> gr.Blocks:
-    with gr.Blocks(title=TITLE) as demo:
+    keep_s = services.safety_file.uploads.keep_minutes * 60
+    # Uploads and gradio's copies of outputs are swept from its temp folder once they are older than keep_minutes.
+    with gr.Blocks(title=TITLE, delete_cache=(max(60, keep_s // 4), keep_s)) as demo:
         gr.Markdown(f"# {TITLE}\nCreate consistent AI characters: figures, images and video.")
         gr.Markdown(preview_banner(services), elem_id="preview-banner")
         if services.safety.name == "none":
@@ -76,5 +79,5 @@ def build_app(services: Services) -> gr.Blocks:
             """The model registry as JSON: tasks, sizes, prices, licence flags, and whether weights or the preview run."""
             return services.catalogue.models()
 
-        gr.api(models, api_name="models")
+        api(services, models, api_name="models")
     return demo

@@ -13,7 +13,7 @@ from services.creation.image_presets import add_fragment, remove_fragment
 from services.creation.text import TextToImageParams
 from services.runs.params import MAX_COUNT
 
-from .api import public, ui_event
+from .api import bounds, public, ui_event
 from .errors import user_errors
 from .session import SessionUI, account_for, bar_text, optional_account
 
@@ -108,7 +108,7 @@ def build(services: Services, demo: gr.Blocks, session: SessionUI) -> TextModeUI
                 ratio = gr.Radio(list(ASPECT_RATIOS), value="1:1", label="Aspect ratio", elem_id="text-ratio")
                 # Every image tier is a valid API value; the UI narrows the choices to the model's on load/change.
                 tier = gr.Radio(list(IMAGE_TIERS), value="1K", label="Resolution", elem_id="text-tier")
-            seed = gr.Number(value=-1, precision=0, label="Seed (-1 = random)", elem_id="text-seed")
+            seed = gr.Number(value=-1, precision=0, label="Seed (-1 = random)", **bounds("seed"), elem_id="text-seed")
             with gr.Accordion("Start from an image (optional)", open=False):
                 # A File, not an Image: gradio's Image decodes uploads itself before any handler could check them
                 # (a decompression bomb would be decoded); here only services.uploads decodes, with its limits.
@@ -123,8 +123,8 @@ def build(services: Services, demo: gr.Blocks, session: SessionUI) -> TextModeUI
                 settings_png = gr.File(label="Drop a PNG made here (or by an A1111-style tool)", file_types=[".png"], type="filepath", height=100, elem_id="text-settings-png")
                 settings_note = gr.Markdown("", elem_id="text-settings-note")
             with gr.Accordion("Advanced", open=False):
-                steps = gr.Slider(0, 100, value=0, step=1, label="Steps (0 = model default)")
-                guidance = gr.Number(value=-1, label="Guidance (-1 = model default)")
+                steps = gr.Slider(value=0, step=1, label="Steps (0 = model default)", **bounds("steps"))
+                guidance = gr.Number(value=-1, label="Guidance (-1 = model default)", **bounds("guidance"))
             price = gr.Markdown(price_text(services, first, 1, "1:1", "1K"), elem_id="text-price")
             go = gr.Button("Generate", variant="primary", elem_id="text-generate")
         with gr.Column(scale=4):
@@ -281,12 +281,12 @@ def build(services: Services, demo: gr.Blocks, session: SessionUI) -> TextModeUI
         return [str(p) for p in output.files], info, "  \n".join(lines), bar_text(after)
 
     outputs = [gallery, info, notice, session.bar]
-    ui_event(go.click, text_to_image, {
+    ui_event(services, go.click, text_to_image, {
         "prompt": prompt, "model": model, "negative_prompt": negative, "aspect_ratio": ratio, "resolution": tier, "count": count,
         "seed": seed, "steps": steps, "guidance": guidance, "prompt_style": style, "init_image": init_image, "strength": strength,
         "token": session.token,
     }, outputs, api_name="text_to_image").then(on_size, [model, ratio, tier, count, session.token], [tier, price], api_visibility="private")
-    public(text_to_image, outputs, api_name="text_to_image", like={"init_image": init_image,
-        "model": model, "aspect_ratio": ratio, "resolution": tier, "count": count, "prompt_style": style, "strength": strength,
+    public(services, text_to_image, outputs, api_name="text_to_image", like={"init_image": init_image,
+        "model": model, "aspect_ratio": ratio, "resolution": tier, "prompt_style": style,
     })
     return TextModeUI(prompt, style, negative, model, ratio, tier, count, seed, steps, guidance)

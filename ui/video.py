@@ -7,7 +7,7 @@ import gradio as gr
 from services.container import Services
 from services.accounts.identity import Account
 
-from .api import public, ui_event
+from .api import bounds, public, ui_event
 from .errors import user_errors
 from .figures_common import seed_or_random
 from .session import SessionUI, account_for, bar_text, optional_account
@@ -62,7 +62,7 @@ def build(services: Services, demo: gr.Blocks, session: SessionUI, figure_tab: g
                 with gr.Row():
                     model = gr.Dropdown(_model_choices(services), value=default_model, label="Model", elem_id="f2v-model")
                     ratio = gr.Radio(RATIOS, value="16:9", label="Aspect ratio", elem_id="f2v-ratio")
-                    seed = gr.Number(value=-1, precision=0, label="Seed (-1 = random)")
+                    seed = gr.Number(value=-1, precision=0, label="Seed (-1 = random)", **bounds("seed"))
                 price = gr.Markdown("", elem_id="f2v-price")
                 go = gr.Button("Make video", variant="primary", elem_id="f2v-generate")
             with gr.Column(scale=3):
@@ -132,12 +132,12 @@ def build(services: Services, demo: gr.Blocks, session: SessionUI, figure_tab: g
         return _result(services, output, token, profile)
 
     outputs = [video, info, notice, session.bar]
-    ui_event(go.click, figure_to_video, {
+    ui_event(services, go.click, figure_to_video, {
         "figure_id": figure, "action": action, "background": background, "outfit": outfit, "prompt": prompt, "model": model,
         "aspect_ratio": ratio, "seed": seed, "token": session.token,
     }, outputs, api_name="figure_to_video").then(figure_price, price_inputs, [price], api_visibility="private")
     with figure_tab:
-        public(figure_to_video, outputs, api_name="figure_to_video", like={
+        public(services, figure_to_video, outputs, api_name="figure_to_video", like={
             "action": action, "background": background, "outfit": outfit, "aspect_ratio": ratio,
         })
 
@@ -154,7 +154,7 @@ def build(services: Services, demo: gr.Blocks, session: SessionUI, figure_tab: g
                 with gr.Row():
                     i2v_model = gr.Dropdown(_model_choices(services), value=default_model, label="Model")
                     i2v_ratio = gr.Radio(RATIOS, value="16:9", label="Aspect ratio")
-                    i2v_seed = gr.Number(value=-1, precision=0, label="Seed (-1 = random)")
+                    i2v_seed = gr.Number(value=-1, precision=0, label="Seed (-1 = random)", **bounds("seed"))
                 i2v_price = gr.Markdown("")
                 i2v_go = gr.Button("Make video", variant="primary", elem_id="i2v-generate")
             with gr.Column(scale=3):
@@ -230,9 +230,9 @@ def build(services: Services, demo: gr.Blocks, session: SessionUI, figure_tab: g
         hidden_index = gr.Number(visible=False, precision=0)
     picked.change(picked_request, [picked], [hidden_request, hidden_index], api_visibility="private")
     i2v_outputs = [i2v_video, i2v_info, i2v_notice, session.bar]
-    ui_event(i2v_go.click, image_to_video, {
+    ui_event(services, i2v_go.click, image_to_video, {
         "request_id": hidden_request, "index": hidden_index, "action": i2v_action, "prompt": i2v_prompt, "model": i2v_model,
         "aspect_ratio": i2v_ratio, "seed": i2v_seed, "token": session.token,
     }, i2v_outputs, api_name="image_to_video")
     with image_tab:
-        public(image_to_video, i2v_outputs, api_name="image_to_video", like={"action": i2v_action, "aspect_ratio": i2v_ratio})
+        public(services, image_to_video, i2v_outputs, api_name="image_to_video", like={"action": i2v_action, "aspect_ratio": i2v_ratio})

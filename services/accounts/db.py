@@ -8,6 +8,7 @@ atomic under READ COMMITTED.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -23,6 +24,36 @@ log = logging.getLogger(__name__)
 
 BUSY_TIMEOUT_MS = 30_000
 _PG_MIGRATION_LOCK = 724_310_001
+
+
+INT64 = 2**63
+
+
+def json_safe(value, path: str = ""):
+    """(value, problems): a copy every JSON encoder accepts (non-finite floats and integers beyond 64 bits become
+    None; other non-JSON types become their string), with where each change was made. Records store only this."""
+    problems: list[str] = []
+
+    def clean(v, where):
+        if isinstance(v, bool) or v is None or isinstance(v, str):
+            return v
+        if isinstance(v, int):
+            if -INT64 <= v < INT64:
+                return v
+            problems.append(where or "(value)")
+            return None
+        if isinstance(v, float):
+            if math.isfinite(v):
+                return v
+            problems.append(where or "(value)")
+            return None
+        if isinstance(v, dict):
+            return {str(k): clean(x, f"{where}.{k}" if where else str(k)) for k, x in v.items()}
+        if isinstance(v, (list, tuple)):
+            return [clean(x, f"{where}[{i}]") for i, x in enumerate(v)]
+        return str(v)
+
+    return clean(value, path), problems
 
 
 def row_dict(row) -> dict:

@@ -1,6 +1,7 @@
 """Per-user history of generations, and reports of bad images with their review."""
 from __future__ import annotations
 
+import secrets
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -74,6 +75,13 @@ class ImageRef:
     model: str
 
 
+def _report(row) -> dict[str, Any]:
+    """A report as clients see it: its public id, never the table's sequence number."""
+    item = row_dict(row)
+    item["id"] = item.pop("public_id")
+    return item
+
+
 class History:
     def __init__(self, db: Database, jobs: Jobs, store: OutputStore):
         self.db = db
@@ -143,8 +151,8 @@ class History:
                 with conn.begin_nested():
                     report_id = conn.execute(
                         reports.insert().values(
-                            generation_id=generation_id, idx=index, account_id=account.id, reason=reason, details=details,
-                            status="pending", refund=refund, created_at=time.time(),
+                            public_id=secrets.token_hex(8), generation_id=generation_id, idx=index, account_id=account.id,
+                            reason=reason, details=details, status="pending", refund=refund, created_at=time.time(),
                         )
                     ).inserted_primary_key[0]
             except sa.exc.IntegrityError:
@@ -152,7 +160,7 @@ class History:
             if account.kind == "qa":
                 self._resolve(conn, report_id, account.id, approve=True)
             row = conn.execute(sa.select(reports).where(reports.c.id == report_id)).one()
-        return row_dict(row)
+        return _report(row)
 
     def reports(self, status: str | None = "pending", limit: int = 200) -> list[dict[str, Any]]:
         query = sa.select(reports, generation_files.c.path).join(
@@ -164,7 +172,7 @@ class History:
             rows = conn.execute(query.order_by(reports.c.id).limit(limit)).all()
         out = []
         for r in rows:
-            item = row_dict(r)
+            item = _report(r)
             item["file"] = str(self.store.path(item.pop("path")))
             out.append(item)
         return out
@@ -172,15 +180,17 @@ class History:
     def reports_by(self, account_id: str) -> list[dict[str, Any]]:
         with self.db.engine.connect() as conn:
             rows = conn.execute(sa.select(reports).where(reports.c.account_id == account_id).order_by(reports.c.id.desc())).all()
-        return [row_dict(r) for r in rows]
+        return [_report(r) for r in rows]
 
-    def review(self, admin: Account, report_id: int, approve: bool) -> dict[str, Any]:
+    def review(self, admin: Account, report_id: str, approve: bool) -> dict[str, Any]:
+        """Approve (refund) or reject a pending report, by the id clients see."""
         if not admin.can("review"):
             raise ReportError("Only QA/admin sessions can review reports.")
         with self.db.begin() as conn:
-            if not self._resolve(conn, int(report_id), admin.id, approve):
+            found = conn.execute(sa.select(reports.c.id).where(reports.c.public_id == str(report_id))).scalar()
+            if found is None or not self._resolve(conn, found, admin.id, approve):
                 raise ReportError(f"Report {report_id} does not exist or was already reviewed.")
-            return row_dict(conn.execute(sa.select(reports).where(reports.c.id == int(report_id))).one())
+            return _report(conn.execute(sa.select(reports).where(reports.c.id == found)).one())
 
     def _resolve(self, conn: sa.Connection, report_id: int, reviewer: str, approve: bool) -> bool:
         changed = conn.execute(
@@ -192,5 +202,5 @@ class History:
             return False
         if approve:
             row = conn.execute(sa.select(reports).where(reports.c.id == report_id)).one()
-            self.jobs.refund_reported(conn, row.account_id, row.refund, row.generation_id, f"report {report_id} approved ({row.reason})")
+            self.jobs.refund_reported(conn, row.account_id, row.refund, row.generation_id, f"report {row.public_id} approved ({row.reason})")
         return True

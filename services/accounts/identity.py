@@ -49,9 +49,15 @@ class Account:
     balance: int
     unlimited: bool
     unlocks: tuple[str, ...]
+    age_confirmed: bool = False  # the member confirmed being 18 or older (recorded on the account)
 
     def can(self, feature: str) -> bool:
         return feature in self.unlocks
+
+    @property
+    def adult_confirmed(self) -> bool:
+        """18+ content: the plan unlocks it and the person confirmed their age (QA sessions are internal testers)."""
+        return self.can("adult_prompts") and (self.age_confirmed or self.kind == "qa")
 
     def balance_text(self) -> str:
         return "unlimited credits" if self.unlimited else f"{self.balance} credit{'s' if self.balance != 1 else ''}"
@@ -66,6 +72,7 @@ class Account:
             "balance": self.balance,
             "unlimited": self.unlimited,
             "unlocks": list(self.unlocks),
+            "age_confirmed": self.age_confirmed,
         }
 
 
@@ -111,7 +118,7 @@ class Identity:
         self.grants_per_ip = plans.visitor_grants.per_ip if grants_per_ip is None else grants_per_ip
         self.grant_window_s = plans.visitor_grants.window_hours * 3600
         self.clock = clock
-        self.admin_throttle = Throttle()  # wrong admin keys, per client network
+        self.admin_throttle = Throttle(free=3)  # wrong admin keys, per client network: 3 typos, then slower and slower
 
     @property
     def admin_enabled(self) -> bool:
@@ -146,7 +153,16 @@ class Identity:
         if row is None:
             return None
         tier = self.plans.tier(row.tier)
-        return Account(row.id, row.kind, row.tier, tier.label, row.display_name, row.balance, tier.unlimited, tuple(tier.unlocks))
+        return Account(row.id, row.kind, row.tier, tier.label, row.display_name, row.balance, tier.unlimited, tuple(tier.unlocks),
+                       row.age_confirmed_at is not None)
+
+    def confirm_age(self, account: Account, confirm: bool) -> Account:
+        """Record (or withdraw) the member's confirmation that they are 18 or older."""
+        if not account.can("adult_prompts"):
+            raise InvalidSession("Age confirmation is for members (18+ prompts are a member feature): sign in with Hugging Face.")
+        with self.db.begin() as conn:
+            conn.execute(sa.update(accounts).where(accounts.c.id == account.id).values(age_confirmed_at=self.clock() if confirm else None))
+        return self.account(account.id)
 
     def account(self, account_id: str) -> Account:
         with self.db.engine.connect() as conn:

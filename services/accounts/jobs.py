@@ -21,8 +21,8 @@ import sqlalchemy as sa
 
 from pipelines.types import GenerationCancelled, GenerationResult
 
-from ..errors import UserError
-from .db import Database
+from ..errors import InvalidRequest, UserError
+from .db import Database, json_safe
 from .identity import Account
 from .instances import Instances
 from .ledger import Ledger
@@ -109,6 +109,9 @@ class Jobs:
         key = (idempotency_key or "").strip() or uuid.uuid4().hex
         if len(key) > MAX_KEY_CHARS:
             raise IdempotencyConflict(f"The idempotency key is {len(key)} characters; use at most {MAX_KEY_CHARS}.")
+        request, problems = json_safe(request)
+        if problems:
+            raise InvalidRequest(f"These settings cannot be stored ({', '.join(problems)}): send finite numbers within range.")
         digest = params_hash(quote.task, quote.model, request)
         request_id = uuid.uuid4().hex
         charge = 0 if account.unlimited else quote.total
@@ -192,7 +195,7 @@ class Jobs:
         kept = [(output, seed, v) for output, seed, v in zip(outputs, result.seeds, verdicts) if allow_flagged or not v.flagged]
         if not kept:
             raise SafetyBlocked(next((v.reason for v in verdicts if v.flagged), "no output"))
-        parameters = dict(result.parameters, request_id=request_id)
+        parameters, _ = json_safe(dict(result.parameters, request_id=request_id))
         scores = parameters.pop("identity_scores", None)
         kept_scores = [scores[i] for i, v in enumerate(verdicts) if allow_flagged or not v.flagged] if scores else None
         encoded = [

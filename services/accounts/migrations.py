@@ -50,9 +50,75 @@ def m004_characters(conn: sa.Connection) -> None:
     tables.metadata.create_all(conn, tables=[tables.characters])
 
 
+def m005_repair_unserialisable_records(conn: sa.Connection) -> None:
+    """Rows stored before the API checked its arguments may hold values no JSON encoder accepts (a seed of -2**64,
+    guidance NaN): they broke every /history response of their owner. Replace those values with null."""
+    import json
+    import math
+
+    int64 = 2**63
+
+    def clean(v):
+        if isinstance(v, bool) or v is None or isinstance(v, str):
+            return v, False
+        if isinstance(v, int):
+            return (v, False) if -int64 <= v < int64 else (None, True)
+        if isinstance(v, float):
+            return (v, False) if math.isfinite(v) else (None, True)
+        if isinstance(v, dict):
+            out, changed = {}, False
+            for k, x in v.items():
+                out[k], c = clean(x)
+                changed |= c
+            return out, changed
+        if isinstance(v, list):
+            pairs = [clean(x) for x in v]
+            return [p[0] for p in pairs], any(p[1] for p in pairs)
+        return v, False
+
+    for table, key, columns in (("generations", "id", ("request", "parameters", "seeds")), ("figures", "id", ("settings", "spec"))):
+        if table not in sa.inspect(conn).get_table_names():
+            continue
+        rows = conn.execute(sa.text(f"SELECT {key}, {', '.join(columns)} FROM {table}")).all()
+        for row in rows:
+            updates = {}
+            for column, raw in zip(columns, row[1:]):
+                if raw is None:
+                    continue
+                value = json.loads(raw) if isinstance(raw, str) else raw  # SQLite returns text, PostgreSQL parsed JSON
+                fixed, changed = clean(value)
+                if changed:
+                    updates[column] = json.dumps(fixed)
+            if updates:
+                sets = ", ".join(f"{c} = :{c}" for c in updates)
+                conn.execute(sa.text(f"UPDATE {table} SET {sets} WHERE {key} = :key"), {**updates, "key": row[0]})
+
+
+def m006_age_confirmation(conn: sa.Connection) -> None:
+    _add_column(conn, "accounts", "age_confirmed_at", "FLOAT")
+
+
+def m007_public_ids(conn: sa.Connection) -> None:
+    """Reports and figure takes get random public ids; their sequence numbers stay internal."""
+    import secrets
+
+    for table in ("reports", "figure_takes"):
+        _add_column(conn, table, "public_id", "VARCHAR(32)")
+        for (row_id,) in conn.execute(sa.text(f"SELECT id FROM {table} WHERE public_id IS NULL")).all():
+            conn.execute(sa.text(f"UPDATE {table} SET public_id = :p WHERE id = :i"), {"p": secrets.token_hex(8), "i": row_id})
+        names = {ix["name"] for ix in sa.inspect(conn).get_indexes(table)} | {
+            uc["name"] for uc in sa.inspect(conn).get_unique_constraints(table)
+        }
+        if not any(n and "public_id" in n for n in names):
+            conn.execute(sa.text(f"CREATE UNIQUE INDEX ix_{table}_public_id ON {table} (public_id)"))
+
+
 MIGRATIONS: list[Migration] = [
     (1, "initial", m001_initial),
     (2, "figures", m002_figures),
     (3, "video posters", m003_video_posters),
     (4, "characters", m004_characters),
+    (5, "repair unserialisable records", m005_repair_unserialisable_records),
+    (6, "age confirmation", m006_age_confirmation),
+    (7, "public ids", m007_public_ids),
 ]

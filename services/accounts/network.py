@@ -82,8 +82,10 @@ class ProxyTrust:
 
 @dataclass
 class Throttle:
-    """Slows repeated failures per key: after n failures the next attempt must wait base * 2**(n-1) s (capped)."""
+    """Slows repeated failures per key: the first `free` failures cost nothing (typos); after n > free failures the
+    next attempt must wait base * 2**(n - free - 1) s (capped)."""
 
+    free: int = 0
     base_s: float = 1.0
     cap_s: float = 300.0
     clock: object = time.monotonic
@@ -93,9 +95,9 @@ class Throttle:
     def wait_s(self, key: str) -> float:
         with self._lock:
             count, last = self._failures.get(key, (0, 0.0))
-        if not count:
+        if count <= self.free:
             return 0.0
-        delay = min(self.cap_s, self.base_s * 2 ** (count - 1))
+        delay = min(self.cap_s, self.base_s * 2 ** (count - self.free - 1))
         return max(0.0, last + delay - self.clock())
 
     def failed(self, key: str) -> None:

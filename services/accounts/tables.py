@@ -33,6 +33,7 @@ accounts = sa.Table(
     sa.Column("display_name", sa.String(120), nullable=False, server_default=""),
     sa.Column("balance", sa.Integer, nullable=False, server_default="0"),
     sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("age_confirmed_at", sa.Float, nullable=True),  # when the member confirmed being 18 or older
 )
 
 ledger = sa.Table(
@@ -88,6 +89,7 @@ reports = sa.Table(
     "reports",
     metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("public_id", sa.String(32), nullable=True, unique=True),  # what clients see (never the sequence number)
     sa.Column("generation_id", sa.String(64), sa.ForeignKey("generations.id"), nullable=False),
     sa.Column("idx", sa.Integer, nullable=False),
     sa.Column("account_id", sa.String(80), sa.ForeignKey("accounts.id"), nullable=False, index=True),
@@ -147,6 +149,7 @@ figure_takes = sa.Table(
     "figure_takes",
     metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("public_id", sa.String(32), nullable=True, unique=True),  # what clients see (never the sequence number)
     sa.Column("figure_id", sa.String(32), sa.ForeignKey("figures.id"), nullable=False, index=True),
     sa.Column("generation_id", sa.String(64), sa.ForeignKey("generations.id"), nullable=False),
     sa.Column("idx", sa.Integer, nullable=False),

@@ -22,11 +22,11 @@ from ..faces.engine import FaceEngine
 from .figure_presets import FigurePresets
 from .text import ImageOutput, TextImages, TextToImageParams
 from ..accounts.identity import Account
+from ..runs.params import MAX_TAKES
 from ..safety.policy import Surface
 from ..media.storage import OutputStore
 from ..accounts.tables import figure_takes, figures, generation_files, generations
 
-MAX_TAKES = 4
 MAX_NAME = 60
 CUSTOM_FIELDS = {"appearance": 1200, "outfit": 400}
 
@@ -59,7 +59,7 @@ class Figure:
     style: str
     model: str
     settings: dict[str, Any]
-    canonical_take: int | None
+    canonical_take: str | None  # the canonical take's public id
     takes: list[dict[str, Any]] = field(default_factory=list)
     has_embedding: bool = False
     embedding_model: str | None = None
@@ -241,7 +241,7 @@ class Figures:
                 for f in by_request[request_id]:
                     take_id = conn.execute(
                         figure_takes.insert().values(
-                            figure_id=figure_id, generation_id=request_id, idx=f.idx, path=f.path, seed=f.seed, created_at=now
+                            public_id=secrets.token_hex(8), figure_id=figure_id, generation_id=request_id, idx=f.idx, path=f.path, seed=f.seed, created_at=now
                         )
                     ).inserted_primary_key[0]
                     if request_id == canonical_request and f.idx == int(canonical_index):
@@ -260,12 +260,16 @@ class Figures:
     # -- library ---------------------------------------------------------------------------------------
     def _load(self, conn: sa.Connection, row) -> Figure:
         takes = [
-            {"id": t.id, "request_id": t.generation_id, "index": t.idx, "seed": t.seed, "file": str(self.store.path(t.path))}
+            {"id": t.public_id, "request_id": t.generation_id, "index": t.idx, "seed": t.seed, "file": str(self.store.path(t.path)),
+             "_row": t.id}
             for t in conn.execute(sa.select(figure_takes).where(figure_takes.c.figure_id == row.id).order_by(figure_takes.c.id))
         ]
+        canonical = next((t["id"] for t in takes if t["_row"] == row.canonical_take), None)
+        for t in takes:
+            del t["_row"]
         return Figure(
             row.id, row.name, row.kind, dict(row.spec), row.prompt, row.negative_prompt, row.style, row.model,
-            dict(row.settings), row.canonical_take, takes, row.embedding is not None, row.embedding_model,
+            dict(row.settings), canonical, takes, row.embedding is not None, row.embedding_model,
             row.identity_note, row.created_at,
         )
 
@@ -290,11 +294,12 @@ class Figures:
         with self.db.engine.connect() as conn:
             return [self._load(conn, r) for r in conn.execute(query.order_by(figures.c.created_at.desc()))]
 
-    def set_canonical(self, account: Account, figure_id: str, take_id: int) -> Figure:
+    def set_canonical(self, account: Account, figure_id: str, take_id: str) -> Figure:
+        """Make another take canonical, by the take's public id (see `Figure.takes`)."""
         with self.db.engine.connect() as conn:
             self._row(conn, account, figure_id)
             take = conn.execute(
-                sa.select(figure_takes).where(figure_takes.c.id == int(take_id), figure_takes.c.figure_id == figure_id)
+                sa.select(figure_takes).where(figure_takes.c.public_id == str(take_id), figure_takes.c.figure_id == figure_id)
             ).first()
         if take is None:
             raise FigureError(f"Take {take_id} is not one of this figure's takes.")
@@ -319,7 +324,8 @@ class Figures:
             canonical = None
             for t in conn.execute(sa.select(figure_takes).where(figure_takes.c.figure_id == figure_id).order_by(figure_takes.c.id)).all():
                 new_take = conn.execute(
-                    figure_takes.insert().values(figure_id=new_id, generation_id=t.generation_id, idx=t.idx, path=t.path, seed=t.seed, created_at=now)
+                    figure_takes.insert().values(public_id=secrets.token_hex(8), figure_id=new_id, generation_id=t.generation_id, idx=t.idx,
+                                                 path=t.path, seed=t.seed, created_at=now)
                 ).inserted_primary_key[0]
                 if t.id == old_canonical:
                     canonical = new_take

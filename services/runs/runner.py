@@ -150,7 +150,7 @@ class Runner:
         visitor can change; whatever fails after the reservation is refunded in full."""
         quote = self.prepare(account, run)
         replay = dict(run.replay)
-        keep_flagged = account.can("adult_prompts") and not run.surface.sfw_only
+        keep_flagged = account.adult_confirmed and not run.surface.sfw_only
 
         def work(cancel) -> GenerationResult:
             return self._stages(run, cancel, on_step)

@@ -27,6 +27,17 @@ def _mb(n: int) -> str:
     return f"{n / 1_000_000:.1f} MB"
 
 
+def sniff_format(head: bytes) -> str | None:
+    """The image format the first bytes announce: PNG, JPEG, WEBP, another known kind, or None."""
+    if head.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "PNG"
+    if head.startswith(b"\xff\xd8\xff"):
+        return "JPEG"
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "WEBP"
+    return _sniff(head)
+
+
 def _sniff(head: bytes) -> str | None:
     if head.startswith(b"GIF8"):
         return "GIF"
