@@ -70,6 +70,10 @@ class Services:
     compare: CompareService
     characters: Characters
 
+    def cancel(self, account) -> int:
+        """Stop the account's running generations at their next step; each is refunded. Returns how many."""
+        return self.runner.cancel(account)
+
     def close(self) -> None:
         """Say this instance stopped (its open reservations are refunded by the next start) and let go."""
         try:

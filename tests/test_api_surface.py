@@ -77,6 +77,8 @@ def test_every_endpoint_runs_with_only_its_required_arguments(app_server, api):
         "/balance": lambda: {"token": state["token"]},
         "/quote": lambda: {"token": state["token"], "model": "sdxl-base"},
         "/ledger": lambda: {"token": state["token"]},
+        "/cancel": lambda: {"token": state["token"]},
+        "/confirm_age": lambda: {"token": state["qa"]},
         "/text_to_image": lambda: {"prompt": "a lighthouse at dusk", "model": "sdxl-base", "token": state["token"]},
         "/figure_quick": lambda: {"token": state["token"]},
         "/figure_custom": lambda: {"appearance": "tall woman, copper braid, grey eyes", "token": state["token"]},

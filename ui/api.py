@@ -126,9 +126,9 @@ def viewed(fn: Callable, services: Any, outputs: list | None = None) -> Callable
     return wrapper
 
 
-def api(services: Any, fn: Callable, api_name: str | None = None) -> Any:
+def api(services: Any, fn: Callable, api_name: str | None = None, **kwargs: Any) -> Any:
     """A JSON endpoint from a typed function (gr.api): arguments validated first, results as clients may see them."""
-    return gr.api(viewed(validated(fn), services), api_name=api_name or fn.__name__)
+    return gr.api(viewed(validated(fn), services), api_name=api_name or fn.__name__, **kwargs)
 
 
 def bounds(name: str) -> dict[str, float]:

@@ -9,6 +9,7 @@ from services.container import Services
 
 from .api import api, public, required, ui_event
 from .errors import user_errors
+from .text import md
 from .remix import figure_choices
 from .session import SessionUI, account_for, optional_account
 
@@ -147,11 +148,11 @@ def build(services: Services, demo: gr.Blocks, session: SessionUI, tab: gr.Tab, 
         )
         if character_id:
             character = services.characters.update(account, character_id, profile_data)
-            return show(account, character, f"Saved **{character.name}**.")
+            return show(account, character, f"Saved **{md(character.name)}**.")
         if not figure_id:
             raise gr.Error("Pick the figure this character is built on (create one in Figures first).")
         character = services.characters.create(account, figure_id, profile_data)
-        return show(account, character, f"Created **{character.name}** on figure {character.figure_name}. "
+        return show(account, character, f"Created **{md(character.name)}** on figure {md(character.figure_name)}. "
                                         "Add images to its gallery, then export its card.")
 
     save.click(on_save, [pick, figure, tags, greetings, *field_boxes, session.token], form, api_visibility="private")

@@ -10,7 +10,8 @@ from services.errors import UserError
 
 from .api import bounds, public, ui_event
 from .errors import user_errors
-from .session import SessionUI, account_for, bar_text, optional_account
+from .text import md
+from .session import SessionUI, account_for, bar_text, optional_account, stop_button, wire_stop
 from .text_mode import model_label
 
 TABLE_HEADERS = ["model", "seconds", "credits", "steps", "result"]
@@ -64,7 +65,9 @@ def build(services: Services, demo: gr.Blocks, session: SessionUI) -> None:
                 tier = gr.Radio(list(IMAGE_TIERS), value="1K", label="Resolution", elem_id="compare-tier")
             seed = gr.Number(value=42, precision=0, label="Seed (the same for every model; -1 = random)", **bounds("seed"), elem_id="compare-seed")
             price = gr.Markdown(price_text(services, first, "1:1", "1K"), elem_id="compare-price")
-            go = gr.Button("Compare", variant="primary", elem_id="compare-run")
+            with gr.Row():
+                go = gr.Button("Compare", variant="primary", elem_id="compare-run")
+                stop = stop_button("compare-stop")
         with gr.Column(scale=3):
             notice = gr.Markdown("", elem_id="compare-notice")
             gallery = gr.Gallery(label="Side by side", format="png", type="filepath", columns=2, height=760,
@@ -129,11 +132,12 @@ def build(services: Services, demo: gr.Blocks, session: SessionUI) -> None:
                          "random stand-in models; times and prices are real, the pictures are noise.")
         failed = [r for r in output.rows if r.error]
         if failed:
-            lines.append("Not shown: " + "; ".join(f"{r.name}: {r.error}" for r in failed) + ".")
+            lines.append("Not shown: " + "; ".join(f"{md(r.name)}: {md(r.error)}" for r in failed) + ".")
         lines.append(f"Seed {output.seed} · charged {output.charged} of the {output.quoted} credits quoted · "
                      f"balance now **{after.balance_text()}**. Times include loading a model the first time it runs.")
         return images, rows, "  \n".join(lines), bar_text(after)
 
+    wire_stop(services, session, stop, notice)
     outputs = [gallery, table, notice, session.bar]
     ui_event(services, go.click, compare, {"prompt": prompt, "models": models, "aspect_ratio": ratio, "resolution": tier, "seed": seed,
                                  "token": session.token}, outputs, api_name="compare").then(on_change, change_inputs, [price], api_visibility="private")

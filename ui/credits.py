@@ -33,6 +33,9 @@ def summary(services: Services, account: Account) -> str:
         f"**Plan:** {account.tier_label} — {services.plans.tier(account.tier).description}",
         f"**Unlocked:** {', '.join(unlocked) if unlocked else 'the standard features'}.",
     ]
+    if account.can("adult_prompts") and account.kind != "qa":
+        lines.append("**Age:** " + ("you confirmed that you are 18 or older." if account.age_confirmed else
+                                    "18+ prompts need your confirmation that you are 18 or older (below)."))
     if account.kind == "visitor":
         member = services.plans.tier("member")
         how = "Sign in with Hugging Face (button above)" if services.settings.oauth_enabled else "On the hosted Space, sign in with Hugging Face"
@@ -48,6 +51,9 @@ def build(services: Services, demo: gr.Blocks, session: SessionUI, tab: gr.Tab) 
     with gr.Row():
         info = gr.Markdown("", elem_id="credits-summary")
         refresh = gr.Button("Refresh", size="sm", scale=0, min_width=100, elem_id="credits-refresh")
+    with gr.Row(visible=False) as age_row:
+        age_box = gr.Checkbox(label="I confirm that I am 18 or older (18+ prompts need this)", value=False, elem_id="credits-age")
+        age_save = gr.Button("Save", size="sm", scale=0, min_width=100, elem_id="credits-age-save")
     ledger_table = gr.Dataframe(headers=LEDGER_HEADERS, interactive=False, label="Ledger (newest first)", elem_id="credits-ledger", wrap=True)
     with gr.Accordion("Prices (credits per output)", open=False):
         gr.Dataframe(services.catalogue.price_table(), headers=["Model", "Task", "Per output by resolution", "Note"], interactive=False, wrap=True)
@@ -78,9 +84,10 @@ def build(services: Services, demo: gr.Blocks, session: SessionUI, tab: gr.Tab) 
             [_when(e["created_at"]), e["kind"], e["amount"], e["balance_after"], e["request_id"][:12], e["note"]]
             for e in services.ledger.entries(account.id, limit=200)
         ]
-        return (summary(services, account), rows, *review_view(account))
+        asks_age = account.can("adult_prompts") and account.kind != "qa"
+        return (summary(services, account), rows, *review_view(account), gr.Row(visible=asks_age), account.age_confirmed)
 
-    outputs = [info, ledger_table, review_box, reports_table, reports_gallery]
+    outputs = [info, ledger_table, review_box, reports_table, reports_gallery, age_row, age_box]
     gr.on([refresh.click, tab.select], show, [session.token], outputs, api_name="credits_view", api_visibility="private")
     session.loaded.then(show, [session.token], outputs, api_visibility="private")
 
@@ -92,6 +99,13 @@ def build(services: Services, demo: gr.Blocks, session: SessionUI, tab: gr.Tab) 
         return (started.token, bar_text(started.account, " ".join(started.messages)), "", summary(services, started.account), [], *review_view(started.account))
 
     enter_qa.click(qa_login, [admin_key], [session.token, session.bar, admin_key, info, ledger_table, review_box, reports_table, reports_gallery], api_visibility="private")
+
+    @user_errors
+    def save_age(confirmed: bool, token: str, profile: gr.OAuthProfile | None = None):
+        account = services.identity.confirm_age(account_for(services, token, profile), bool(confirmed))
+        return summary(services, account)
+
+    age_save.click(save_age, [age_box, session.token], [info], api_visibility="private")
 
     @user_errors
     def decide(number: str | None, token: str, approve_it: bool):

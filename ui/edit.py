@@ -10,7 +10,7 @@ from .api import bounds, public, ui_event
 from .errors import user_errors
 from .figures_common import seed_or_random
 from .remix import result
-from .session import SessionUI, account_for, optional_account
+from .session import SessionUI, account_for, optional_account, stop_button, wire_stop
 
 
 def build(services: Services, demo: gr.Blocks, session: SessionUI, tab: gr.Tab) -> None:
@@ -28,7 +28,9 @@ def build(services: Services, demo: gr.Blocks, session: SessionUI, tab: gr.Tab) 
                                      value="same setting, change the jacket to a red one")
             model = gr.Dropdown(models, value=models[0][1], label="Edit model", elem_id="edit-model")
             seed = gr.Number(value=-1, precision=0, label="Seed (-1 = random)", **bounds("seed"))
-            go = gr.Button("Edit", variant="primary", elem_id="edit-generate")
+            with gr.Row():
+                go = gr.Button("Edit", variant="primary", elem_id="edit-generate")
+                stop = stop_button("edit-stop")
         with gr.Column(scale=3):
             notice = gr.Markdown("", elem_id="edit-notice")
             gallery = gr.Gallery(fit_columns=False, label="Edited version", columns=1, height=420, format="png", type="filepath", elem_id="edit-gallery")
@@ -74,6 +76,7 @@ def build(services: Services, demo: gr.Blocks, session: SessionUI, tab: gr.Tab) 
         )
         return result(services, output, token, profile)
 
+    wire_stop(services, session, stop, notice)
     outputs = [gallery, info, notice, session.bar]
     ui_event(services, go.click, edit_image, {"request_id": request_id, "index": index, "instruction": instruction, "model": model, "seed": seed,
                                     "token": session.token}, outputs, api_name="edit_image")

@@ -11,6 +11,7 @@ from services.container import Services
 from services.creation.figures import MAX_NAME
 
 from .errors import user_errors
+from .text import md
 from .session import SessionUI, account_for, bar_text, optional_account
 
 EMPTY_DRAFT: dict[str, Any] = {"requests": [], "items": []}
@@ -100,7 +101,7 @@ def build_takes_and_save(services: Services, session: SessionUI, prefix: str) ->
         item = state["items"][chosen]
         figure = services.figures.save(account, figure_name, state["requests"], item["request_id"], item["index"])
         note = f" {figure.identity_note}" if figure.identity_note else " Face embedding stored."
-        message = f"Saved **{figure.name}** with {len(figure.takes)} take(s); find it in All Figures.{note}"
+        message = f"Saved **{md(figure.name)}** with {len(figure.takes)} take(s); find it in All Figures.{note}"
         return message, dict(EMPTY_DRAFT), None, [], "", bar_text(account_for(services, token, profile))
 
     save.click(on_save, [name, draft, pick, session.token], [saved, draft, pick, gallery, name, session.bar], api_visibility="private")

@@ -11,7 +11,7 @@ from services.creation.figures import CUSTOM_FIELDS
 from .api import bounds, public, ui_event
 from .errors import user_errors
 from .figures_common import build_takes_and_save, figure_models, seed_or_random, takes_outputs, takes_price
-from .session import SessionUI, account_for
+from .session import SessionUI, account_for, stop_button, wire_stop
 
 
 def build(services: Services, demo: gr.Blocks, session: SessionUI) -> None:
@@ -37,7 +37,9 @@ def build(services: Services, demo: gr.Blocks, session: SessionUI) -> None:
                 steps = gr.Slider(value=0, step=1, label="Steps (0 = model default)", **bounds("steps"))
                 guidance = gr.Number(value=-1, label="Guidance (-1 = model default)", **bounds("guidance"))
             price = gr.Markdown("", elem_id="custom-price")
-            generate = gr.Button("Generate takes", variant="primary", elem_id="custom-generate")
+            with gr.Row():
+                generate = gr.Button("Generate takes", variant="primary", elem_id="custom-generate")
+                stop = stop_button("custom-stop")
     notice = gr.Markdown("", elem_id="custom-notice")
     saving = build_takes_and_save(services, session, "custom")
 
@@ -96,6 +98,7 @@ def build(services: Services, demo: gr.Blocks, session: SessionUI) -> None:
         )
         return takes_outputs(services, result, draft, token, profile)
 
+    wire_stop(services, session, stop, notice)
     outputs = [saving.gallery, gr.JSON(visible=False), saving.draft, saving.pick, notice, session.bar]
     ui_event(services, generate.click, figure_custom, {
         "appearance": appearance, "outfit": outfit, "style": style, "negative_prompt": negative, "model": model,

@@ -8,7 +8,9 @@ from services.container import Services
 
 from .api import api, required
 from .errors import user_errors
+from .text import md
 from .session import SessionUI, account_for
+from .web import public_view
 
 
 def _takes(figure) -> list[tuple[str, str]]:
@@ -58,10 +60,10 @@ def build(services: Services, demo: gr.Blocks, session: SessionUI, tab: gr.Tab, 
     def detail_outputs(figure):
         if figure is None:
             return gr.Column(visible=False), "", None, [], None, {}, ""
-        heading = f"### {figure.name}\n{figure.kind.title()} figure · {figure.style} · {figure.model} · {len(figure.takes)} take(s)"
+        heading = f"### {md(figure.name)}\n{figure.kind.title()} figure · {md(figure.style)} · {md(figure.model)} · {len(figure.takes)} take(s)"
         if figure.identity_note:
             heading += f"\n\n_{figure.identity_note}_"
-        return gr.Column(visible=True), heading, str(figure.canonical_path), _takes(figure), figure.id, figure.as_dict(), ""
+        return gr.Column(visible=True), heading, str(figure.canonical_path), _takes(figure), figure.id, public_view(figure.as_dict(), services), ""
 
     details = [details_box, title, canonical, takes, current_figure, params, action]
 
@@ -96,7 +98,7 @@ def build(services: Services, demo: gr.Blocks, session: SessionUI, tab: gr.Tab, 
         account = account_for(services, token, profile)
         copy = services.figures.duplicate(account, figure_id)
         out = list(detail_outputs(copy))
-        out[-1] = f"Duplicated as **{copy.name}**."
+        out[-1] = f"Duplicated as **{md(copy.name)}**."
         return (*out, *show_list("", token, profile))
 
     duplicate.click(on_duplicate, [current_figure, session.token], details + list_outputs, api_visibility="private")

@@ -11,7 +11,7 @@ from services.creation.figure_presets import OPTION_KINDS
 from .api import bounds, overriding, public, ui_event, ui_inputs
 from .errors import user_errors
 from .figures_common import build_takes_and_save, figure_models, seed_or_random, takes_outputs, takes_price
-from .session import SessionUI, account_for
+from .session import SessionUI, account_for, stop_button, wire_stop
 
 PICKERS = ("archetype", *OPTION_KINDS, "style")
 STEP_LABELS = {
@@ -70,6 +70,7 @@ def build(services: Services, demo: gr.Blocks, session: SessionUI) -> dict[str, 
                         adjust = gr.Button("Adjust (back to the first step)", size="sm")
                         generate = gr.Button("Generate takes", variant="primary", elem_id="quick-generate")
                         regenerate = gr.Button("Regenerate (new seeds)", elem_id="quick-regenerate")
+                        stop = stop_button("quick-stop")
         with gr.Column(scale=2):
             parts = gr.Markdown("", elem_id="quick-parts")
     notice = gr.Markdown("", elem_id="quick-notice")
@@ -159,6 +160,7 @@ def build(services: Services, demo: gr.Blocks, session: SessionUI) -> dict[str, 
 
     given = {**dict(zip(PICKERS, picker_list)), "prompt": prompt, "model": model, "takes": takes, "seed": seed,
              "token": session.token, "draft": saving.draft}
+    wire_stop(services, session, stop, notice)
     outputs = [saving.gallery, gr.JSON(visible=False), saving.draft, saving.pick, notice, session.bar]
     ui_event(services, generate.click, figure_quick, given, outputs, api_name="figure_quick").then(
         show_price, [model, takes, session.token], [price], api_visibility="private"

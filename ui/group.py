@@ -10,7 +10,7 @@ from .api import bounds, public, ui_event
 from .errors import user_errors
 from .figures_common import seed_or_random
 from .remix import figure_choices, result
-from .session import SessionUI, account_for, optional_account
+from .session import SessionUI, account_for, optional_account, stop_button, wire_stop
 
 
 def build(services: Services, demo: gr.Blocks, session: SessionUI, tab: gr.Tab) -> None:
@@ -26,7 +26,9 @@ def build(services: Services, demo: gr.Blocks, session: SessionUI, tab: gr.Tab) 
                 ratio = gr.Radio(["16:9", "1:1", "4:3"], value="16:9", label="Aspect ratio")
                 seed = gr.Number(value=-1, precision=0, label="Seed (-1 = random)", **bounds("seed"))
             price = gr.Markdown("", elem_id="group-price")
-            go = gr.Button("Make group shot", variant="primary", elem_id="group-generate")
+            with gr.Row():
+                go = gr.Button("Make group shot", variant="primary", elem_id="group-generate")
+                stop = stop_button("group-stop")
         with gr.Column(scale=3):
             notice = gr.Markdown("", elem_id="group-notice")
             gallery = gr.Gallery(fit_columns=False, label="Group shot", columns=1, height=420, format="png", type="filepath", elem_id="group-gallery")
@@ -70,6 +72,7 @@ def build(services: Services, demo: gr.Blocks, session: SessionUI, tab: gr.Tab) 
         )
         return result(services, output, token, profile)
 
+    wire_stop(services, session, stop, notice)
     outputs = [gallery, info, notice, session.bar]
     ui_event(services, go.click, group_image, {"figure_ids": figures, "prompt": prompt, "model": model, "aspect_ratio": ratio, "seed": seed,
                                      "token": session.token}, outputs, api_name="group_image")

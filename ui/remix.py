@@ -10,7 +10,7 @@ from services.container import Services
 from .api import bounds, public, ui_event
 from .errors import user_errors
 from .figures_common import seed_or_random
-from .session import SessionUI, account_for, bar_text, optional_account
+from .session import SessionUI, account_for, bar_text, optional_account, stop_button, wire_stop
 
 
 def model_choices(services: Services) -> list[tuple[str, str]]:
@@ -71,7 +71,9 @@ def build(services: Services, demo: gr.Blocks, session: SessionUI, tab: gr.Tab, 
                 count = gr.Slider(value=1, step=1, label="Images", **bounds("count"))
                 seed = gr.Number(value=-1, precision=0, label="Seed (-1 = random)", **bounds("seed"))
             price = gr.Markdown("", elem_id="remix-price")
-            go = gr.Button("Remix", variant="primary", elem_id="remix-generate")
+            with gr.Row():
+                go = gr.Button("Remix", variant="primary", elem_id="remix-generate")
+                stop = stop_button("remix-stop")
         with gr.Column(scale=3):
             canonical = gr.Image(label="Canonical image", interactive=False, height=200, format="png")
             notice = gr.Markdown("", elem_id="remix-notice")
@@ -145,6 +147,7 @@ def build(services: Services, demo: gr.Blocks, session: SessionUI, tab: gr.Tab, 
         )
         return result(services, output, token, profile)
 
+    wire_stop(services, session, stop, notice)
     outputs = [gallery, info, notice, session.bar]
     ui_event(services, go.click, figure_remix, {
         "figure_id": figure, "prompt": prompt, "model": model, "likeness": likeness, "aspect_ratio": ratio, "count": count,

@@ -15,6 +15,7 @@ from services.accounts.identity import Account, HFUser, InvalidSession, Session
 
 from .api import api, required
 from .errors import user_errors
+from .text import md
 
 
 @dataclass
@@ -39,7 +40,7 @@ def hf_user(profile: gr.OAuthProfile | None) -> HFUser | None:
 
 
 def bar_text(account: Account, message: str = "") -> str:
-    who = f"**{account.display_name}**" if account.kind == "hf" else account.tier_label
+    who = f"**{md(account.display_name)}**" if account.kind == "hf" else account.tier_label
     line = f"Session: {who} · {account.tier_label} plan · **{account.balance_text()}**"
     return line + (f"  \n_{message}_" if message else "")
 
@@ -54,6 +55,22 @@ def optional_account(services: Services, token: str | None, profile: gr.OAuthPro
         return account_for(services, token, profile)
     except InvalidSession:
         return None
+
+
+def stop_button(elem_id: str) -> gr.Button:
+    """A Stop button beside a tab's Generate button (wire it with `wire_stop` once the notice exists)."""
+    return gr.Button("Stop", variant="stop", elem_id=elem_id, scale=0, min_width=90)
+
+
+def wire_stop(services: Services, session: "SessionUI", stop: gr.Button, notice) -> None:
+    """Stop ends the visitor's running generation at its next step (it is refunded); not queued behind it."""
+
+    def on_stop(token: str, profile: gr.OAuthProfile | None = None):
+        account = optional_account(services, token, profile)
+        stopped = services.cancel(account) if account else 0
+        return "Stopping at the next step; it will be refunded." if stopped else "Nothing is running."
+
+    stop.click(on_stop, [session.token], [notice], queue=False, api_visibility="private")
 
 
 def start_session(services: Services, token: str | None, request: gr.Request | None, profile=None, admin_key: str = "") -> Session:
@@ -144,7 +161,30 @@ def build(services: Services, demo: gr.Blocks) -> SessionUI:
         rows = services.ledger.entries(account.id, limit=max(1, min(int(limit), 1000)))
         return [{k: v for k, v in row.items() if k != "id"} for row in rows]  # the table's sequence number stays internal
 
+    @user_errors
+    def cancel(token: str = "", profile: gr.OAuthProfile | None = None) -> dict:
+        """Stop your running generations at their next step; each is refunded in full.
+
+        Args:
+            token: your session token from /session_start.
+        """
+        account = account_for(services, token, profile)
+        return {"cancelled": services.cancel(account)}
+
+    @user_errors
+    def confirm_age(token: str = "", confirm: bool = True, profile: gr.OAuthProfile | None = None) -> dict:
+        """Members: confirm that you are 18 or older (recorded on your account), which 18+ prompts need; false withdraws it.
+
+        Args:
+            token: your session token from /session_start (signed-in members on the Space are recognised by their login).
+            confirm: true confirms you are 18 or older; false withdraws the confirmation.
+        """
+        account = account_for(services, token, profile)
+        return services.identity.confirm_age(account, bool(confirm)).as_dict()
+
     api(services, session_start, api_name="session_start")
+    api(services, cancel, api_name="cancel", concurrency_limit=None)
+    api(services, confirm_age, api_name="confirm_age")
     api(services, balance, api_name="balance")
     api(services, quote, api_name="quote")
     api(services, ledger, api_name="ledger")

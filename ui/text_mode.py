@@ -15,7 +15,7 @@ from services.runs.params import MAX_COUNT
 
 from .api import bounds, public, ui_event
 from .errors import user_errors
-from .session import SessionUI, account_for, bar_text, optional_account
+from .session import SessionUI, account_for, bar_text, optional_account, stop_button, wire_stop
 
 
 @dataclass
@@ -123,10 +123,12 @@ def build(services: Services, demo: gr.Blocks, session: SessionUI) -> TextModeUI
                 settings_png = gr.File(label="Drop a PNG made here (or by an A1111-style tool)", file_types=[".png"], type="filepath", height=100, elem_id="text-settings-png")
                 settings_note = gr.Markdown("", elem_id="text-settings-note")
             with gr.Accordion("Advanced", open=False):
-                steps = gr.Slider(value=0, step=1, label="Steps (0 = model default)", **bounds("steps"))
+                steps = gr.Slider(value=0, step=1, label="Steps (0 = model default)", elem_id="text-steps", **bounds("steps"))
                 guidance = gr.Number(value=-1, label="Guidance (-1 = model default)", **bounds("guidance"))
             price = gr.Markdown(price_text(services, first, 1, "1:1", "1K"), elem_id="text-price")
-            go = gr.Button("Generate", variant="primary", elem_id="text-generate")
+            with gr.Row():
+                go = gr.Button("Generate", variant="primary", elem_id="text-generate")
+                stop = stop_button("text-stop")
         with gr.Column(scale=4):
             notice = gr.Markdown("", elem_id="text-notice")
             gallery = gr.Gallery(label="Images", format="png", type="filepath", columns=2, height=520, elem_id="text-gallery")
@@ -280,6 +282,7 @@ def build(services: Services, demo: gr.Blocks, session: SessionUI) -> TextModeUI
         info = dict(output.info(), balance=after.balance)
         return [str(p) for p in output.files], info, "  \n".join(lines), bar_text(after)
 
+    wire_stop(services, session, stop, notice)
     outputs = [gallery, info, notice, session.bar]
     ui_event(services, go.click, text_to_image, {
         "prompt": prompt, "model": model, "negative_prompt": negative, "aspect_ratio": ratio, "resolution": tier, "count": count,

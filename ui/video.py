@@ -10,7 +10,7 @@ from services.accounts.identity import Account
 from .api import bounds, public, ui_event
 from .errors import user_errors
 from .figures_common import seed_or_random
-from .session import SessionUI, account_for, bar_text, optional_account
+from .session import SessionUI, account_for, bar_text, optional_account, stop_button, wire_stop
 
 RATIOS = ["16:9", "9:16", "1:1"]
 
@@ -64,7 +64,9 @@ def build(services: Services, demo: gr.Blocks, session: SessionUI, figure_tab: g
                     ratio = gr.Radio(RATIOS, value="16:9", label="Aspect ratio", elem_id="f2v-ratio")
                     seed = gr.Number(value=-1, precision=0, label="Seed (-1 = random)", **bounds("seed"))
                 price = gr.Markdown("", elem_id="f2v-price")
-                go = gr.Button("Make video", variant="primary", elem_id="f2v-generate")
+                with gr.Row():
+                    go = gr.Button("Make video", variant="primary", elem_id="f2v-generate")
+                    stop = stop_button("f2v-stop")
             with gr.Column(scale=3):
                 canonical = gr.Image(label="Start image (canonical)", interactive=False, height=220, format="png")
                 notice = gr.Markdown("", elem_id="f2v-notice")
@@ -131,6 +133,7 @@ def build(services: Services, demo: gr.Blocks, session: SessionUI, figure_tab: g
         )
         return _result(services, output, token, profile)
 
+    wire_stop(services, session, stop, notice)
     outputs = [video, info, notice, session.bar]
     ui_event(services, go.click, figure_to_video, {
         "figure_id": figure, "action": action, "background": background, "outfit": outfit, "prompt": prompt, "model": model,
@@ -156,7 +159,9 @@ def build(services: Services, demo: gr.Blocks, session: SessionUI, figure_tab: g
                     i2v_ratio = gr.Radio(RATIOS, value="16:9", label="Aspect ratio")
                     i2v_seed = gr.Number(value=-1, precision=0, label="Seed (-1 = random)", **bounds("seed"))
                 i2v_price = gr.Markdown("")
-                i2v_go = gr.Button("Make video", variant="primary", elem_id="i2v-generate")
+                with gr.Row():
+                    i2v_go = gr.Button("Make video", variant="primary", elem_id="i2v-generate")
+                    i2v_stop = stop_button("i2v-stop")
             with gr.Column(scale=3):
                 i2v_notice = gr.Markdown("", elem_id="i2v-notice")
                 i2v_video = gr.Video(label="Video", format="mp4", autoplay=True, loop=True, elem_id="i2v-video")
@@ -229,6 +234,7 @@ def build(services: Services, demo: gr.Blocks, session: SessionUI, figure_tab: g
         hidden_request = gr.Textbox(visible=False)
         hidden_index = gr.Number(visible=False, precision=0)
     picked.change(picked_request, [picked], [hidden_request, hidden_index], api_visibility="private")
+    wire_stop(services, session, i2v_stop, i2v_notice)
     i2v_outputs = [i2v_video, i2v_info, i2v_notice, session.bar]
     ui_event(services, i2v_go.click, image_to_video, {
         "request_id": hidden_request, "index": hidden_index, "action": i2v_action, "prompt": i2v_prompt, "model": i2v_model,

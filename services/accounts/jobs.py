@@ -91,6 +91,20 @@ class Jobs:
         self.instances = instances
         self.timeout_s = timeout_s
         self.poll_s = poll_s
+        self._running: dict[str, dict[str, threading.Event]] = {}  # account id -> request id -> its cancel flag
+        self._running_lock = threading.Lock()
+
+    def cancel(self, account_id: str) -> int:
+        """Stop the account's running requests at their next denoising step (each is then refunded); how many."""
+        with self._running_lock:
+            flags = list(self._running.get(account_id, {}).values())
+        for flag in flags:
+            flag.set()
+        return len(flags)
+
+    def running(self, account_id: str) -> list[str]:
+        with self._running_lock:
+            return list(self._running.get(account_id, {}))
 
     # -- the flow --------------------------------------------------------------------------------------
     def run(
@@ -152,6 +166,8 @@ class Jobs:
         timer = threading.Timer(timeout_s, expire)
         timer.daemon = True
         timer.start()
+        with self._running_lock:
+            self._running.setdefault(account.id, {})[request_id] = cancel
         try:
             result = work(cancel)
         except GenerationCancelled as exc:
@@ -165,6 +181,8 @@ class Jobs:
             raise
         finally:
             timer.cancel()
+            with self._running_lock:
+                self._running.get(account.id, {}).pop(request_id, None)
         try:
             return self._deliver(account, request_id, charge, result, allow_flagged)
         except SafetyBlocked as exc:

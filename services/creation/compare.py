@@ -18,7 +18,7 @@ from pipelines.types import Task
 from ..accounts.identity import Account, Identity
 from ..accounts.plans import Quote
 from ..catalogue import Catalogue
-from ..errors import InvalidRequest, UserError
+from ..errors import Cancelled, InvalidRequest, UserError
 from ..runs.params import random_seed
 from ..runs.runner import Runner
 from ..safety.policy import Surface
@@ -142,6 +142,8 @@ class CompareService:
             started = time.perf_counter()
             try:  # each model is its own paid request: a failure refunds that model only and the others still run
                 output = ImageOutput.from_job(self.runner.run(account, run, on_step=on_step))
+            except Cancelled:
+                raise  # Stop ends the whole comparison (the running model is refunded, the rest never start)
             except Exception as exc:
                 explained = isinstance(exc, UserError) and str(exc)
                 row.error = (str(exc) if explained else f"failed ({type(exc).__name__})") + "; not charged"

@@ -144,6 +144,10 @@ class Runner:
             return quotes[0]
         return Quote.combined(quotes, [stage.label or stage.name.replace("_", " ") for stage in run.stages])
 
+    def cancel(self, account: Account) -> int:
+        """The Stop button: the account's running generations end at their next step and are refunded."""
+        return self.jobs.cancel(account.id)
+
     # -- the paid run ---------------------------------------------------------------------------------------
     def run(self, account: Account, run: PaidRun, idempotency_key: str | None = None, on_step: StepCallback | None = None) -> RunOutput:
         """Run a description as one paid request (see the module docstring). Raises a UserError for anything the
