@@ -11,7 +11,7 @@ from pipelines.types import Task
 
 from .accounts.identity import Account
 from .accounts.plans import Plans, Quote
-from .errors import model_refusals
+from .errors import InvalidRequest, model_refusals
 from .runs.params import checked_count
 
 __all__ = ["ASPECT_RATIOS", "IMAGE_TIERS", "PREVIEW_NOTICE", "Catalogue", "Task"]
@@ -28,7 +28,7 @@ class Catalogue:
     # -- models --------------------------------------------------------------------------------------------
     def entries(self, task: Task | str | None = None, local: bool = False) -> list[ModelEntry]:
         """Entries in declaration order, optionally only those offering `task`, optionally only local ones."""
-        found = list(self._registry) if task is None else self._registry.for_task(Task(task))
+        found = list(self._registry) if task is None else self._registry.for_task(task_of(task))
         return [e for e in found if not (local and e.is_remote)]
 
     def ids(self) -> list[str]:
@@ -41,7 +41,7 @@ class Catalogue:
     def require(self, model_id: str, task: Task | str) -> ModelEntry:
         """The entry, after checking it offers the task."""
         with model_refusals():
-            return self._registry.require(model_id, Task(task))
+            return self._registry.require(model_id, task_of(task))
 
     def status(self, entry: ModelEntry) -> dict[str, Any]:
         """How the entry would run now (real weights, a download, the preview, or not at all), without loading."""
@@ -102,7 +102,7 @@ class Catalogue:
         """The price of a request, after checking the model offers the task and the size."""
         entry = self.require(model, task)
         self.size(entry, aspect_ratio, resolution)
-        return self._plans.quote(entry, Task(task), resolution, checked_count(count), figures)
+        return self._plans.quote(entry, task_of(task), resolution, checked_count(count), figures)
 
     def price(self, entry: ModelEntry, task: Task | str, resolution: str = "1K", count: int = 1, figures: int = 1) -> Quote:
         """A quote for display (no size check): e.g. a model picker's "credits per image"."""
@@ -125,6 +125,14 @@ class Catalogue:
     @staticmethod
     def affordable(account: Account, quote: Quote) -> bool:
         return account.unlimited or account.balance >= quote.total
+
+
+def task_of(value: Task | str) -> Task:
+    """A task by its id, or InvalidRequest listing the ids."""
+    try:
+        return Task(value)
+    except ValueError:
+        raise InvalidRequest(f"task {value!r} is not one of {', '.join(t.value for t in Task)}.") from None
 
 
 def aspect_value(name: str) -> float:

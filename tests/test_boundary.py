@@ -118,3 +118,33 @@ def test_a_poisoned_history_is_repaired_by_the_migration_and_loads(db_url, tmp_p
             assert record["request"]["guidance"] is None
     finally:
         stop_app(demo, services)
+
+
+def test_unknown_choices_and_ids_get_the_apps_own_message(client):
+    """Values of the right type that name nothing (an unknown task, model, preset, id, reason): a clear refusal."""
+    token = client.predict(api_name="/session_start")["token"]
+    cases = [
+        ("/quote", dict(model="sdxl-base", task="bogus"), "task 'bogus' is not one of text-to-image"),
+        ("/quote", dict(model="sdxl-base", aspect_ratio="7:3"), "has no 7:3 sizes; choose one of"),
+        ("/quote", dict(model="sdxl-base", resolution="9K"), "offers 1:1 at 1K, not 9K"),
+        ("/text_to_image", dict(prompt="x", model="sdxl-base", prompt_style="weird"), "not in the list of choices"),
+        ("/figure_quick", dict(archetype="nope"), "archetype: 'nope' is not one of"),
+        ("/figure_quick", dict(face="nope"), "face: 'nope' is not one of"),
+        ("/figure_custom", dict(appearance="an adult", style="nope"), "not in the list of choices"),
+        ("/figure_remix", dict(figure_id="nope", prompt="x"), "No figure 'nope' among yours"),
+        ("/figure_remix", dict(figure_id="nope", prompt="x", model="nope"), "unknown model 'nope'"),
+        ("/edit_image", dict(request_id="nope", instruction="x"), "No generation 'nope' in your history"),
+        ("/group_image", dict(figure_ids=["a", "b"], prompt="x"), "No figure 'a' among yours"),
+        ("/figure_to_video", dict(figure_id="nope"), "No figure 'nope' among yours"),
+        ("/compare", dict(prompt="x", models=["a", "b"]), "unknown model 'a'"),
+        ("/character_save", dict(figure_id="nope", fields={"name": "x"}), "No figure 'nope' among yours"),
+        ("/character_export", dict(character_id="nope"), "No character 'nope' among yours"),
+        ("/report_image", dict(request_id="nope", reason="zzz"), "Pick a reason"),
+        ("/review_reports", dict(status="zzz"), "Only QA/admin sessions"),
+        ("/confirm_age", dict(), "Age confirmation is for members"),
+    ]
+    for name, kwargs, message in cases:
+        with pytest.raises(AppError) as refused:
+            client.predict(token=token, **kwargs, api_name=name)
+        assert message in str(refused.value) and "Generation failed" not in str(refused.value), (name, str(refused.value))
+    assert client.predict(token, api_name="/balance")["balance"] == 50
