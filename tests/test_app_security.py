@@ -90,3 +90,35 @@ def test_another_users_outputs_are_not_reachable_by_id(client, token):
     assert client.predict(other, api_name="/history") == []
     with pytest.raises(AppError, match="No generation"):
         client.predict(other, info["request_id"], 0, "broken", api_name="/report_image")
+
+
+def test_the_upload_route_takes_only_images_within_a_per_network_budget(tmp_path, tiny_root):
+    """Three uploads an hour in this deployment: the fourth from the same network is refused (429), a non-image
+    never (415), and gradio sweeps its temp folder of old uploads."""
+    import io
+
+    from .conftest import launch_app, stop_app
+
+    safety = tmp_path / "safety.toml"
+    text = (ROOT / "presets" / "safety.toml").read_text()
+    safety.write_text(text.replace("per_network_files_per_hour = 60", "per_network_files_per_hour = 3"))
+    url, demo, services = launch_app(tmp_path / "data", tiny_root, safety_path=safety)
+    try:
+        png = io.BytesIO()
+        Image.new("RGB", (8, 8), "red").save(png, format="PNG")
+
+        def upload(name: str, data: bytes, forwarded: str | None = None):
+            headers = {"X-Forwarded-For": forwarded} if forwarded else {}
+            return requests.post(f"{url}/gradio_api/upload", files={"files": (name, data)}, headers=headers, timeout=30)
+
+        assert upload("notes.txt", b"just text").status_code == 415
+        assert "only PNG, JPEG, WEBP images" in upload("notes.png", b"just text").json()["detail"]
+        for i in range(3):
+            assert upload(f"ok{i}.png", png.getvalue()).status_code == 200
+        refused = upload("one-more.png", png.getvalue())
+        assert refused.status_code == 429 and "Upload limit reached for your network" in refused.json()["detail"]
+        assert upload("spoofed.png", png.getvalue(), forwarded="198.51.100.1").status_code == 429  # the header is not trusted
+        keep_s = services.safety_file.uploads.keep_minutes * 60
+        assert demo.delete_cache == (max(60, keep_s // 4), keep_s)
+    finally:
+        stop_app(demo, services)
