@@ -11,6 +11,14 @@ from PIL import Image
 
 from .types import GenerationCancelled, GenerationRequest, GenerationResult, StepCallback, Task
 
+# Why a batch runs as one call per seed unless an entry opts in (measured by tests/test_batching.py): batched kernels
+# sum in another order, so an image made in a batch of 3 differs from the same seed made alone by float rounding
+# (about 1e-6, up to 1/255 per pixel after quantisation) and the seed would not reproduce exactly on its own.
+BATCH_ROUNDING = (
+    "a batch in one pipeline call rounds differently from one call per seed (about 1e-6 on CPU float32, up to "
+    "1/255 per pixel), so a seed from the batch would not reproduce exactly on its own"
+)
+
 # run(pipe, request, on_step, cancel) -> GenerationResult
 RunFunction = Callable[[Any, GenerationRequest, StepCallback, "threading.Event | None"], GenerationResult]
 # build(out_dir) writes a tiny random pipeline with save_pretrained
@@ -34,6 +42,9 @@ class Family:
     # optional request fields (pipelines.types.OPTION_LABELS) the runners read, per task, beyond the ones the
     # task itself implies (input images, strength, frames); anything else set on a request is refused
     options: dict[Task, frozenset[str]] = field(default_factory=dict)
+    # tasks whose pipeline can take a whole batch in one call (a list of seeded generators); an entry opts in with
+    # batch = "one-call", which trades exact per-seed reproduction for speed (BATCH_ROUNDING)
+    batch_tasks: frozenset[Task] = frozenset()
 
     def __post_init__(self) -> None:
         missing = set(self.pipeline_classes) ^ set(self.runners)
@@ -118,6 +129,14 @@ def run_per_seed(
     # CPU generators keep seeded outputs identical across devices of the same dtype.
     gen_device = "cpu" if device.type == "mps" else device
     result = GenerationResult(seeds=seeds, parameters=dict(parameters, seeds=seeds))
+    if request.one_call and len(seeds) > 1 and not video:
+        # One call for the whole batch: one generator per seed (each latent drawn from its own seed), one prompt
+        # encoding, one denoising loop; progress runs once over the steps.
+        generators = [torch.Generator(device=gen_device).manual_seed(seed) for seed in seeds]
+        output = call(generators, step_hook(on_step, cancel, 0, 1, request.steps))
+        result.images.extend(_to_pil(image) for image in output.images)
+        result.parameters["batch"] = "one call"
+        return result
     for i, seed in enumerate(seeds):
         generator = torch.Generator(device=gen_device).manual_seed(seed)
         output = call(generator, step_hook(on_step, cancel, i, len(seeds), request.steps))
@@ -153,6 +172,8 @@ def request_kwargs(request: GenerationRequest, generator: torch.Generator, callb
         "callback_on_step_end": callback,
         "output_type": "pil",
     }
+    if isinstance(generator, list):  # a batch in one call (run_per_seed with request.one_call)
+        kwargs["num_images_per_prompt"] = len(generator)
     if size:
         kwargs.update(width=request.width, height=request.height)
     return kwargs

@@ -101,6 +101,9 @@ class ModelEntry(_Strict):
     gpu_seconds: int = Field(default=60, ge=1, le=600)
     tiny: str | None = None
     fast: FastPaths = FastPaths()
+    # per-seed (default): a batch runs one pipeline call per seed, so every seed reproduces alone exactly;
+    # one-call: the whole batch in one call (faster; seeds then differ from their single runs by rounding)
+    batch: Literal["per-seed", "one-call"] = "per-seed"
 
     @model_validator(mode="after")
     def _check(self) -> "ModelEntry":
@@ -122,6 +125,8 @@ class ModelEntry(_Strict):
         unsupported = [t.value for t in self.tasks if t not in family.tasks]
         if unsupported:
             raise ValueError(f"tasks: family {self.family!r} has no runner for {unsupported}")
+        if self.batch == "one-call" and not family.batch_tasks:
+            raise ValueError(f"batch: family {self.family!r} cannot run a batch in one call")
         if not self.tiny or self.tiny not in family.tiny_builders:
             raise ValueError(f"tiny: family {self.family!r} has tiny variants {sorted(family.tiny_builders)}, got {self.tiny!r}")
         for ratio, tiers in self.sizes.items():

@@ -248,6 +248,8 @@ class PipelineRuntime:
         """Fill what the entry decides when a request leaves it open: image-to-image strength, the face adapter's weights."""
         if task is Task.IMAGE_TO_IMAGE and request.strength is None:
             request = replace(request, strength=entry.defaults.strength)
+        if entry.batch == "one-call" and request.count > 1 and task in get_family(entry.family).batch_tasks:
+            request = replace(request, one_call=True)
         if request.face is not None and request.face.weights is None:
             request = replace(request, face=replace(request.face, weights=str(self.faceid_weights(entry))))
         return request

@@ -97,6 +97,7 @@ class GenerationRequest:
     # Edit pipelines scale references to about 1 MP before their VAE; this caps that area (pixels).
     max_reference_area: int | None = None
     true_cfg: float | None = None  # FLUX.1: > 1 runs true CFG with the negative prompt (a second pass per step)
+    one_call: bool = False  # run a batch as one pipeline call (the runtime sets it for entries with batch = "one-call")
 
     def seeds(self) -> list[int]:
         # One seed per output so that any single output can be reproduced alone.

@@ -23,6 +23,15 @@ def test_overhead_benchmark_runs_and_prints_its_table(capsys):
     assert "service-layer overhead" in out and "tiny sdxl (64x64, 4 steps)" in out
 
 
+def test_postprocess_benchmark_runs_and_prints_its_table(capsys):
+    post = load("postprocess")
+    assert post.main(["--repeats", "1", "--sizes", "256", "--batch-side", "64", "--batch-steps", "1"]) == 0
+    out = capsys.readouterr().out
+    for row in ("old: Pillow default level, encode + metadata + store", "new: encode + metadata + store",
+                "content-addressed store", "candidate: Pillow, level 1", "tiny sdxl", "tiny flux"):
+        assert row in out, row
+
+
 def test_cpu_overhead_benchmark_runs_and_prints_its_table(capsys):
     cpu = load("cpu_overhead")
     assert cpu.main(["--repeats", "1"]) == 0

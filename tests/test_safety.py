@@ -169,6 +169,19 @@ def test_safe_photos_pass_the_real_detector(nudenet, name):
     assert verdict == Verdict(False, "safe", "", verdict.detections), verdict.reason
 
 
+def test_one_batched_check_gives_each_images_own_verdict(nudenet):
+    """The output check of a batch is one detector run; each image still gets exactly its single-image verdict."""
+    face_policy = NudeNetChecker({"FACE_FEMALE": 0.3, "FACE_MALE": 0.3})
+    images = []
+    for name in ("portrait-astronaut", "cat", "group-photo", "coffee", "portrait-tom-hanks"):
+        with Image.open(regression_images()[name]) as image:
+            images.append(image.convert("RGB"))
+    for checker in (nudenet, face_policy):
+        single = [checker.check_image(image) for image in images]
+        assert [(v.flagged, v.label) for v in checker.check_images(images)] == [(v.flagged, v.label) for v in single]
+    assert [v.flagged for v in face_policy.check_images(images)] == [True, False, True, False, True]
+
+
 def test_the_real_detector_blocks_refunds_and_says_so(make_services):
     pytest.importorskip("nudenet")
     # A configuration that flags faces: the detector fires on a safe portrait, so the block path is real.

@@ -66,5 +66,6 @@ FAMILY = register_family(
         tiny_builders={"flux": tiny_flux.build, "flux-schnell": tiny_flux.build_schnell},
         size_multiple=16,
         options={Task.TEXT_TO_IMAGE: frozenset({"true_cfg"}), Task.IMAGE_TO_IMAGE: frozenset({"true_cfg"})},
+        batch_tasks=frozenset({Task.TEXT_TO_IMAGE}),
     )
 )

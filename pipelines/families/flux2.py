@@ -118,5 +118,6 @@ FAMILY = register_family(
         tiny_builders={"flux2": tiny_flux2.build},
         size_multiple=16,
         options={task: frozenset({"max_reference_area"}) for task in (Task.TEXT_TO_IMAGE, Task.REFERENCE, Task.EDIT, Task.MULTI_REFERENCE)},
+        batch_tasks=frozenset({Task.TEXT_TO_IMAGE}),
     )
 )

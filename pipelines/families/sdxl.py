@@ -56,5 +56,6 @@ FAMILY = register_family(
         tiny_builders={"sdxl": tiny_sdxl.build, "playground-v2.5": tiny_sdxl.build_playground},
         size_multiple=8,
         options={Task.TEXT_TO_IMAGE: frozenset({"face"}), Task.IMAGE_TO_IMAGE: frozenset({"face"})},
+        batch_tasks=frozenset({Task.TEXT_TO_IMAGE}),
     )
 )

@@ -30,5 +30,6 @@ FAMILY = register_family(
         runners={Task.TEXT_TO_IMAGE: text_to_image},
         tiny_builders={"z-image-turbo": tiny_z_image.build},
         size_multiple=16,
+        batch_tasks=frozenset({Task.TEXT_TO_IMAGE}),
     )
 )

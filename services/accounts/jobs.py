@@ -7,9 +7,12 @@ refunds it; reservations held by a process that died are refunded by `recover()`
 """
 from __future__ import annotations
 
+import concurrent.futures
+import functools
 import hashlib
 import json
 import logging
+import os
 import threading
 import time
 import uuid
@@ -29,7 +32,7 @@ from .ledger import Ledger
 from ..media.mp4 import encode_mp4
 from ..media.png import png_bytes
 from .plans import Quote
-from ..safety.output import SafetyBlocked, SafetyChecker, Verdict
+from ..safety.output import SafetyBlocked, SafetyChecker, Verdict, check_all
 from ..media.storage import OutputStore
 from .tables import generation_files, generations
 
@@ -66,6 +69,12 @@ class JobResult:
 
 
 Work = Callable[[threading.Event], GenerationResult]
+
+
+@functools.lru_cache(maxsize=1)
+def _encoders() -> concurrent.futures.ThreadPoolExecutor:
+    """Threads that encode a batch's files off the request thread."""
+    return concurrent.futures.ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 2), thread_name_prefix="encode")
 
 
 def params_hash(task: str, model: str, request: dict[str, Any]) -> str:
@@ -192,13 +201,17 @@ class Jobs:
             self._fail(account.id, request_id, charge, "failed", f"{type(exc).__name__}: {exc}")
             raise
 
-    def _check(self, output) -> Verdict:
-        """Images are checked whole; videos on their first, middle and last frames (the worst counts)."""
-        if isinstance(output, list):
-            frames = [output[0], output[len(output) // 2], output[-1]]
-            verdicts = [self.safety.check_image(frame) for frame in frames]
-            return next((v for v in verdicts if v.flagged), verdicts[0])
-        return self.safety.check_image(output)
+    def _check(self, outputs: list) -> list[Verdict]:
+        """One verdict per output, all in one batched check: images whole, videos on their first, middle and last
+        frames (the worst of the three counts)."""
+        samples: list = []
+        spans: list[tuple[int, int]] = []
+        for output in outputs:
+            frames = [output[0], output[len(output) // 2], output[-1]] if isinstance(output, list) else [output]
+            spans.append((len(samples), len(samples) + len(frames)))
+            samples.extend(frames)
+        verdicts = check_all(self.safety, samples)
+        return [next((v for v in verdicts[a:b] if v.flagged), verdicts[a]) for a, b in spans]
 
     def _encode(self, output, parameters: dict[str, Any], seed: int) -> tuple[Path, str, Path | None]:
         if isinstance(output, list):  # a video: frames
@@ -209,17 +222,19 @@ class Jobs:
 
     def _deliver(self, account: Account, request_id: str, charge: int, result: GenerationResult, allow_flagged: bool) -> JobResult:
         outputs = list(result.videos) if result.videos else list(result.images)
-        verdicts = [self._check(output) for output in outputs]
+        verdicts = self._check(outputs)
         kept = [(output, seed, v) for output, seed, v in zip(outputs, result.seeds, verdicts) if allow_flagged or not v.flagged]
         if not kept:
             raise SafetyBlocked(next((v.reason for v in verdicts if v.flagged), "no output"))
         parameters, _ = json_safe(dict(result.parameters, request_id=request_id))
         scores = parameters.pop("identity_scores", None)
         kept_scores = [scores[i] for i, v in enumerate(verdicts) if allow_flagged or not v.flagged] if scores else None
-        encoded = [
-            self._encode(output, dict(parameters, identity_score=kept_scores[i]) if kept_scores else parameters, seed)
-            for i, (output, seed, _) in enumerate(kept)
-        ]
+        jobs = [(output, dict(parameters, identity_score=kept_scores[i]) if kept_scores else parameters, seed)
+                for i, (output, seed, _) in enumerate(kept)]
+        if len(jobs) > 1:  # a batch: the PNGs are encoded in parallel (deflate and numpy release the GIL)
+            encoded = list(_encoders().map(lambda job: self._encode(*job), jobs))
+        else:
+            encoded = [self._encode(*job) for job in jobs]
         if kept_scores:
             parameters["identity_scores"] = kept_scores
         files = [path for path, _, _ in encoded]

@@ -1,13 +1,31 @@
-"""PNG metadata: an A1111-style `parameters` text chunk plus a JSON chunk, written and read back."""
+"""PNG files: an A1111-style `parameters` text chunk plus a JSON chunk, written fast and read back.
+
+The writer is lossless standard PNG (8-bit, no interlace): every row gets the "Up" filter and the stream is deflated
+with ISA-L (`isal`, level 2), which measured fastest at sizes within 1.3x of Pillow's default
+(bench/postprocess.py prints the comparison). Without isal it falls back to the standard library's zlib at level 6.
+"""
 from __future__ import annotations
 
 import io
 import json
+import struct
+import zlib
 from typing import Any
 
-from PIL import Image, PngImagePlugin
+import numpy as np
+from PIL import Image
+
+try:  # ISA-L's deflate: several times faster than zlib at a similar size
+    from isal import isal_zlib as _deflate
+
+    DEFLATE_LEVEL, DEFLATER = 2, "isal"
+except ImportError:  # pragma: no cover - isal is a pinned requirement
+    _deflate = zlib
+    DEFLATE_LEVEL, DEFLATER = 6, "zlib"
 
 JSON_KEY = "playground"
+SIGNATURE = b"\x89PNG\r\n\x1a\n"
+COLOR_TYPES = {"L": (0, 1), "RGB": (2, 3), "LA": (4, 2), "RGBA": (6, 4)}  # mode -> (PNG colour type, channels)
 
 
 def a1111_parameters(params: dict[str, Any], seed: int) -> str:
@@ -48,15 +66,45 @@ def parse_a1111_parameters(text: str) -> dict[str, Any]:
     return out
 
 
-def png_bytes(image: Image.Image, params: dict[str, Any], seed: int) -> bytes:
-    info = PngImagePlugin.PngInfo()
-    info.add_text("parameters", a1111_parameters(params, seed))
+def _chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+
+def _text_chunk(key: str, value: str) -> bytes:
+    """tEXt when the text is Latin-1, else iTXt (UTF-8), as Pillow's PngInfo.add_text writes them."""
+    try:
+        return _chunk(b"tEXt", key.encode("latin-1") + b"\0" + value.encode("latin-1"))
+    except UnicodeEncodeError:
+        return _chunk(b"iTXt", key.encode("latin-1") + b"\0\0\0" + b"\0" + b"\0" + value.encode("utf-8"))
+
+
+def encode_png(image: Image.Image, texts: list[tuple[str, str]] = ()) -> bytes:
+    """A lossless PNG of the image with the given text chunks (before the image data, so readers find them first)."""
+    if image.mode not in COLOR_TYPES:
+        image = image.convert("RGBA" if "A" in image.getbands() else "RGB")
+    color_type, channels = COLOR_TYPES[image.mode]
+    pixels = np.asarray(image, dtype=np.uint8).reshape(image.height, image.width * channels)
+    rows = np.empty((image.height, image.width * channels + 1), dtype=np.uint8)
+    rows[:, 0] = 2  # filter type Up: each byte minus the byte above it (mod 256)
+    rows[0, 1:] = pixels[0]
+    np.subtract(pixels[1:], pixels[:-1], out=rows[1:, 1:])
+    header = struct.pack(">IIBBBBB", image.width, image.height, 8, color_type, 0, 0, 0)
+    parts = [SIGNATURE, _chunk(b"IHDR", header)]
+    parts += [_text_chunk(key, value) for key, value in texts]
+    parts += [_chunk(b"IDAT", _deflate.compress(rows.tobytes(), DEFLATE_LEVEL)), _chunk(b"IEND", b"")]
+    return b"".join(parts)
+
+
+def png_texts(params: dict[str, Any], seed: int) -> list[tuple[str, str]]:
+    """The two metadata chunks: A1111's `parameters` line and this app's JSON record."""
     record = {k: v for k, v in params.items() if k != "seeds"}
     record["seed"] = seed
-    info.add_text(JSON_KEY, json.dumps(record, sort_keys=True, default=str))
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG", pnginfo=info)
-    return buffer.getvalue()
+    return [("parameters", a1111_parameters(params, seed)), (JSON_KEY, json.dumps(record, sort_keys=True, default=str))]
+
+
+def png_bytes(image: Image.Image, params: dict[str, Any], seed: int) -> bytes:
+    """The output PNG with its settings in both metadata chunks."""
+    return encode_png(image, png_texts(params, seed))
 
 
 def read_png_metadata(path_or_bytes) -> dict[str, Any]:
