@@ -90,3 +90,39 @@ def test_the_file_is_at_most_1_3x_pillows_default_on_a_natural_photo():
     print(f"\n  1024x1024 photo: {len(new):,} bytes, {ratio:.2f}x Pillow's default level")
     assert ratio <= 1.3
     assert JSON_KEY in Image.open(io.BytesIO(new)).text
+
+
+def test_a_batch_is_checked_once_and_encoded_in_parallel(make_services):
+    """The output check of a batch of 3 is one batched call, and the three PNGs are written by the encoder threads."""
+    import threading
+
+    from services.creation.text import TextToImageParams
+    from services.safety.output import Verdict
+
+    class Spy:
+        name = "spy"
+
+        def __init__(self):
+            self.batches: list[int] = []
+
+        def check_image(self, image):  # not used when check_images exists
+            raise AssertionError("checked one by one")
+
+        def check_images(self, images):
+            self.batches.append(len(images))
+            return [Verdict(False, "safe")] * len(images)
+
+    spy = Spy()
+    services = make_services(safety=spy)
+    threads: set[str] = set()
+    encode = services.jobs._encode
+
+    def recording(*args, **kwargs):
+        threads.add(threading.current_thread().name)
+        return encode(*args, **kwargs)
+
+    services.jobs._encode = recording
+    account = services.identity.start(None, ip="10.8.0.1").account
+    output = services.text.text_to_image(account, TextToImageParams("a lighthouse", "sdxl-base", steps=2, count=3))
+    assert len(output.files) == 3 and spy.batches == [3]
+    assert threads and all(name.startswith("encode") for name in threads)
