@@ -139,23 +139,25 @@ def _fault_runtime_stage(which: str):
     return install
 
 
-def _fault(target: str, attr: str, error: Exception):
+def _fault(target: str, attrs: tuple[str, ...], error: Exception):
     def install(monkeypatch, services):
         obj = {"check": services.jobs.safety, "store": services.store, "capture": services.ledger}[target]
 
         def broken(*args, **kwargs):
             raise error
 
-        monkeypatch.setattr(obj, attr, broken)
+        for attr in attrs:
+            if hasattr(obj, attr):
+                monkeypatch.setattr(obj, attr, broken)
 
     return install
 
 
 FAULTS = {
     "run": _fault_runtime_stage("all"),
-    "check": _fault("check", "check_image", RuntimeError("injected: output check crashed")),
-    "store": _fault("store", "put", OSError("injected: disk full")),
-    "capture": _fault("capture", "capture", RuntimeError("injected: capture failed")),
+    "check": _fault("check", ("check_image", "check_images"), RuntimeError("injected: output check crashed")),
+    "store": _fault("store", ("put",), OSError("injected: disk full")),
+    "capture": _fault("capture", ("capture",), RuntimeError("injected: capture failed")),
 }
 CASES = [(s, f) for s in SURFACES for f in FAULTS] + [("figure-to-video", "run-second-stage")]
 
