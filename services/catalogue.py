@@ -108,9 +108,6 @@ class Catalogue:
         """A quote for display (no size check): e.g. a model picker's "credits per image"."""
         return self._plans.quote(entry, Task(task), resolution, count, figures)
 
-    def combined(self, quotes: list[Quote], labels: list[str]) -> Quote:
-        return Quote.combined(quotes, labels)
-
     def price_table(self) -> list[list[str]]:
         """[model name, task, "tier: price, ...", note] for every entry and task: the Credits tab's price list."""
         rows = []

@@ -28,6 +28,14 @@ def chromium_path() -> str:
     return path
 
 
+def open_app(page, url: str, *tabs: str, balance: str = "credits") -> None:
+    """Load the app, wait for the visitor's session (gradio keeps a stream open, so not for network idle), open tabs."""
+    page.goto(url, wait_until="load")
+    page.locator("#account-bar").get_by_text(balance).wait_for(timeout=20_000)
+    for tab in tabs:
+        page.get_by_role("tab", name=tab, exact=True).click()
+
+
 @contextmanager
 def browser_page(width: int = 1400, height: int = 1000):
     from playwright.sync_api import sync_playwright

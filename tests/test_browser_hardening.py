@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from .browser import browser_page
+from .browser import browser_page, open_app
 
 pytestmark = pytest.mark.browser
 
@@ -42,10 +42,7 @@ def test_user_text_renders_as_text_everywhere(app_server, artifacts, watched_ser
     name = f"![x](http://127.0.0.1:{port}/a) <img src=//127.0.0.1:{port}/b>"
     assert len(name) <= 60
     with browser_page(height=1100) as page:
-        page.goto(url, wait_until="load")
-        page.locator("#account-bar").get_by_text("credits").wait_for(timeout=20_000)
-        page.get_by_role("tab", name="Figures", exact=True).click()
-        page.get_by_role("tab", name="Quick").click()
+        open_app(page, url, "Figures", "Quick")
         for step in range(7):
             page.locator(f"#quick-next-{step}").click()
         page.locator("#quick-model input").click()
@@ -86,10 +83,7 @@ def test_user_text_renders_as_text_everywhere(app_server, artifacts, watched_ser
 def test_stop_ends_a_generation_and_refunds_it(app_server, artifacts):
     url, services = app_server
     with browser_page() as page:
-        page.goto(url, wait_until="load")
-        page.locator("#account-bar").get_by_text("50 credits").wait_for(timeout=20_000)
-        page.get_by_role("tab", name="Images").click()
-        page.get_by_role("tab", name="Text").click()
+        open_app(page, url, "Images", "Text", balance="50 credits")
         page.get_by_text("Advanced", exact=True).click()
         page.locator("#text-steps input[type=number]").fill("200")
         page.locator("#text-steps input[type=number]").press("Enter")

@@ -52,7 +52,8 @@ def m004_characters(conn: sa.Connection) -> None:
 
 def m005_repair_unserialisable_records(conn: sa.Connection) -> None:
     """Rows stored before the API checked its arguments may hold values no JSON encoder accepts (a seed of -2**64,
-    guidance NaN): they broke every /history response of their owner. Replace those values with null."""
+    guidance NaN): they broke every /history response of their owner. Replace those values with null.
+    (It keeps its own copy of the cleaning rule rather than importing db.json_safe: a released migration never changes.)"""
     import json
     import math
 

@@ -124,7 +124,7 @@ class VideoService:
         if not staged:
             return video
         start = self.catalogue.quote(self.start_frame_entry().id, Task.REFERENCE, self.start_frame_ratio(aspect_ratio), "1K", 1)
-        return self.catalogue.combined([start, video], ["start frame", "video"])
+        return Quote.combined([start, video], ["start frame", "video"])
 
     # -- the two modes -----------------------------------------------------------------------------------
     def figure_to_video(self, account: Account, figure_id: str, action: str, *, background: str | None = None,
