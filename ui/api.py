@@ -10,7 +10,9 @@ UI components (galleries, videos) is registered twice from one function:
 - `ui_inputs(fn, {...})`: the inputs for the private UI event of the same function: the visible components by
   parameter name, and the function's default for every parameter the UI does not show.
 
-Both events share one concurrency group, so the UI and the API queue behind the same limit.
+Both events share one concurrency group, so the UI and the API queue behind the same limit. Every argument is checked
+against services.runs.params before the function runs (`validated`), and JSON results are shown as clients may see
+them (`viewed`: /outputs/ URLs, no server paths). `api` does both for plain JSON endpoints (gr.api).
 """
 from __future__ import annotations
 
@@ -23,6 +25,8 @@ from gradio.components.api_component import Api
 
 from services.errors import UserError
 from services.runs.params import check_argument, rule_for
+
+from .web import public_view
 
 # Parameters gradio fills itself (by annotation or default): never API inputs.
 SPECIAL = ("profile", "request", "progress")
@@ -106,8 +110,6 @@ def viewed(fn: Callable, services: Any, outputs: list | None = None) -> Callable
     """`fn` whose JSON results are shown as clients may see them (ui.web.public_view: /outputs/ URLs, no server paths).
     With `outputs`, only the values bound for gr.JSON components are rewritten (galleries and files keep real paths
     for gradio to serve)."""
-    from .web import public_view
-
     json_slots = None if outputs is None else [i for i, c in enumerate(outputs) if isinstance(c, gr.JSON)]
 
     @functools.wraps(fn)
