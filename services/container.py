@@ -22,7 +22,7 @@ from .accounts.network import ProxyTrust
 from .accounts.plans import Plans, PlansError, load_plans
 from .catalogue import Catalogue
 from .config import AppSettings
-from .creation.characters import Characters, load_character_limits
+from .creation.characters import Albums, Characters, load_character_limits
 from .creation.compare import CompareService
 from .creation.figure_presets import FigurePresets, load_figure_presets
 from .creation.figures import Figures
@@ -69,6 +69,7 @@ class Services:
     remix: ReferenceImages
     compare: CompareService
     characters: Characters
+    albums: Albums
 
     def cancel(self, account) -> int:
         """Stop the account's running generations at their next step; each is refunded. Returns how many."""
@@ -133,9 +134,10 @@ def build_services(
     video_presets = load_video_presets()
     video_presets.check(registry)
     video = VideoService(catalogue, runner, figures, history, video_presets)
+    remix = ReferenceImages(catalogue, text, runner, figures, history, faces)
+    characters = Characters(db, figures, store, policy, load_character_limits(), safety, safety_file.uploads, text, remix)
     return Services(
         settings, registry, runtime, store, db, plans, ledger, identity, ProxyTrust(settings.proxy_hops, settings.trusted_proxies), instances, jobs, history, catalogue, policy, runner,
         text, recovered, safety_file, safety, figure_presets, figures, faces, video_presets, video, load_image_presets(),
-        ReferenceImages(catalogue, text, runner, figures, history, faces), CompareService(catalogue, text, runner, identity),
-        Characters(db, figures, store, policy, load_character_limits()),
+        remix, CompareService(catalogue, text, runner, identity), characters, Albums(db, ledger, characters, plans.albums),
     )

@@ -1,22 +1,31 @@
-"""Characters on figures: profile limits and policy before anything is written, a gallery of the user's own
-images, an SFW card image, and Character Card V2/V3 PNG exports that read back."""
+"""Characters: every profile limit refused before anything is written, figures optional, SFW main images with the
+real output check, visibility and moderation, galleries of generated files only, and the writing helpers."""
 from __future__ import annotations
 
-import numpy as np
+from pathlib import Path
+
 import pytest
 from PIL import Image
 
-from services.creation.characters import CharacterError, CharactersFileError, Profile, load_character_limits, read_card
+from services.creation.characters import AvatarChoice, CharacterError, CharactersFileError, Profile, load_character_limits
+from services.creation.characters.profile import backstory_help, personality_help
 from services.creation.figures import FigureError
 from services.creation.text import TextToImageParams
+from services.safety.output import NudeNetChecker, Unchecked
 from services.safety.policy import PromptRefused
 
+SKIMAGE = Path(__import__("skimage").__file__).parent / "data"
+PHOTO = SKIMAGE / "astronaut.png"  # a real, safe portrait (the output check passes it)
 GOOD = Profile(
     fields={"name": "Iris Vale", "description": "A cartographer in her forties with ink-stained hands.",
             "personality": "patient, dry humour", "scenario": "A rainy harbour town.",
             "first_mes": "You found my map? Sit, tell me where.", "creator": "QA"},
+    intro="A harbour cartographer who trades maps for stories.",
     tags=("explorer", "mentor", "explorer"),
-    alternate_greetings=("Back again?", ""),
+    opening_messages=("Back again?", ""),
+    chat_models=("Qwen/Qwen3-32B",),
+    persona_cards=({"name": "Sailor", "description": "You crew a fishing boat."},),
+    challenge_modes=({"goal": "Get her to share the secret map", "target": "She hands you the map", "hint": "Ask about her father"},),
 )
 
 
@@ -24,155 +33,260 @@ def guest(services, ip="10.3.0.1"):
     return services.identity.start(None, ip=ip).account
 
 
-def figure_for(services, account):
+def qa(services):
+    return services.identity.start(None, ip="10.3.9.9", admin_key=services.settings.admin_secret).account
+
+
+def figure_for(services, account, name="Iris"):
     takes = services.figures.quick_takes(account, {"archetype": "artist"}, model="sdxl-base", takes=1, steps=2)
-    return services.figures.save(account, "Iris", [takes.output.request_id], takes.output.request_id, 0)
+    return services.figures.save(account, name, [takes.output.request_id], takes.output.request_id, 0)
 
 
-def test_create_edit_gallery_and_export_cards(make_services, tmp_path):
+def upload(**kwargs):
+    return AvatarChoice("upload", upload=str(PHOTO), **kwargs)
+
+
+def with_profile(**changes) -> Profile:
+    fields = dict(GOOD.fields, **changes.pop("fields", {}))
+    return Profile(**{**GOOD.__dict__, "fields": fields, **changes})
+
+
+LIMITS = [
+    (with_profile(opening_messages=tuple(f"hello {i}" for i in range(21))), CharacterError, "Opening messages: at most 20; there are 21"),
+    (with_profile(chat_models=load_character_limits().chat_models[:4]), CharacterError, "Chat models: at most 3; there are 4"),
+    (with_profile(persona_cards=tuple({"name": f"P{i}", "description": "d"} for i in range(6))), CharacterError, "Persona cards: at most 5; there are 6"),
+    (with_profile(challenge_modes=tuple({"goal": f"g{i}"} for i in range(4))), CharacterError, "Challenge modes: none, or 1 to 3; there are 4"),
+    (with_profile(challenge_modes=({"target": "t", "hint": "h"},)), CharacterError, "Challenge mode 1: the goal is required"),
+    (with_profile(fields={"first_mes": " "}), CharacterError, "Greeting is required"),
+    (with_profile(tags=()), CharacterError, "Tags: at least one is required"),
+    (with_profile(intro="x" * 301), CharacterError, "Introduction is limited to 300 characters; it has 301"),
+    (with_profile(intro=""), CharacterError, "Introduction is required"),
+    (with_profile(fields={"name": "x" * 65}), CharacterError, "Name is limited to 64 characters; it has 65"),
+    (with_profile(tags=tuple(f"t{i}" for i in range(21))), CharacterError, "Tags: at most 20; there are 21"),
+    (with_profile(chat_models=("gpt-unknown",)), CharacterError, "'gpt-unknown' is not offered"),
+    (with_profile(fields={"nickname": "I"}), CharacterError, "Unknown profile field"),
+    (with_profile(fields={"description": "a 16 year old student"}), PromptRefused, "adults"),
+    (with_profile(challenge_modes=({"goal": "get her to a nude beach"},)), PromptRefused, "SFW-only"),
+]
+LIMIT_IDS = ["21 openings", "4 chat models", "6 personas", "4 challenges", "challenge without goal", "no greeting", "no tags",
+             "long intro", "no intro", "long name", "21 tags", "unknown chat model", "unknown field", "minor", "adult challenge"]
+
+
+@pytest.mark.parametrize("profile, error, match", LIMITS, ids=LIMIT_IDS)
+def test_each_limit_is_refused_and_nothing_is_saved(make_services, profile, error, match):
     services = make_services()
     account = guest(services)
-    figure = figure_for(services, account)
-    character = services.characters.create(account, figure.id, GOOD)
-    assert character.name == "Iris Vale" and character.image == figure.canonical_path
-    assert character.profile["tags"] == ["explorer", "mentor"]  # duplicates and blanks dropped
-    assert character.profile["alternate_greetings"] == ["Back again?"]
-
-    # a gallery of the user's own images; one becomes the card image
-    made = services.text.text_to_image(account, TextToImageParams("the cartographer at her desk", "flux.1-schnell", steps=2, seed=3))
-    character = services.characters.add_image(account, character.id, made.request_id, 0)
-    with pytest.raises(CharacterError, match="already in the gallery"):
-        services.characters.add_image(account, character.id, made.request_id, 0)
-    character = services.characters.set_main(account, character.id, 0)
-    assert character.image == made.files[0]
-
-    edited = services.characters.update(account, character.id, Profile(fields=dict(GOOD.fields, personality="curious"), tags=("explorer",)))
-    assert edited.profile["fields"]["personality"] == "curious" and edited.gallery == character.gallery
-
-    for version in ("v2", "v3"):
-        path = services.characters.export_card(account, character.id, version)
-        assert path.name == f"iris-vale-{version}.png"
-        cards = read_card(str(path))
-        v2 = cards["chara"]
-        assert v2["spec"] == "chara_card_v2" and v2["spec_version"] == "2.0"
-        assert v2["data"]["name"] == "Iris Vale" and v2["data"]["personality"] == "curious"
-        assert v2["data"]["tags"] == ["explorer"] and v2["data"]["first_mes"].startswith("You found my map")
-        assert set(v2["data"]) >= {"description", "scenario", "mes_example", "creator_notes", "system_prompt",
-                                   "post_history_instructions", "alternate_greetings", "creator", "character_version", "extensions"}
-        if version == "v3":
-            v3 = cards["ccv3"]
-            assert v3["spec"] == "chara_card_v3" and v3["spec_version"] == "3.0"
-            assert v3["data"]["assets"] == [{"type": "icon", "uri": "ccdefault:", "name": "main", "ext": "png"}]
-            assert v3["data"]["group_only_greetings"] == [] and v3["data"]["creation_date"] > 0
-        else:
-            assert "ccv3" not in cards
-        with Image.open(path) as card, Image.open(made.files[0]) as source:
-            assert np.array_equal(np.asarray(card.convert("RGB")), np.asarray(source.convert("RGB")))  # the card image
-            assert "parameters" not in card.text  # the generation's own settings chunk is not carried over
-
-    # removing the card image falls back to the figure's canonical image
-    character = services.characters.remove_image(account, character.id, 0)
-    assert character.gallery == [] and character.main is None and character.image == figure.canonical_path
-    assert [c.id for c in services.characters.list(account)] == [character.id]
-    with pytest.raises(CharacterError, match="Tick"):
-        services.characters.delete(account, character.id, confirm=False)
-    services.characters.delete(account, character.id, confirm=True)
-    assert services.characters.list(account) == []
-
-
-@pytest.mark.parametrize(
-    "profile, error, match",
-    [
-        (Profile(fields={"description": "no name"}), CharacterError, "Name is required"),
-        (Profile(fields={"name": "x" * 65}), CharacterError, "Name is limited to 64 characters; it has 65"),
-        (Profile(fields={"name": "Iris", "personality": "y" * 2001}), CharacterError, "Personality is limited to 2,000"),
-        (Profile(fields={"name": "Iris"}, tags=tuple(f"t{i}" for i in range(21))), CharacterError, "At most 20 tags"),
-        (Profile(fields={"name": "Iris"}, tags=("z" * 33,)), CharacterError, "Tags are limited to 32"),
-        (Profile(fields={"name": "Iris"}, alternate_greetings=("hi",) * 6), CharacterError, "At most 5 alternate"),
-        (Profile(fields={"name": "Iris", "nickname": "I"}), CharacterError, "Unknown profile field"),
-        (Profile(fields={"name": "Iris", "description": "a 16 year old student"}), PromptRefused, "adults"),
-        (Profile(fields={"name": "Iris", "scenario": "a nude beach"}), PromptRefused, "SFW-only"),
-    ],
-    ids=["no name", "long name", "long personality", "21 tags", "long tag", "6 greetings", "unknown field", "minor", "adult"],
-)
-def test_bad_profiles_are_refused_and_nothing_is_written(make_services, profile, error, match):
-    services = make_services()
-    account = guest(services)
-    figure = figure_for(services, account)
+    balance = services.ledger.balance(account.id)
     with pytest.raises(error, match=match):
-        services.characters.create(account, figure.id, profile)
-    assert services.characters.list(account) == []
-    character = services.characters.create(account, figure.id, GOOD)
+        services.characters.create(account, profile, "private", avatar=AvatarChoice("generate"))
+    assert services.characters.list(account) == [] and services.ledger.balance(account.id) == balance  # nothing paid
+    character = services.characters.create(account, GOOD, "private", avatar=upload())
     with pytest.raises(error, match=match):
         services.characters.update(account, character.id, profile)
-    assert services.characters.get(account, character.id).profile["fields"]["name"] == "Iris Vale"  # unchanged
+    assert services.characters.get(account, character.id).profile == character.profile  # unchanged
 
 
-def test_only_your_own_figures_images_and_characters(make_services, monkeypatch):
+@pytest.mark.parametrize("visibility, match", [("", "Visibility is required: public, unlisted, private"),
+                                               ("friends", "Visibility must be one of public, unlisted, private")])
+def test_visibility_is_required(make_services, visibility, match):
     services = make_services()
-    owner, stranger = guest(services), guest(services, ip="10.3.0.2")
+    account = guest(services)
+    with pytest.raises(CharacterError, match=match):
+        services.characters.create(account, GOOD, visibility, avatar=upload())
+    assert services.characters.list(account) == []
+
+
+def test_without_a_figure_from_an_upload_and_from_a_generated_image(make_services):
+    services = make_services()
+    account = guest(services)
+    uploaded = services.characters.create(account, GOOD, "public", avatar=upload())
+    assert uploaded.figure_id is None and uploaded.avatar["source"] == "upload" and uploaded.avatar["safety"] == "safe"
+    with Image.open(uploaded.image) as stored, Image.open(PHOTO) as original:
+        assert stored.size == original.size and not stored.info.get("exif")  # upload hygiene: pixels only
+    assert uploaded.review == "pending" and "pending" in uploaded.status
+    assert uploaded.profile["tags"] == ["explorer", "mentor"] and uploaded.profile["alternate_greetings"] == ["Back again?"]
+    assert uploaded.profile["persona_cards"] == [{"name": "Sailor", "description": "You crew a fishing boat."}]
+
+    before = services.ledger.balance(account.id)
+    price = services.characters.quote_avatar().total
+    generated = services.characters.create(account, GOOD, "private", avatar=AvatarChoice("generate", seed=5))
+    assert generated.avatar["source"] == "generated" and generated.image.is_file()
+    assert price > 0 and services.ledger.balance(account.id) == before - price
+    record = services.history.get(account.id, generated.avatar["generation_id"])
+    assert record.status == "done" and "portrait of Iris Vale" in record.request["prompt"]  # composed from the profile
+    custom = services.characters.create(account, GOOD, "private", avatar=AvatarChoice("generate", prompt="a lighthouse keeper", seed=6))
+    assert services.history.get(account.id, custom.avatar["generation_id"]).request["prompt"] == "a lighthouse keeper"
+
+
+def test_from_a_figure_the_canonical_image_is_the_default_avatar(make_services):
+    services = make_services()
+    account = guest(services)
+    figure = figure_for(services, account)
+    character = services.characters.create(account, GOOD, "private", figure_id=figure.id)
+    assert character.figure_id == figure.id and character.avatar["source"] == "figure"
+    assert character.image == figure.canonical_path and character.figure_name == "Iris"
+    stranger = guest(services, ip="10.3.0.2")
+    with pytest.raises(CharacterError, match="No figure"):
+        services.characters.create(stranger, GOOD, "private", figure_id=figure.id)
+    # the profile changes later without touching the visual identity
+    edited = services.characters.update(account, character.id, with_profile(fields={"personality": "curious"}))
+    assert edited.profile["fields"]["personality"] == "curious" and edited.avatar == character.avatar
+    assert edited.figure_id == figure.id
+
+
+def test_an_unchecked_image_cannot_be_the_main_image_of_a_public_character(make_services):
+    services = make_services(safety=Unchecked())
+    account = guest(services)
+    for visibility in ("public", "unlisted"):
+        with pytest.raises(CharacterError, match="no output check is configured.*requirements-safety.txt"):
+            services.characters.create(account, GOOD, visibility, avatar=upload())
+        balance = services.ledger.balance(account.id)
+        with pytest.raises(CharacterError, match="no output check is configured"):  # refused before paying
+            services.characters.create(account, GOOD, visibility, avatar=AvatarChoice("generate"))
+        assert services.ledger.balance(account.id) == balance
+    assert services.characters.list(account) == []
+    private = services.characters.create(account, GOOD, "private", avatar=upload())
+    assert private.avatar["safety"] == "unchecked" and "unchecked" in private.status
+    with pytest.raises(CharacterError, match="cannot be the main image of a public character"):
+        services.characters.update(account, private.id, GOOD, visibility="public")
+    assert services.characters.get(account, private.id).visibility == "private"
+
+
+def test_a_flagged_image_is_refused_as_main_image_by_the_real_detector(make_services):
+    pytest.importorskip("nudenet", reason="the optional safety extra (requirements-safety.txt) is not installed")
+    # The real NudeNet detector with a policy that flags faces: a real portrait is then "flagged" (no NSFW data needed).
+    services = make_services(safety=NudeNetChecker({"FACE_FEMALE": 0.3, "FACE_MALE": 0.3}))
+    account = guest(services)
+    with pytest.raises(CharacterError, match="must be SFW, and the output check flagged this one"):
+        services.characters.create(account, GOOD, "private", avatar=upload())
+    assert services.characters.list(account) == []
+    coffee = AvatarChoice("upload", upload=str(SKIMAGE / "coffee.png"))  # no face: passes
+    character = services.characters.create(account, GOOD, "private", avatar=coffee)
+    with pytest.raises(CharacterError, match="flagged"):
+        services.characters.set_main(account, character.id, "upload", upload=str(PHOTO))
+    assert services.characters.get(account, character.id).avatar == character.avatar
+
+
+def test_visibility_through_every_read(make_services):
+    services = make_services(admin_secret="qa-test-key")
+    owner, other, moderator = guest(services), guest(services, ip="10.3.0.2"), qa(services)
+    made = services.text.text_to_image(owner, TextToImageParams("the cartographer at her desk", "sdxl-base", steps=2, seed=3))
+    private = services.characters.create(owner, with_profile(fields={"name": "Private Pia"}), "private", avatar=upload())
+    unlisted = services.characters.create(owner, with_profile(fields={"name": "Unlisted Uma"}), "unlisted", avatar=upload())
+    public = services.characters.create(owner, with_profile(fields={"name": "Public Paz"}, tags=("pirate",)), "public", avatar=upload())
+    rejected = services.characters.create(owner, with_profile(fields={"name": "Rejected Rue"}), "public", avatar=upload())
+    for c in (private, unlisted, public):
+        services.characters.gallery_add(owner, c.id, made.request_id, 0)
+
+    assert services.characters.catalogue()["characters"] == []  # public ones wait for a moderator
+    with pytest.raises(CharacterError, match="Only QA sessions"):
+        services.characters.review(owner, public.id, True)
+    assert {c.id for c in services.characters.review_queue(moderator)} == {public.id, rejected.id}
+    services.characters.review(moderator, public.id, True)
+    with pytest.raises(CharacterError, match="Say why"):
+        services.characters.review(moderator, rejected.id, False)
+    services.characters.review(moderator, rejected.id, False, "The intro names a real person.")
+    assert "rejected by a moderator: The intro names a real person." in services.characters.get(owner, rejected.id).status
+
+    for viewer in (other, None):  # another visitor, and nobody signed in
+        listed = services.characters.catalogue()["characters"]
+        assert [c["id"] for c in listed] == [public.id]
+        assert listed[0]["intro"] == GOOD.intro and listed[0]["tags"] == ["pirate"] and listed[0]["image"]
+        for hidden in (private, rejected):
+            for read in (lambda c: services.characters.get(viewer, c.id), lambda c: services.characters.gallery(viewer, c.id),
+                         lambda c: services.characters.gallery(viewer, c.id, "video"),
+                         lambda c: services.characters.export_card(viewer, c.id, "json")):
+                with pytest.raises(CharacterError, match="No character"):
+                    read(hidden)
+        assert services.characters.get(viewer, unlisted.id).name == "Unlisted Uma"  # by its link
+        assert services.characters.gallery(viewer, unlisted.id)["total"] == 1
+        assert services.characters.get(viewer, public.id).review_note == ""
+        assert "status" not in services.characters.get(viewer, public.id).as_dict()
+    # search by name and by tag
+    assert services.characters.catalogue(query="paz")["total"] == 1 and services.characters.catalogue(query="uma")["total"] == 0
+    assert services.characters.catalogue(tag="Pirate")["total"] == 1 and services.characters.catalogue(tag="mentor")["total"] == 0
+    # only the owner changes it; a change sends a public character back to pending
+    with pytest.raises(CharacterError, match="among yours"):
+        services.characters.update(other, public.id, GOOD)
+    services.characters.update(owner, public.id, with_profile(fields={"name": "Public Paz"}, intro="New intro."))
+    assert services.characters.catalogue()["total"] == 0 and services.characters.get(owner, public.id).review == "pending"
+
+
+def test_galleries_hold_only_your_generated_files_of_any_size(make_services):
+    services = make_services()
+    owner, other = guest(services), guest(services, ip="10.3.0.2")
+    character = services.characters.create(owner, GOOD, "private", avatar=upload())
+    theirs = services.text.text_to_image(other, TextToImageParams("a fox", "sdxl-base", steps=2, seed=1))
+    with pytest.raises(CharacterError, match="not among your generations"):
+        services.characters.gallery_add(owner, character.id, theirs.request_id, 0)
+    with pytest.raises(CharacterError, match="not among your generations"):
+        services.characters.gallery_add(owner, character.id, "upload-that-was-never-generated", 0)
+    mine = services.text.text_to_image(owner, TextToImageParams("a fox", "sdxl-base", steps=2, seed=2, count=4))
+    with pytest.raises(CharacterError, match="not among your generations"):
+        services.characters.gallery_add(owner, character.id, mine.request_id, 9)
+    limits = services.characters.limits
+    for index in range(4):
+        services.characters.gallery_add(owner, character.id, mine.request_id, index)
+    with pytest.raises(CharacterError, match="already in the gallery"):
+        services.characters.gallery_add(owner, character.id, mine.request_id, 0)
+    with pytest.raises(CharacterError, match="among yours"):
+        services.characters.gallery_add(other, character.id, theirs.request_id, 0)  # not their character
+    page = services.characters.gallery(owner, character.id)
+    assert page["total"] == 4 and len(page["items"]) == min(4, limits.gallery_page_size)
+    # a main image from the gallery, then an edit of the main image joins the gallery
+    character = services.characters.set_main(owner, character.id, "gallery", media_id=page["items"][1]["id"])
+    assert character.avatar["generation_id"] == mine.request_id and character.avatar["idx"] == 1
+    edited = services.characters.edit_main(owner, character.id, "make it night", "flux.1-kontext-dev", seed=1)
+    items = services.characters.gallery(owner, character.id)["items"]
+    assert edited.counts["image"] == 5 and items[-1]["origin"] == "edit"
+    record = services.history.get(owner.id, items[-1]["request_id"])
+    assert record.request["context"]["edit_of"]["character_id"] == character.id
+    services.characters.gallery_remove(owner, character.id, items[0]["id"])
+    with pytest.raises(CharacterError, match="not in this character's gallery"):
+        services.characters.gallery_remove(owner, character.id, items[0]["id"])
+    assert services.characters.gallery(owner, character.id)["total"] == 4
+
+
+def test_the_video_gallery_takes_videos_generated_here(make_services):
+    services = make_services()
+    owner = guest(services)
     figure = figure_for(services, owner)
-    character = services.characters.create(owner, figure.id, GOOD)
-    with pytest.raises(FigureError):
-        services.characters.create(stranger, figure.id, GOOD)
-    with pytest.raises(CharacterError, match="No character"):
-        services.characters.get(stranger, character.id)
-    theirs = services.text.text_to_image(stranger, TextToImageParams("a fox", "sdxl-base", steps=2, seed=1))
-    with pytest.raises(CharacterError, match="not in your history"):
-        services.characters.add_image(owner, character.id, theirs.request_id, 0)
-    with pytest.raises(CharacterError, match="There is no image 1"):
-        services.characters.set_main(owner, character.id, 0)
+    character = services.characters.create(owner, GOOD, "private", figure_id=figure.id)
+    video = services.video.figure_to_video(owner, figure.id, "wave", aspect_ratio="9:16", resolution="480p", seed=4)
+    services.characters.gallery_add(owner, character.id, video.request_id, 0)
+    page = services.characters.gallery(owner, character.id, "video")
+    assert page["total"] == 1 and page["items"][0]["file"].endswith(".mp4") and page["items"][0]["poster"]
+    assert services.characters.gallery(owner, character.id, "image")["total"] == 0
 
-    # an image the output check flagged can sit in the (private) gallery but never be the card image
-    mine = services.text.text_to_image(owner, TextToImageParams("a fox", "sdxl-base", steps=2, seed=2))
-    character = services.characters.add_image(owner, character.id, mine.request_id, 0)
-    with services.db.begin() as conn:
-        from services.accounts.tables import characters
 
-        gallery = [dict(g, safety="flagged") for g in character.gallery]
-        conn.execute(characters.update().where(characters.c.id == character.id).values(gallery=[
-            dict(g, path=services.store.relative(g["path"])) for g in gallery]))
-    with pytest.raises(CharacterError, match="must be SFW"):
-        services.characters.set_main(owner, character.id, 0)
-    assert services.characters.get(owner, character.id).main is None
+def test_the_writing_helpers_suggest_and_warn():
+    limits = load_character_limits()
+    helped = personality_help(limits, "She is nice and very kind.")
+    assert 3 <= len(helped["traits"]) <= 5 and helped["quirk"] in limits.personality.quirks
+    assert "nice, kind" in helped["warnings"][0]
+    assert personality_help(limits, "blunt and meticulous")["warnings"] == []
+    assert personality_help(limits, "x") == personality_help(limits, "x")  # stable for one draft
+    assert backstory_help(limits, "word " * 301)["warnings"] and not backstory_help(limits, "word " * 200)["warnings"]
+    assert backstory_help(limits, "")["guidance"][0] == "Where they come from"
 
 
 def test_the_limits_file_is_validated(tmp_path):
+    source = (Path(__file__).parent.parent / "presets" / "characters.toml").read_text()
     bad = tmp_path / "characters.toml"
-    bad.write_text('max_tags = 5\nmax_tag_length = 10\nmax_alternate_greetings = 1\nmax_gallery = 0\n'
-                   '[[fields]]\nkey = "description"\nlabel = "D"\nmax = 10\n')
-    with pytest.raises(CharactersFileError, match=r"characters.toml: max_gallery: .*greater than or equal to 1"):
+    bad.write_text(source.replace("max_opening_messages = 20", "max_opening_messages = -1"))
+    with pytest.raises(CharactersFileError, match=r"characters.toml: max_opening_messages: .*greater than or equal to 0"):
         load_character_limits(bad)
-    bad.write_text('max_tags = 5\nmax_tag_length = 10\nmax_alternate_greetings = 1\nmax_gallery = 3\n'
-                   '[[fields]]\nkey = "description"\nlabel = "D"\nmax = 10\n')
-    with pytest.raises(CharactersFileError, match="'name' is required"):
+    bad.write_text(source.replace('key = "first_mes"', 'key = "first_mes"\nrequired = false', 1).replace(
+        'max = 4000\nrequired = true', 'max = 4000', 1))
+    with pytest.raises(CharactersFileError, match="'first_mes' must be listed and required"):
         load_character_limits(bad)
-    assert load_character_limits().spec("name").max == 64
+    assert load_character_limits().max_opening_messages == 20
 
 
-def test_characters_through_gradio_client(client, token):
-    from gradio_client.exceptions import AppError
-
-    _, info, _, _ = client.predict(archetype="artist", prompt="", model="sdxl-base", takes=1, seed=4, token=token,
-                                   api_name="/figure_quick")
-    figure = client.predict(token, "Iris", info["request_id"], 0, api_name="/figure_save")
-    fields = {"name": "Iris Vale", "description": "A cartographer.", "first_mes": "Sit, tell me where."}
-    with pytest.raises(AppError, match="Name is limited to 64 characters"):
-        client.predict(token, figure["id"], "", dict(fields, name="x" * 65), [], [], api_name="/character_save")
-    assert client.predict(token, api_name="/characters") == []
-    character = client.predict(token, figure["id"], "", fields, ["explorer"], ["Back again?"], api_name="/character_save")
-    assert character["image"] == figure["canonical_image"]
-
-    _, made, _, _ = client.predict(prompt="the cartographer at her desk", model="flux.1-schnell", steps=2, seed=8,
-                                   token=token, api_name="/text_to_image")
-    client.predict(token, character["id"], made["request_id"], 0, api_name="/character_add_image")
-    updated = client.predict(token, character["id"], 0, api_name="/character_set_card_image")
-    assert updated["main"] == 0 and updated["image"] == made["files"][0]
-
-    card = client.predict(character["id"], "v3", token, api_name="/character_export")
-    assert card.endswith("iris-vale-v3.png")
-    cards = read_card(card)
-    assert cards["ccv3"]["data"]["name"] == "Iris Vale" and cards["chara"]["data"]["tags"] == ["explorer"]
-    assert cards["ccv3"]["data"]["alternate_greetings"] == ["Back again?"]
-    with pytest.raises(AppError, match="Save the character first"):
-        client.predict("", "v3", token, api_name="/character_export")
+def test_only_your_own_figures(make_services):
+    services = make_services()
+    owner, stranger = guest(services), guest(services, ip="10.3.0.2")
+    figure = figure_for(services, owner)
+    with pytest.raises((CharacterError, FigureError)):
+        services.characters.create(stranger, GOOD, "private", figure_id=figure.id)
+    assert services.characters.list(stranger) == []

@@ -1,6 +1,8 @@
 """Schema migrations and the plans preset."""
 from __future__ import annotations
 
+import json
+
 import pytest
 import sqlalchemy as sa
 
@@ -114,5 +116,62 @@ def test_a_version_one_database_migrates_forward(tmp_path):
         live = {c["name"] for c in sa.inspect(db.engine).get_columns("generation_files")}
         assert "poster" in live
         assert {"figures", "figure_takes"} <= set(sa.inspect(db.engine).get_table_names())
+    finally:
+        db.dispose()
+
+
+def test_characters_of_release_seven_move_to_the_catalogue_schema(db_url):
+    """Migration 8: the old characters table (figure required, gallery as JSON, `main` as a position) becomes the
+    new one; its gallery moves to character_media and its card image becomes the avatar, on SQLite and PostgreSQL."""
+    db = Database(db_url)
+    try:
+        assert db.migrate(MIGRATIONS[:7]) == list(range(1, 8))
+        with db.begin() as conn:
+            conn.execute(sa.text("DROP TABLE characters"))
+            old = sa.MetaData()
+            sa.Table("accounts", old, sa.Column("id", sa.String(80), primary_key=True))
+            sa.Table("figures", old, sa.Column("id", sa.String(32), primary_key=True))
+            sa.Table(
+                "characters", old,
+                sa.Column("id", sa.String(32), primary_key=True),
+                sa.Column("account_id", sa.String(80), sa.ForeignKey("accounts.id"), nullable=False, index=True),
+                sa.Column("figure_id", sa.String(32), sa.ForeignKey("figures.id"), nullable=False),
+                sa.Column("name", sa.String(80), nullable=False),
+                sa.Column("profile", sa.JSON, nullable=False),
+                sa.Column("gallery", sa.JSON, nullable=False),
+                sa.Column("main", sa.Integer, nullable=True),
+                sa.Column("created_at", sa.Float, nullable=False),
+                sa.Column("updated_at", sa.Float, nullable=False),
+                sa.Column("deleted_at", sa.Float, nullable=True),
+            ).create(conn)
+            conn.execute(tables.accounts.insert().values(id="a1", kind="visitor", tier="guest", created_at=0.0))
+            for gid in ("g1", "g2"):
+                conn.execute(tables.generations.insert().values(
+                    id=gid, account_id="a1", idempotency_key=gid, params_hash="h", task="text-to-image", model="m", request={},
+                    status="done", price=1, instance_id="i", created_at=0.0))
+                conn.execute(tables.generation_files.insert().values(generation_id=gid, idx=0, path=f"{gid}.png", media="image", safety="safe"))
+            conn.execute(tables.figures.insert().values(id="f1", account_id="a1", name="F", kind="quick", spec={}, prompt="p",
+                                                        style="photoreal", model="m", settings={}, created_at=0.0, updated_at=0.0))
+            take = conn.execute(tables.figure_takes.insert().values(figure_id="f1", generation_id="g2", idx=0, path="g2.png",
+                                                                    created_at=0.0).returning(tables.figure_takes.c.id)).scalar()
+            conn.execute(tables.figures.update().values(canonical_take=take))
+            profile = {"fields": {"name": "Old"}, "tags": ["t"], "alternate_greetings": []}
+            gallery = [{"request_id": "g1", "index": 0, "path": "g1.png", "safety": "safe"}]
+            conn.execute(sa.text("INSERT INTO characters (id, account_id, figure_id, name, profile, gallery, main, created_at, updated_at) "
+                                 "VALUES ('c1', 'a1', 'f1', 'Old', :p, :g, 0, 1.0, 2.0), ('c2', 'a1', 'f1', 'Two', :p, '[]', NULL, 1.0, 2.0)"),
+                         {"p": json.dumps(profile), "g": json.dumps(gallery)})
+        assert db.migrate() == [8]
+        live = {c["name"]: c for c in sa.inspect(db.engine).get_columns("characters")}
+        assert set(live) == {c.name for c in tables.characters.columns} and live["figure_id"]["nullable"]
+        with db.engine.connect() as conn:
+            rows = {r.id: r for r in conn.execute(sa.select(tables.characters)).all()}
+            media = conn.execute(sa.select(tables.character_media)).all()
+        assert rows["c1"].avatar == {"source": "gallery", "path": "g1.png", "safety": "safe", "generation_id": "g1", "idx": 0}
+        assert rows["c2"].avatar["source"] == "figure" and rows["c2"].avatar["path"] == "g2.png"
+        assert rows["c1"].visibility == "private" and rows["c1"].review == "none" and rows["c1"].profile == profile
+        assert [(m.character_id, m.generation_id, m.media, m.origin) for m in media] == [("c1", "g1", "image", "generated")]
+        with db.begin() as conn:  # a character without a figure can now be stored
+            conn.execute(tables.characters.insert().values(id="c3", account_id="a1", figure_id=None, name="N", profile={},
+                                                          created_at=0.0, updated_at=0.0))
     finally:
         db.dispose()

@@ -89,6 +89,15 @@ class Ledger:
         self._require(self._change(conn, source, "transfer", -amount, request_id, note), conn, source, amount)
         return self._require(self._change(conn, destination, "transfer", amount, request_id, note), conn, destination, 0)
 
+    def sale(self, conn: sa.Connection, buyer: str, seller: str, price: int, share: int, request_id: str, note: str = "") -> int:
+        """One transfer row on each side under one request id: the buyer pays `price`, the seller receives `share`
+        (the rest is the platform's). Raises InsufficientCredits, changing nothing, when the buyer is short."""
+        assert 0 <= share <= price, (share, price)
+        balance = self._require(self._change(conn, buyer, "transfer", -price, request_id, note), conn, buyer, price)
+        if share:
+            self._require(self._change(conn, seller, "transfer", share, request_id, note), conn, seller, 0)
+        return balance
+
     # -- reads -----------------------------------------------------------------------------------------
     def balance(self, account_id: str) -> int:
         with self.db.engine.connect() as conn:

@@ -114,6 +114,58 @@ def m007_public_ids(conn: sa.Connection) -> None:
             conn.execute(sa.text(f"CREATE UNIQUE INDEX ix_{table}_public_id ON {table} (public_id)"))
 
 
+def m008_character_catalogue(conn: sa.Connection) -> None:
+    """Characters without figures, with visibility, review, a main image and card memory; galleries of any size in
+    their own table (images and videos); photo albums and their unlocks.
+
+    The old `gallery` JSON becomes character_media rows and `main` becomes the avatar. SQLite cannot drop NOT NULL
+    from figure_id, so there the table is rebuilt; PostgreSQL alters it in place."""
+    import json
+    import secrets
+
+    columns = {c["name"] for c in sa.inspect(conn).get_columns("characters")}
+    if "visibility" not in columns:  # a database from before this release (a fresh one got the new table from m004)
+        old = [dict(r._mapping) for r in conn.execute(sa.text("SELECT * FROM characters")).all()]
+        if conn.dialect.name == "sqlite":
+            conn.execute(sa.text("DROP INDEX IF EXISTS ix_characters_account_id"))
+            conn.execute(sa.text("ALTER TABLE characters RENAME TO characters_before_8"))
+            tables.characters.create(conn)
+            conn.execute(sa.text(
+                "INSERT INTO characters (id, account_id, figure_id, name, profile, created_at, updated_at, deleted_at) "
+                "SELECT id, account_id, figure_id, name, profile, created_at, updated_at, deleted_at FROM characters_before_8"))
+            conn.execute(sa.text("DROP TABLE characters_before_8"))
+        else:
+            conn.execute(sa.text("ALTER TABLE characters ALTER COLUMN figure_id DROP NOT NULL"))
+            conn.execute(sa.text("ALTER TABLE characters DROP COLUMN gallery, DROP COLUMN main"))
+            for column, ddl in (("visibility", "VARCHAR(16) NOT NULL DEFAULT 'private'"), ("review", "VARCHAR(16) NOT NULL DEFAULT 'none'"),
+                                ("review_note", "VARCHAR(500) NOT NULL DEFAULT ''"), ("reviewed_by", "VARCHAR(80)"),
+                                ("reviewed_at", "FLOAT"), ("avatar", "JSON"), ("card", "JSON")):
+                _add_column(conn, "characters", column, ddl)
+    tables.metadata.create_all(conn, tables=[tables.character_media, tables.character_albums, tables.album_unlocks])
+    if "visibility" in columns:
+        return
+    for row in old:
+        gallery = row["gallery"] if isinstance(row["gallery"], list) else json.loads(row["gallery"] or "[]")
+        for n, item in enumerate(gallery):
+            conn.execute(tables.character_media.insert().values(
+                public_id=secrets.token_hex(8), character_id=row["id"], media="image", generation_id=item["request_id"],
+                idx=int(item["index"]), path=item["path"], safety=item.get("safety", "unchecked"), origin="generated",
+                created_at=row["updated_at"] + n * 1e-3))
+        avatar = None
+        if row["main"] is not None and 0 <= row["main"] < len(gallery):
+            item = gallery[row["main"]]
+            avatar = {"source": "gallery", "path": item["path"], "safety": item.get("safety", "unchecked"),
+                      "generation_id": item["request_id"], "idx": int(item["index"])}
+        else:  # the figure's canonical take, as the card showed it
+            take = conn.execute(sa.text(
+                "SELECT t.path, t.generation_id, t.idx, f.safety FROM figures g JOIN figure_takes t ON t.id = g.canonical_take "
+                "JOIN generation_files f ON f.generation_id = t.generation_id AND f.idx = t.idx WHERE g.id = :f"),
+                {"f": row["figure_id"]}).first()
+            if take is not None:
+                avatar = {"source": "figure", "path": take.path, "safety": take.safety, "generation_id": take.generation_id, "idx": take.idx}
+        conn.execute(tables.characters.update().where(tables.characters.c.id == row["id"]).values(avatar=avatar, card={}))
+
+
 MIGRATIONS: list[Migration] = [
     (1, "initial", m001_initial),
     (2, "figures", m002_figures),
@@ -122,4 +174,5 @@ MIGRATIONS: list[Migration] = [
     (5, "repair unserialisable records", m005_repair_unserialisable_records),
     (6, "age confirmation", m006_age_confirmation),
     (7, "public ids", m007_public_ids),
+    (8, "character catalogue", m008_character_catalogue),
 ]

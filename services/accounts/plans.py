@@ -70,11 +70,30 @@ class Prices(BaseModel):
         return value
 
 
+class AlbumTerms(BaseModel):
+    """Photo albums: the price range an owner may set, and the creator's share of each unlock."""
+
+    model_config = ConfigDict(extra="forbid")
+    min_price: int = Field(ge=1)
+    max_price: int = Field(ge=1)
+    creator_share: float = Field(ge=0, le=1)  # of the price; the rest stays with the platform
+
+    @model_validator(mode="after")
+    def _range(self) -> "AlbumTerms":
+        if self.max_price < self.min_price:
+            raise ValueError("albums: max_price must not be below min_price")
+        return self
+
+    def share_of(self, price: int) -> int:
+        return int(price * self.creator_share)  # whole credits, rounded down
+
+
 class Plans(BaseModel):
     model_config = ConfigDict(extra="forbid")
     tiers: dict[str, Tier]
     visitor_grants: VisitorGrants
     prices: Prices
+    albums: AlbumTerms
 
     @model_validator(mode="after")
     def _required_tiers(self) -> "Plans":

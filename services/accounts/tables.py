@@ -161,14 +161,59 @@ figure_takes = sa.Table(
 characters = sa.Table(
     "characters",
     metadata,
-    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("id", sa.String(32), primary_key=True),  # random: also the character's link (unlisted ones)
     sa.Column("account_id", sa.String(80), sa.ForeignKey("accounts.id"), nullable=False, index=True),
-    sa.Column("figure_id", sa.String(32), sa.ForeignKey("figures.id"), nullable=False),
+    sa.Column("figure_id", sa.String(32), sa.ForeignKey("figures.id"), nullable=True),  # optional (migration 8)
     sa.Column("name", sa.String(80), nullable=False),
-    sa.Column("profile", sa.JSON, nullable=False),  # card fields, tags, alternate greetings
-    sa.Column("gallery", sa.JSON, nullable=False),  # [{"request_id", "index", "path"}], in the user's order
-    sa.Column("main", sa.Integer, nullable=True),  # gallery position of the card image; null: the figure's canonical image
+    sa.Column("profile", sa.JSON, nullable=False),  # card fields, intro, tags, greetings, chat models, personas, challenges
+    sa.Column("visibility", sa.String(16), nullable=False, server_default="private"),  # public | unlisted | private
+    sa.Column("review", sa.String(16), nullable=False, server_default="none"),  # none | pending | verified | rejected
+    sa.Column("review_note", sa.String(500), nullable=False, server_default=""),
+    sa.Column("reviewed_by", sa.String(80), nullable=True),
+    sa.Column("reviewed_at", sa.Float, nullable=True),
+    sa.Column("avatar", sa.JSON, nullable=True),  # the main image: {"source", "path", "safety", "generation_id", "idx"}
+    sa.Column("card", sa.JSON, nullable=True),  # card memory: creation_date, other tools' extensions, kept fields
     sa.Column("created_at", sa.Float, nullable=False),
     sa.Column("updated_at", sa.Float, nullable=False),
     sa.Column("deleted_at", sa.Float, nullable=True),
+)
+
+character_media = sa.Table(
+    "character_media",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),  # gallery order
+    sa.Column("public_id", sa.String(32), nullable=False, unique=True),
+    sa.Column("character_id", sa.String(32), sa.ForeignKey("characters.id"), nullable=False, index=True),
+    sa.Column("media", sa.String(16), nullable=False),  # image | video
+    sa.Column("generation_id", sa.String(64), sa.ForeignKey("generations.id"), nullable=False),
+    sa.Column("idx", sa.Integer, nullable=False),
+    sa.Column("path", sa.String(300), nullable=False),
+    sa.Column("poster", sa.String(300), nullable=True),
+    sa.Column("safety", sa.String(32), nullable=False),
+    sa.Column("origin", sa.String(16), nullable=False),  # generated | edit (an edit of the main image)
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.UniqueConstraint("character_id", "generation_id", "idx", name="uq_character_media_file"),
+)
+
+character_albums = sa.Table(
+    "character_albums",
+    metadata,
+    sa.Column("character_id", sa.String(32), sa.ForeignKey("characters.id"), primary_key=True),
+    sa.Column("price", sa.Integer, nullable=False),
+    sa.Column("items", sa.JSON, nullable=False),  # gallery public ids, in order
+    sa.Column("offered_at", sa.Float, nullable=False),
+    sa.Column("withdrawn_at", sa.Float, nullable=True),
+)
+
+album_unlocks = sa.Table(
+    "album_unlocks",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("character_id", sa.String(32), sa.ForeignKey("characters.id"), nullable=False),
+    sa.Column("buyer_id", sa.String(80), sa.ForeignKey("accounts.id"), nullable=False, index=True),
+    sa.Column("price", sa.Integer, nullable=False),
+    sa.Column("creator_share", sa.Integer, nullable=False),
+    sa.Column("request_id", sa.String(64), nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.UniqueConstraint("character_id", "buyer_id", name="uq_album_unlocks_buyer"),
 )

@@ -116,11 +116,21 @@ class ReferenceImages:
             raise RemixError(f"Pick one of your images: {request_id} has {len(images)} image(s).")
         with Image.open(images[int(index)]) as opened:
             source = opened.convert("RGB")
+        return self.edit_picture(account, source, instruction=instruction, model=entry.id, seed=seed,
+                                 context={"edit_of": {"request_id": request_id, "index": int(index)}},
+                                 idempotency_key=idempotency_key, on_step=on_step)
+
+    def edit_picture(
+        self, account: Account, source: Image.Image, *, instruction: str, model: str, context: dict[str, Any],
+        seed: int | None = None, idempotency_key: str | None = None, on_step: StepCallback | None = None,
+    ) -> ImageOutput:
+        """The edit path on a picture the caller already holds (e.g. a character's main image); SFW only.
+        `context` says what it is an edit of (recorded with the request)."""
+        entry = self.catalogue.require(model, Task.EDIT)
         ratio = self.catalogue.nearest_ratio(entry, source.width, source.height)
         params = TextToImageParams(prompt=instruction, model=entry.id, aspect_ratio=ratio, resolution="1K", count=1, seed=seed)
         _, request = self.text.build_request(params, Task.EDIT)
-        request = replace(request, reference_images=(source,))
-        context = {"edit_of": {"request_id": request_id, "index": int(index)}}
+        request = replace(request, reference_images=(source.convert("RGB"),))
         return self._run(account, entry, Task.EDIT, request, params, context, {}, None, idempotency_key, on_step, Surface.EDIT)
 
     # -- Group -----------------------------------------------------------------------------------------

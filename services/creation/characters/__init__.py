@@ -1,0 +1,19 @@
+"""Characters: a profile (Character Card fields, intro, tags, greetings, chat models, persona cards, challenge
+modes) with its limits in presets/characters.toml; an optional figure; an SFW main image; visibility and moderation;
+the public catalogue; galleries of images and videos generated here; photo albums; Character Card V1/V2/V3 and
+CHARX import and export.
+
+    profile.py  limits and the checks every save runs first; writing helpers
+    cards.py    card building and reading (pure: no database)
+    service.py  Characters: storage, visibility, moderation, galleries, import/export
+    album.py    Albums: offer and unlock, one ledger sale per buyer
+"""
+from .album import Albums
+from .cards import NAMESPACE, png_cards, read_card_file
+from .profile import (CARD_FIELDS, VISIBILITIES, CharacterError, CharacterLimits, CharactersFileError, Profile,
+                      backstory_help, load_character_limits, personality_help)
+from .service import CARD_FORMATS, AvatarChoice, Character, Characters
+
+__all__ = ["Albums", "AvatarChoice", "CARD_FIELDS", "CARD_FORMATS", "Character", "CharacterError", "CharacterLimits",
+           "Characters", "CharactersFileError", "NAMESPACE", "Profile", "VISIBILITIES", "backstory_help",
+           "load_character_limits", "personality_help", "png_cards", "read_card_file"]

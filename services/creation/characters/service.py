@@ -1,0 +1,609 @@
+"""Characters: profiles with a visibility, a main image that must be SFW, moderation of public ones, the public
+catalogue, galleries of images and videos generated here, and card import and export.
+
+Who sees what (every by-id read goes through `_readable`):
+- the owner, and QA sessions (they moderate), always;
+- anyone, signed in or not, a public character a QA session verified, and an unlisted one by its id;
+- nobody else: a private character, or a public one that is pending or rejected, reads as "no such character".
+
+The main image (avatar) of a public or unlisted character must be one the output check passed ("safe"): an image the
+check flagged is never a main image, and one no check ran on ("unchecked") is allowed on private characters only.
+A new public character, or a change to a public one, waits for a QA session's verdict before it is listed.
+"""
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from PIL import Image
+
+from pipelines.types import StepCallback, Task
+from ...accounts.plans import Quote
+from ...accounts.db import Database
+from ...accounts.identity import Account
+from ...accounts.tables import character_albums, character_media, characters, figures as figures_table, generation_files, generations
+from ...media.png import encode_png
+from ...media.storage import OutputStore
+from ...safety.output import SafetyChecker, check_all
+from ...safety.policy import PromptPolicy, Surface, UploadLimits
+from ...safety.uploads import load_image
+from ..figures import FigureError, Figures
+from ..remix import ReferenceImages
+from ..text import TextImages, TextToImageParams
+from . import cards
+from .profile import CharacterError, CharacterLimits, Profile, check_visibility, clean_profile, profile_texts, stored_profile
+
+SHOWN = ("public", "unlisted")
+ENABLE_CHECK = ("Install the output check (pip install -r requirements-safety.txt, or set PLAYGROUND_SAFETY=nudenet) and "
+                "restart, or keep the character private.")
+CARD_FORMATS = ("png-v3", "png-v2", "json", "charx")
+VIDEO_TASKS = ("image-to-video", "text-to-video")
+
+
+@dataclass(frozen=True)
+class AvatarChoice:
+    """Where a new main image comes from: the figure's canonical image, an upload, or a generation (paid)."""
+
+    source: str = ""  # "" (the figure's image if there is a figure, else an upload if given) | figure | upload | generate
+    upload: str | bytes | None = None
+    prompt: str = ""  # generate: "" composes one from the profile
+    model: str = ""
+    seed: int | None = None
+
+
+@dataclass
+class Character:
+    id: str
+    name: str
+    figure_id: str | None
+    figure_name: str
+    visibility: str
+    review: str
+    review_note: str
+    profile: dict[str, Any]
+    avatar: dict[str, Any] | None
+    image: Path | None
+    owned: bool
+    created_at: float
+    updated_at: float
+    album: dict[str, Any] | None = None
+    counts: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def listed(self) -> bool:
+        return self.visibility == "public" and self.review == "verified"
+
+    @property
+    def status(self) -> str:
+        """One line for the owner: where the character stands and why."""
+        unchecked = self.avatar is not None and self.avatar.get("safety") != "safe"
+        if self.visibility == "private":
+            return "Private: only you see it." + (" Its main image is unchecked (no output check ran)." if unchecked else "")
+        if self.visibility == "unlisted":
+            return "Unlisted: anyone with its link (its id) can open it; it is not in the catalogue."
+        return {
+            "pending": "Public, pending: a moderator checks it before it appears in the catalogue.",
+            "verified": "Public and verified: it is in the catalogue.",
+            "rejected": f"Public, rejected by a moderator: {self.review_note or 'no reason given'}. Change it and save to ask again.",
+        }.get(self.review, "Public.")
+
+    def as_dict(self) -> dict[str, Any]:
+        out = {
+            "id": self.id, "name": self.name, "figure_id": self.figure_id, "figure_name": self.figure_name,
+            "visibility": self.visibility, "review": self.review, "profile": self.profile,
+            "intro": self.profile["intro"], "tags": self.profile["tags"],
+            "image": str(self.image) if self.image else None,
+            "image_check": None if self.avatar is None else self.avatar.get("safety"),
+            "avatar_source": None if self.avatar is None else self.avatar.get("source"),
+            "created_at": self.created_at, "updated_at": self.updated_at, "album": self.album, "counts": self.counts,
+        }
+        if self.owned:
+            out.update(status=self.status, review_note=self.review_note)
+        return out
+
+
+class Characters:
+    def __init__(self, db: Database, figures: Figures, store: OutputStore, policy: PromptPolicy, limits: CharacterLimits,
+                 safety: SafetyChecker, uploads: UploadLimits, text: TextImages, remix: ReferenceImages):
+        self.db = db
+        self.figures = figures
+        self.store = store
+        self.policy = policy
+        self.limits = limits
+        self.safety = safety
+        self.uploads = uploads
+        self.text = text
+        self.remix = remix
+
+    @property
+    def check_enabled(self) -> bool:
+        return self.safety.name != "none"
+
+    # -- checks --------------------------------------------------------------------------------------------
+    def clean(self, account: Account, profile: Profile) -> dict[str, Any]:
+        """The stored profile, or CharacterError / PromptRefused; characters are SFW adults in every text."""
+        cleaned = clean_profile(self.limits, profile)
+        for text in profile_texts(cleaned):
+            self.policy.check_text(text, account, Surface.CHARACTER)
+        return cleaned
+
+    def _require_shown_image(self, visibility: str, avatar: dict[str, Any] | None, what: str = "main image") -> None:
+        if visibility not in SHOWN:
+            return
+        if avatar is None:
+            raise CharacterError(f"{_a(visibility)} character needs a main image the output check passed: upload one, "
+                                 "generate one, or build it on a figure. Or keep it private.")
+        if avatar.get("safety") != "safe":
+            reason = ("no output check is configured, so this image was never checked" if not self.check_enabled
+                      else "the output check did not pass this image")
+            raise CharacterError(f"This {what} cannot be the main image of {_a(visibility).lower()} character: {reason}. "
+                                 + (ENABLE_CHECK if not self.check_enabled else "Pick or make another image, or keep the character private."))
+
+    # -- avatars -------------------------------------------------------------------------------------------
+    def _avatar_from_upload(self, source: str | bytes) -> dict[str, Any]:
+        """Upload hygiene, then the output check; a flagged image is refused, an unchecked one is labelled."""
+        picture = load_image(source, self.uploads).convert("RGB")
+        verdict = check_all(self.safety, [picture])[0]
+        if verdict.flagged:
+            raise CharacterError(f"The main image must be SFW, and the output check flagged this one ({verdict.reason}); upload another.")
+        path = self.store.put(encode_png(picture), ".png")
+        return {"source": "upload", "path": self.store.relative(path), "safety": verdict.label}
+
+    def _file(self, conn: sa.Connection, account_id: str, generation_id: str, index: int):
+        """One file of one of the account's finished generations, or None."""
+        return conn.execute(
+            sa.select(generation_files.c.path, generation_files.c.media, generation_files.c.safety, generation_files.c.poster,
+                      generations.c.task)
+            .join(generations, generations.c.id == generation_files.c.generation_id)
+            .where(generations.c.id == generation_id, generations.c.account_id == account_id,
+                   generations.c.status == "done", generation_files.c.idx == int(index))
+        ).first()
+
+    def _avatar_from_generation(self, conn: sa.Connection, account: Account, generation_id: str, index: int, source: str) -> dict[str, Any]:
+        row = self._file(conn, account.id, generation_id, index)
+        if row is None or row.media != "image":
+            raise CharacterError("That image is not among your generated images.")
+        if row.safety == "flagged":
+            raise CharacterError("The main image must be SFW, and the output check flagged that image; pick another.")
+        return {"source": source, "path": row.path, "safety": row.safety, "generation_id": generation_id, "idx": int(index)}
+
+    def _avatar_from_figure(self, conn: sa.Connection, account: Account, figure_id: str) -> dict[str, Any]:
+        figure = self.figures.get(account, figure_id)
+        take = figure.canonical
+        if take is None:
+            raise CharacterError(f"Figure “{figure.name}” has no canonical image yet; pick one in All Figures first.")
+        return self._avatar_from_generation(conn, account, take["request_id"], take["index"], "figure")
+
+    def compose_avatar_prompt(self, cleaned: dict[str, Any]) -> str:
+        """A main-image prompt from the profile when the user gives none: who they are, as a portrait."""
+        f = cleaned["fields"]
+        parts = [f"portrait of {f['name']}", cleaned["intro"], f.get("personality", ""), ", ".join(cleaned["tags"])]
+        prompt = ". ".join(p.strip().rstrip(".") for p in parts if p and p.strip())
+        return (prompt + ". Head and shoulders, soft light, detailed face.")[: self.limits.avatar_prompt_max]
+
+    def _generate_avatar(self, account: Account, cleaned: dict[str, Any], choice: AvatarChoice, idempotency_key: str | None,
+                         on_step: StepCallback | None) -> dict[str, Any]:
+        prompt = (choice.prompt or "").strip() or self.compose_avatar_prompt(cleaned)
+        if len(prompt) > self.limits.avatar_prompt_max:
+            raise CharacterError(f"The main-image prompt is limited to {self.limits.avatar_prompt_max:,} characters; it has {len(prompt):,}.")
+        model = choice.model or self.default_avatar_model()
+        params = TextToImageParams(prompt=prompt, model=model, aspect_ratio="3:4", seed=choice.seed)
+        output = self.text.text_to_image(account, params, idempotency_key, on_step, surface=Surface.CHARACTER,
+                                         context={"character_main_image": True})
+        with self.db.engine.connect() as conn:
+            return self._avatar_from_generation(conn, account, output.request_id, 0, "generated")
+
+    def default_avatar_model(self) -> str:
+        return self.text.catalogue.entries(Task.TEXT_TO_IMAGE, local=True)[0].id
+
+    def quote_avatar(self, model: str = "") -> Quote:
+        """What generating a main image costs (shown before the click)."""
+        return self.text.catalogue.quote(model or self.default_avatar_model(), Task.TEXT_TO_IMAGE, "3:4", "1K", 1)
+
+    # -- reading -------------------------------------------------------------------------------------------
+    @staticmethod
+    def _live(character_id: str):
+        return sa.and_(characters.c.id == character_id, characters.c.deleted_at.is_(None))
+
+    def _can_read(self, viewer: Account | None, row) -> bool:
+        if viewer is not None and (viewer.id == row.account_id or viewer.can("review")):
+            return True
+        return row.visibility == "unlisted" or (row.visibility == "public" and row.review == "verified")
+
+    def _readable(self, conn: sa.Connection, viewer: Account | None, character_id: str):
+        row = conn.execute(sa.select(characters).where(self._live(character_id or ""))).first()
+        if row is None or not self._can_read(viewer, row):
+            raise CharacterError(f"No character {character_id!r} that you can open.")
+        return row
+
+    def _own(self, conn: sa.Connection, account: Account, character_id: str):
+        row = conn.execute(sa.select(characters).where(self._live(character_id or ""), characters.c.account_id == account.id)).first()
+        if row is None:
+            raise CharacterError(f"No character {character_id!r} among yours.")
+        return row
+
+    def _view(self, conn: sa.Connection, viewer: Account | None, row) -> Character:
+        figure_name = ""
+        if row.figure_id:
+            name = conn.execute(sa.select(figures_table.c.name, figures_table.c.deleted_at).where(figures_table.c.id == row.figure_id)).first()
+            figure_name = "(deleted figure)" if name is None or name.deleted_at else name.name
+        avatar = dict(row.avatar) if row.avatar else None
+        image = self.store.path(avatar["path"]) if avatar else None
+        counts = {m: int(conn.execute(sa.select(sa.func.count()).select_from(character_media).where(
+            character_media.c.character_id == row.id, character_media.c.media == m)).scalar()) for m in ("image", "video")}
+        owned = viewer is not None and viewer.id == row.account_id
+        album = conn.execute(sa.select(character_albums).where(character_albums.c.character_id == row.id,
+                                                                character_albums.c.withdrawn_at.is_(None))).first()
+        album_info = None
+        if album is not None:
+            album_info = {"price": album.price, "images": len(album.items)}
+        return Character(row.id, row.name, row.figure_id, figure_name, row.visibility, row.review,
+                         row.review_note if (owned or (viewer is not None and viewer.can("review"))) else "",
+                         stored_profile(row.profile), avatar, image, owned, row.created_at, row.updated_at, album_info, counts)
+
+    def get(self, viewer: Account | None, character_id: str) -> Character:
+        with self.db.engine.connect() as conn:
+            return self._view(conn, viewer, self._readable(conn, viewer, character_id))
+
+    def list(self, account: Account) -> list[Character]:
+        """The account's own characters, most recently changed first."""
+        with self.db.engine.connect() as conn:
+            rows = conn.execute(sa.select(characters).where(characters.c.account_id == account.id, characters.c.deleted_at.is_(None))
+                                .order_by(characters.c.updated_at.desc())).all()
+            return [self._view(conn, account, r) for r in rows]
+
+    def catalogue(self, query: str = "", tag: str = "", page: int = 1) -> dict[str, Any]:
+        """Verified public characters, newest change first; search by name (substring) and by tag (exact, any case)."""
+        size = self.limits.catalogue_page_size
+        with self.db.engine.connect() as conn:
+            rows = conn.execute(sa.select(characters).where(
+                characters.c.deleted_at.is_(None), characters.c.visibility == "public", characters.c.review == "verified",
+            ).order_by(characters.c.updated_at.desc())).all()
+            q, t = (query or "").strip().casefold(), (tag or "").strip().casefold()
+            hits = [r for r in rows if (not q or q in r.name.casefold())
+                    and (not t or t in {x.casefold() for x in (r.profile or {}).get("tags", [])})]
+            page = max(1, int(page or 1))
+            shown = [self._view(conn, None, r) for r in hits[(page - 1) * size: page * size]]
+        return {"page": page, "pages": max(1, -(-len(hits) // size)), "total": len(hits),
+                "characters": [{"id": c.id, "name": c.name, "intro": c.profile["intro"], "tags": c.profile["tags"],
+                                "image": str(c.image) if c.image else None} for c in shown]}
+
+    # -- writing -------------------------------------------------------------------------------------------
+    def create(self, account: Account, profile: Profile, visibility: str, figure_id: str = "",
+               avatar: AvatarChoice = AvatarChoice(), idempotency_key: str | None = None,
+               on_step: StepCallback | None = None) -> Character:
+        """A new character. Every check runs before anything is written or paid; a generated main image is paid
+        like any generation (and refunded if it fails)."""
+        cleaned = self.clean(account, profile)
+        visibility = check_visibility(visibility)
+        source = avatar.source or ("figure" if figure_id else "upload" if avatar.upload else "")
+        if source not in ("figure", "upload", "generate"):
+            raise CharacterError("Give the character a main image: upload one, generate one, or build it on one of your figures.")
+        if figure_id:
+            try:
+                self.figures.get(account, figure_id)
+            except FigureError as exc:
+                raise CharacterError(str(exc)) from None
+        if source == "figure" and not figure_id:
+            raise CharacterError("Pick the figure whose canonical image becomes the main image.")
+        if visibility in SHOWN and not self.check_enabled:
+            self._require_shown_image(visibility, {"safety": "unchecked"})
+        with self.db.engine.connect() as conn:
+            if source == "figure":
+                chosen = self._avatar_from_figure(conn, account, figure_id)
+            elif source == "upload":
+                if not avatar.upload:
+                    raise CharacterError("Upload the main image (PNG, JPEG or WEBP).")
+                chosen = self._avatar_from_upload(avatar.upload)
+            else:
+                chosen = None
+        if chosen is not None:
+            self._require_shown_image(visibility, chosen)
+        else:  # generated: everything else is checked; the image is checked by the run's output check
+            chosen = self._generate_avatar(account, cleaned, avatar, idempotency_key, on_step)
+            self._require_shown_image(visibility, chosen)
+        return self._insert(account, cleaned, visibility, figure_id or None, chosen, {})
+
+    def _insert(self, account: Account, cleaned: dict[str, Any], visibility: str, figure_id: str | None,
+                avatar: dict[str, Any] | None, card: dict[str, Any]) -> Character:
+        now = time.time()
+        character_id = secrets.token_hex(8)
+        with self.db.begin() as conn:
+            conn.execute(characters.insert().values(
+                id=character_id, account_id=account.id, figure_id=figure_id, name=cleaned["fields"]["name"], profile=cleaned,
+                visibility=visibility, review="pending" if visibility == "public" else "none", avatar=avatar, card=card,
+                created_at=now, updated_at=now,
+            ))
+        return self.get(account, character_id)
+
+    def _changed(self, row, values: dict[str, Any]) -> dict[str, Any]:
+        """A public character that changes goes back to pending; others need no review."""
+        visibility = values.get("visibility", row.visibility)
+        values["review"] = "pending" if visibility == "public" else "none"
+        values["review_note"] = ""
+        values["updated_at"] = time.time()
+        return values
+
+    def update(self, account: Account, character_id: str, profile: Profile, visibility: str = "") -> Character:
+        """Change the profile (and visibility) without touching the main image, the figure or the galleries."""
+        cleaned = self.clean(account, profile)
+        with self.db.begin() as conn:
+            row = self._own(conn, account, character_id)
+            visibility = check_visibility(visibility or row.visibility)
+            self._require_shown_image(visibility, row.avatar)
+            if visibility in SHOWN:
+                self._require_shown_gallery(conn, row.id, visibility)
+            conn.execute(characters.update().where(characters.c.id == row.id).values(**self._changed(row, {
+                "name": cleaned["fields"]["name"], "profile": cleaned, "visibility": visibility})))
+        return self.get(account, character_id)
+
+    def set_main(self, account: Account, character_id: str, source: str, media_id: str = "", upload: str | bytes | None = None,
+                 prompt: str = "", model: str = "", seed: int | None = None, idempotency_key: str | None = None,
+                 on_step: StepCallback | None = None) -> Character:
+        """A new main image: a gallery image (media_id), the figure's canonical image, an upload, or a generation."""
+        with self.db.engine.connect() as conn:
+            row = self._own(conn, account, character_id)
+            if source == "gallery":
+                item = conn.execute(sa.select(character_media).where(
+                    character_media.c.public_id == (media_id or ""), character_media.c.character_id == row.id)).first()
+                if item is None or item.media != "image":
+                    raise CharacterError("Pick an image of this character's gallery.")
+                chosen = {"source": "gallery", "path": item.path, "safety": item.safety, "generation_id": item.generation_id, "idx": item.idx}
+            elif source == "figure":
+                if not row.figure_id:
+                    raise CharacterError("This character is not built on a figure.")
+                chosen = self._avatar_from_figure(conn, account, row.figure_id)
+            elif source == "upload":
+                if not upload:
+                    raise CharacterError("Upload the main image (PNG, JPEG or WEBP).")
+                chosen = self._avatar_from_upload(upload)
+            elif source == "generate":
+                chosen = None
+            else:
+                raise CharacterError(f"Main image source must be gallery, figure, upload or generate, not {source!r}.")
+        if chosen is None:
+            if row.visibility in SHOWN and not self.check_enabled:
+                self._require_shown_image(row.visibility, {"safety": "unchecked"})
+            chosen = self._generate_avatar(account, stored_profile(row.profile),
+                                           AvatarChoice("generate", prompt=prompt, model=model, seed=seed), idempotency_key, on_step)
+        self._require_shown_image(row.visibility, chosen)
+        with self.db.begin() as conn:
+            row = self._own(conn, account, character_id)
+            conn.execute(characters.update().where(characters.c.id == row.id).values(**self._changed(row, {"avatar": chosen})))
+        return self.get(account, character_id)
+
+    def delete(self, account: Account, character_id: str, confirm: bool) -> None:
+        if not confirm:
+            raise CharacterError("Tick “yes, delete it” to delete a character.")
+        with self.db.begin() as conn:
+            row = self._own(conn, account, character_id)
+            conn.execute(characters.update().where(characters.c.id == row.id).values(deleted_at=time.time()))
+
+    # -- moderation ----------------------------------------------------------------------------------------
+    def _moderator(self, account: Account) -> None:
+        if not account.can("review"):
+            raise CharacterError("Only QA sessions moderate characters.")
+
+    def review_queue(self, account: Account) -> list[Character]:
+        self._moderator(account)
+        with self.db.engine.connect() as conn:
+            rows = conn.execute(sa.select(characters).where(characters.c.deleted_at.is_(None), characters.c.review == "pending")
+                                .order_by(characters.c.updated_at)).all()
+            return [self._view(conn, account, r) for r in rows]
+
+    def review(self, account: Account, character_id: str, verify: bool, note: str = "") -> Character:
+        """A QA verdict on a pending public character: verified (listed) or rejected with a reason for the owner."""
+        self._moderator(account)
+        note = (note or "").strip()
+        if not verify and not note:
+            raise CharacterError("Say why the character is rejected; its owner sees the reason.")
+        if len(note) > 500:
+            raise CharacterError("The reason is limited to 500 characters.")
+        with self.db.begin() as conn:
+            row = conn.execute(sa.select(characters).where(self._live(character_id or ""))).first()
+            if row is None or row.review != "pending":
+                raise CharacterError(f"No pending character {character_id!r}.")
+            if verify:
+                self._require_shown_image(row.visibility, row.avatar)
+            conn.execute(characters.update().where(characters.c.id == row.id).values(
+                review="verified" if verify else "rejected", review_note="" if verify else note,
+                reviewed_by=account.id, reviewed_at=time.time()))
+        return self.get(account, character_id)
+
+    # -- galleries -----------------------------------------------------------------------------------------
+    def _require_shown_gallery(self, conn: sa.Connection, character_id: str, visibility: str) -> None:
+        unchecked = int(conn.execute(sa.select(sa.func.count()).select_from(character_media).where(
+            character_media.c.character_id == character_id, character_media.c.safety != "safe")).scalar())
+        if unchecked:
+            raise CharacterError(f"{_a(visibility)} character's gallery shows only images the output check passed, and "
+                                 f"{unchecked} of this one's were not checked; remove them first. "
+                                 + (ENABLE_CHECK if not self.check_enabled else ""))
+
+    def gallery(self, viewer: Account | None, character_id: str, media: str = "image", page: int = 1) -> dict[str, Any]:
+        """One page of the character's image or video gallery, oldest first (album images only for those who unlocked it)."""
+        if media not in ("image", "video"):
+            raise CharacterError("A gallery is of images or videos.")
+        size = self.limits.gallery_page_size
+        page = max(1, int(page or 1))
+        with self.db.engine.connect() as conn:
+            row = self._readable(conn, viewer, character_id)
+            hidden = self._album_hidden(conn, viewer, row)
+            query = sa.select(character_media).where(character_media.c.character_id == row.id, character_media.c.media == media)
+            if hidden:
+                query = query.where(character_media.c.public_id.notin_(hidden))
+            total = int(conn.execute(sa.select(sa.func.count()).select_from(query.subquery())).scalar())
+            items = conn.execute(query.order_by(character_media.c.id).limit(size).offset((page - 1) * size)).all()
+        return {"page": page, "pages": max(1, -(-total // size)), "total": total, "media": media,
+                "items": [self._item(i) for i in items]}
+
+    def _item(self, item) -> dict[str, Any]:
+        return {"id": item.public_id, "media": item.media, "file": str(self.store.path(item.path)),
+                "poster": str(self.store.path(item.poster)) if item.poster else None, "safety": item.safety,
+                "origin": item.origin, "request_id": item.generation_id, "index": item.idx}
+
+    def _album_hidden(self, conn: sa.Connection, viewer: Account | None, row) -> list[str]:
+        """The album's images, for a viewer who may not see them yet (not the owner, QA or a buyer)."""
+        from ...accounts.tables import album_unlocks
+
+        album = conn.execute(sa.select(character_albums).where(character_albums.c.character_id == row.id)).first()
+        if album is None or (viewer is not None and (viewer.id == row.account_id or viewer.can("review"))):
+            return []
+        if viewer is not None and conn.execute(sa.select(album_unlocks.c.id).where(
+                album_unlocks.c.character_id == row.id, album_unlocks.c.buyer_id == viewer.id)).first():
+            return []
+        return list(album.items)
+
+    def gallery_add(self, account: Account, character_id: str, request_id: str, index: int = 0, origin: str = "generated") -> Character:
+        """Add one of your generated images or videos (never an upload, never another user's) to the gallery."""
+        with self.db.begin() as conn:
+            row = self._own(conn, account, character_id)
+            item = self._file(conn, account.id, request_id, index)
+            if item is None:
+                raise CharacterError("That file is not among your generations; a gallery holds only images and videos generated here.")
+            if item.media == "video" and item.task not in VIDEO_TASKS:
+                raise CharacterError("That video was not made by Figure to Video or Image to Video.")
+            if item.safety == "flagged":
+                raise CharacterError("A gallery is SFW, and the output check flagged that file.")
+            if row.visibility in SHOWN and item.safety != "safe":
+                raise CharacterError(f"{_a(row.visibility)} character's gallery shows only files the output check passed; "
+                                     "this one was not checked. " + (ENABLE_CHECK if not self.check_enabled else ""))
+            exists = conn.execute(sa.select(character_media.c.id).where(
+                character_media.c.character_id == row.id, character_media.c.generation_id == request_id,
+                character_media.c.idx == int(index))).first()
+            if exists:
+                raise CharacterError("That file is already in the gallery.")
+            conn.execute(character_media.insert().values(
+                public_id=secrets.token_hex(8), character_id=row.id, media=item.media, generation_id=request_id, idx=int(index),
+                path=item.path, poster=item.poster, safety=item.safety, origin=origin, created_at=time.time()))
+            conn.execute(characters.update().where(characters.c.id == row.id).values(updated_at=time.time()))
+        return self.get(account, character_id)
+
+    def gallery_remove(self, account: Account, character_id: str, media_id: str) -> Character:
+        with self.db.begin() as conn:
+            row = self._own(conn, account, character_id)
+            album = conn.execute(sa.select(character_albums).where(character_albums.c.character_id == row.id)).first()
+            if album is not None and media_id in album.items:
+                raise CharacterError("That image is in the photo album; people unlocked it, so it stays.")
+            gone = conn.execute(character_media.delete().where(character_media.c.public_id == (media_id or ""),
+                                                               character_media.c.character_id == row.id)).rowcount
+            if not gone:
+                raise CharacterError("That file is not in this character's gallery.")
+        return self.get(account, character_id)
+
+    def edit_main(self, account: Account, character_id: str, instruction: str, model: str, seed: int | None = None,
+                  idempotency_key: str | None = None, on_step: StepCallback | None = None) -> Character:
+        """The edit path with the main image as its base (SFW); the result joins the gallery."""
+        with self.db.engine.connect() as conn:
+            row = self._own(conn, account, character_id)
+        if not row.avatar:
+            raise CharacterError("This character has no main image to edit yet.")
+        with Image.open(self.store.path(row.avatar["path"])) as opened:
+            base = opened.convert("RGB")
+        output = self.remix.edit_picture(account, base, instruction=instruction, model=model, seed=seed,
+                                         context={"edit_of": {"character_id": row.id, "main_image": row.avatar["path"]}},
+                                         idempotency_key=idempotency_key, on_step=on_step)
+        return self.gallery_add(account, character_id, output.request_id, 0, origin="edit")
+
+    # -- cards ---------------------------------------------------------------------------------------------
+    def _card_source(self, conn: sa.Connection, viewer: Account | None, row) -> tuple[cards.CardSource, list[Path]]:
+        hidden = self._album_hidden(conn, viewer, row)
+        items = conn.execute(sa.select(character_media).where(character_media.c.character_id == row.id, character_media.c.media == "image")
+                             .order_by(character_media.c.id)).all()
+        gallery = [self.store.path(i.path) for i in items if i.public_id not in hidden]
+        return cards.CardSource(stored_profile(row.profile), row.figure_id, row.visibility, dict(row.card or {}), row.updated_at), gallery
+
+    def export_card(self, viewer: Account | None, character_id: str, format: str = "png-v3") -> Path:
+        """The character as png-v3 (ccv3 + chara), png-v2 (chara), json (V3) or charx (zip with the images)."""
+        if format not in CARD_FORMATS:
+            raise CharacterError(f"Card format must be one of {', '.join(CARD_FORMATS)}, not {format!r}.")
+        with self.db.begin() as conn:
+            row = self._readable(conn, viewer, character_id)
+            meta = dict(row.card or {})
+            if not meta.get("creation_date"):  # kept from the first export (or the import)
+                meta["creation_date"] = int(time.time())
+                conn.execute(characters.update().where(characters.c.id == row.id).values(card=meta))
+                row = conn.execute(sa.select(characters).where(characters.c.id == row.id)).first()
+            source, gallery = self._card_source(conn, viewer, row)
+        avatar = self.store.path(row.avatar["path"]) if row.avatar else None
+        if format == "json":
+            content, suffix = _json_bytes(cards.v3_card(cards.card_data(source))), ".json"
+        elif format == "charx":
+            icon = avatar.read_bytes() if avatar else None
+            content, suffix = cards.card_charx(source, icon, [p.read_bytes() for p in gallery]), ".charx"
+        else:
+            if avatar is None:
+                raise CharacterError("A PNG card needs a main image; export as json, or give the character one.")
+            with Image.open(avatar) as opened:
+                content, suffix = cards.card_png(opened, cards.card_data(source), format[-2:]), ".png"
+        stored = self.store.put(content, suffix)
+        # A readable download name, in a folder named by the content (a changed card never reuses a stale file).
+        named = self.store.root / "cards" / stored.stem[:16] / f"{_slug(row.name)}-{format}{suffix}"
+        if not named.exists():
+            named.parent.mkdir(parents=True, exist_ok=True)
+            named.write_bytes(content)
+        return named
+
+    def _with_import_defaults(self, profile: dict[str, Any]) -> Profile:
+        """Cards from other tools have no intro and may have no tags: the intro becomes the description's first
+        sentence and the tag "imported", so the card imports and its owner can edit them."""
+        fields = profile["fields"]
+        intro = profile["intro"]
+        if not intro.strip():
+            first = (fields.get("description") or fields.get("creator_notes") or "").strip().split("\n")[0]
+            sentence = first.split(". ")[0].strip()
+            intro = (sentence if len(sentence) <= self.limits.max_intro else sentence[: self.limits.max_intro - 1] + "…") or "Imported character."
+        tags = profile["tags"] or ("imported",)
+        return Profile(**dict(profile, intro=intro, tags=tags))
+
+    def import_card(self, account: Account, upload: str | bytes, visibility: str = "", filename: str = "") -> Character:
+        """A new character from a V1/V2/V3 card (PNG, JSON) or a CHARX. It never replaces one of yours: a card with
+        the name of an existing character becomes a second character. `visibility` "" keeps the card's own
+        (private when it names none). The picture goes through upload hygiene and the output check."""
+        if isinstance(upload, (str, Path)):
+            path = Path(upload)
+            if not path.is_file():
+                raise CharacterError("The card file is missing; upload it again.")
+            if path.stat().st_size > cards.CHARX_MAX_BYTES:
+                raise CharacterError(f"{path.name} is larger than {cards.CHARX_MAX_BYTES // 1_000_000} MB.")
+            content, filename = path.read_bytes(), filename or path.name
+        else:
+            content = bytes(upload)
+        imported = cards.read_card_file(content, filename)
+        cleaned = self.clean(account, self._with_import_defaults(imported.profile))
+        visibility = check_visibility(visibility or imported.visibility or "private")
+        figure_id = None
+        if imported.figure_id:  # the figure is kept only when it is the importer's own
+            try:
+                figure_id = self.figures.get(account, imported.figure_id).id
+            except FigureError:
+                figure_id = None
+        avatar = None
+        if imported.avatar is not None:
+            avatar = self._avatar_from_upload(imported.avatar)
+            avatar["source"] = "import"
+        elif figure_id:  # a card without a picture (JSON) on one of your figures: its canonical image
+            with self.db.engine.connect() as conn:
+                avatar = self._avatar_from_figure(conn, account, figure_id)
+        self._require_shown_image(visibility, avatar, "card's picture")
+        meta = dict(imported.meta)
+        meta.setdefault("creation_date", int(time.time()))
+        return self._insert(account, cleaned, visibility, figure_id, avatar, meta)
+
+
+def _a(word: str) -> str:
+    return f"{'An' if word[:1] in 'aeiou' else 'A'} {word}"
+
+
+def _json_bytes(card: dict[str, Any]) -> bytes:
+    return json.dumps(card, ensure_ascii=False, indent=1).encode("utf-8")
+
+
+def _slug(name: str) -> str:
+    slug = "".join(c if c.isalnum() else "-" for c in name.lower()).strip("-")
+    return "-".join(part for part in slug.split("-") if part)[:40] or "character"
+
