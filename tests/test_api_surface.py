@@ -7,6 +7,7 @@ import json
 import re
 
 import pytest
+from gradio_client import handle_file
 from gradio_client.exceptions import AppError
 
 from tests.conftest import ADMIN_KEY, ROOT
@@ -96,12 +97,28 @@ def test_every_endpoint_runs_with_only_its_required_arguments(app_server, api):
         "/figure_to_video": lambda: {"figure_id": state["figure"]["id"], "token": state["token"]},
         "/image_to_video": lambda: {"request_id": state["qa_image"], "token": state["qa"]},
         "/compare": lambda: {"prompt": "a lighthouse", "models": ["sdxl-base", "flux.1-schnell"], "token": state["token"]},
-        "/character_save": lambda: {"token": state["token"], "figure_id": state["figure"]["id"],
-                                    "fields": {"name": "Iris Vale", "description": "A cartographer."}},
+        "/character_create": lambda: {"token": state["token"], "name": "Iris Vale", "intro": "A harbour cartographer.",
+                                      "tags": ["mentor"], "visibility": "unlisted", "greeting": "You found my map?"},
+        "/character_update": lambda: {"token": state["token"], "character_id": state["character"]["id"]},
+        "/character": lambda: {"character_id": state["character"]["id"]},
         "/characters": lambda: {"token": state["token"]},
-        "/character_add_image": lambda: {"token": state["token"], "character_id": state["character"]["id"], "request_id": state["image"]},
-        "/character_set_card_image": lambda: {"token": state["token"], "character_id": state["character"]["id"]},
-        "/character_export": lambda: {"character_id": state["character"]["id"], "token": state["token"]},
+        "/catalogue": lambda: {},
+        "/character_gallery": lambda: {"character_id": state["character"]["id"]},
+        "/character_gallery_add": lambda: {"token": state["token"], "character_id": state["character"]["id"], "request_id": state["image"]},
+        "/character_gallery_remove": lambda: {"token": state["token"], "character_id": state["character"]["id"],
+                                              "media_id": state["media"]},
+        "/character_set_main": lambda: {"token": state["token"], "character_id": state["character"]["id"], "source": "generate"},
+        "/character_edit_main": lambda: {"token": state["token"], "character_id": state["character"]["id"], "instruction": "evening light"},
+        "/character_export": lambda: {"character_id": state["character"]["id"]},
+        "/character_import": lambda: {"card": handle_file(state["card"]), "token": state["token"]},
+        "/album_offer": lambda: {"token": state["token"], "character_id": state["on_figure"]["id"], "price": 10},
+        "/album_unlock": lambda: {"token": state["other"], "character_id": state["on_figure"]["id"]},
+        "/album": lambda: {"character_id": state["on_figure"]["id"]},
+        "/review_characters": lambda: {"token": state["qa"]},
+        "/review_character": lambda: {"token": state["qa"], "character_id": state["public"]["id"], "verify": True},
+        "/character_options": lambda: {},
+        "/character_help": lambda: {},
+        "/character_delete": lambda: {"token": state["token"], "character_id": state["imported"]["id"], "confirm": True},
         "/history": lambda: {"token": state["token"]},
         "/report_image": lambda: {"token": state["token"], "request_id": state["image"]},
         "/review_reports": lambda: {"token": state["qa"]},
@@ -125,8 +142,27 @@ def test_every_endpoint_runs_with_only_its_required_arguments(app_server, api):
             state["second"] = client.predict(token=state["token"], name="Ash", request_id=state["custom_takes"], api_name="/figure_save")
         elif name == "/figure_duplicate":
             state["copy"] = result
-        elif name == "/character_save":
+        elif name == "/compare":  # the characters' generations need more than a visitor's starting grant
+            account = services.identity.resolve(state["token"])
+            with services.db.begin() as conn:
+                services.ledger.grant(conn, account.id, 100, "test-top-up", "API surface test")
+        elif name == "/character_create":
             state["character"] = result
+            state["other"] = client.predict(api_name="/session_start")["token"]
+            profile = {"token": state["token"], "intro": "Keeper of the lamp.", "tags": ["sea"], "greeting": "Door's open."}
+            state["on_figure"] = client.predict(name="Marrow", visibility="unlisted", figure_id=state["figure"]["id"], **profile,
+                                                api_name="/character_create")
+            client.predict(token=state["token"], character_id=state["on_figure"]["id"], request_id=state["image"],
+                           api_name="/character_gallery_add")
+            state["public"] = client.predict(name="Paz", visibility="public", avatar_source="figure",
+                                             figure_id=state["figure"]["id"], **profile, api_name="/character_create")
+        elif name == "/character_gallery_add":
+            state["media"] = client.predict(character_id=state["character"]["id"], token=state["token"],
+                                            api_name="/character_gallery")["items"][0]["id"]
+        elif name == "/character_export":  # downloaded by a client that fetches files, then uploaded back
+            state["card"] = Client(url, verbose=False).predict(character_id=state["character"]["id"], api_name="/character_export")
+        elif name == "/character_import":
+            state["imported"] = result
         elif name == "/report_image":
             state["report"] = result
 
@@ -149,7 +185,8 @@ def test_a_call_without_a_token_gets_the_apps_own_message(client, api):
     filler = {"prompt": "a lighthouse", "model": "sdxl-base", "appearance": "a tall adult", "name": "x", "request_id": "x",
               "figure_id": "x", "take_id": "x", "confirm": True, "instruction": "x", "figure_ids": ["x", "y"],
               "models": ["sdxl-base", "flux.1-schnell"], "fields": {"name": "x"}, "character_id": "x", "report_id": "x",
-              "approve": True}
+              "approve": True, "intro": "x", "tags": ["x"], "visibility": "private", "greeting": "x", "media_id": "x",
+              "source": "generate", "price": 10, "verify": True, "card": handle_file(str(ROOT / "tests" / "data" / "card-v1.json"))}
     for name, arguments in required.items():
         if "token" not in arguments:
             continue

@@ -66,7 +66,7 @@ def test_refused_uploads_and_prompts_through_the_api_charge_nothing(client, toke
     cases = [
         (dict(init_image=handle_file(str(bomb))), "declares 400 megapixels"),
         # the upload route itself refuses what is not an image, by its bytes (415), before gradio stores anything
-        (dict(init_image=handle_file(str(fake))), "fake.png is not an image; only PNG, JPEG, WEBP images are accepted"),
+        (dict(init_image=handle_file(str(fake))), r"fake.png is not an image; only PNG, JPEG, WEBP images \(and JSON or CHARX character cards\) are accepted"),
         (dict(init_image=handle_file(str(gif))), r"a.gif is GIF; only PNG, JPEG, WEBP"),
         (dict(init_image=handle_file(str(disguised))), "disguised.png is GIF; only PNG, JPEG, WEBP"),
         (dict(prompt="a nude portrait"), r"rule: members_only"),
@@ -113,7 +113,10 @@ def test_the_upload_route_takes_only_images_within_a_per_network_budget(tmp_path
 
         assert upload("notes.txt", b"just text").status_code == 415
         assert "only PNG, JPEG, WEBP images" in upload("notes.png", b"just text").json()["detail"]
-        for i in range(3):
+        assert upload("bundle.zip", b"PK\x05\x06" + b"\x00" * 18).status_code == 415  # an empty zip is no CHARX
+        assert upload("card.json", b'{"name": "Old Tom"}').status_code == 200  # character cards: JSON ...
+        assert upload("card.charx", b"PK\x03\x04" + b"\x00" * 26).status_code == 200  # ... and CHARX
+        for i in range(1):
             assert upload(f"ok{i}.png", png.getvalue()).status_code == 200
         refused = upload("one-more.png", png.getvalue())
         assert refused.status_code == 429 and "Upload limit reached for your network" in refused.json()["detail"]

@@ -1,127 +1,158 @@
-"""Characters: a profile built on a figure (Character Card fields with their limits), a gallery of your images,
-the card image, and a Character Card V2/V3 PNG to download."""
+"""Characters tab: My characters (the step-by-step creation flow and the edit form), the public Catalogue, and
+Moderation for QA sessions. Every button calls the same function as its API endpoint (ui/character_api.py)."""
 from __future__ import annotations
 
 import gradio as gr
 
-from services.creation.characters import CARD_FIELDS, Profile
 from services.container import Services
+from services.creation.characters.profile import (challenge_text, persona_text, split_lines, split_paragraphs)
 
-from .api import api, public, required, ui_event
+from . import character_api, character_media, catalogue
 from .errors import user_errors
-from .text import md
 from .remix import figure_choices
-from .session import SessionUI, account_for, optional_account
+from .session import SessionUI, account_for, bar_text, optional_account
+from .text import md
 
 NEW = ""  # the picker's value for "a new character"
-MORE = {"mes_example", "system_prompt", "creator_notes", "creator"}  # folded away: most people skip them
+REQUIRED = ("name", "first_mes")  # shown in step 2 (the limits file requires them)
+STORY = ("scenario", "personality", "description")  # step 3
+MORE = ("mes_example", "system_prompt", "post_history_instructions", "creator_notes", "creator")
 
 
-def split_tags(text: str) -> tuple[str, ...]:
-    return tuple(t.strip() for t in (text or "").split(","))
-
-
-def split_greetings(text: str) -> tuple[str, ...]:
-    """Alternate greetings are paragraphs: separated by a blank line."""
-    return tuple(p.strip() for p in (text or "").replace("\r\n", "\n").split("\n\n"))
+def tags_of(presets: list[str] | None, custom: str) -> list[str]:
+    return [*(presets or []), *(t.strip() for t in (custom or "").split(",") if t.strip())]
 
 
 def build(services: Services, demo: gr.Blocks, session: SessionUI, tab: gr.Tab, current_figure: gr.State) -> None:
+    functions = character_api.register(services)
     limits = services.characters.limits
-    configured = {f.key: f for f in limits.fields}
+    specs = {f.key: f for f in limits.fields}
+    with gr.Tabs():
+        with gr.Tab("My characters", id="characters-mine") as mine_tab:
+            form = _form(services, session, functions, limits, specs)
+        with gr.Tab("Catalogue", id="characters-catalogue") as catalogue_tab:
+            catalogue.build_catalogue(services, session, functions, catalogue_tab)
+        with gr.Tab("Moderation", id="characters-moderation") as moderation_tab:
+            catalogue.build_moderation(services, session, functions, moderation_tab)
+    character_media.build(services, session, functions, form)
+
+    def on_open(selected_figure, token, profile: gr.OAuthProfile | None = None):
+        account = optional_account(services, token, profile)
+        if account is None:
+            return gr.update(), gr.update(), gr.update()
+        options = [("No figure", "")] + figure_choices(services, token, profile)
+        value = selected_figure if selected_figure in [v for _, v in options] else ""
+        return (gr.Dropdown(choices=form.character_choices(account)), gr.Dropdown(choices=options, value=value),
+                "figure" if value else gr.update())
+
+    gr.on([tab.select, mine_tab.select, current_figure.change], on_open, [current_figure, session.token],
+          [form.pick, form.figure, form.avatar_source], api_visibility="private")
+
+
+class Form:
+    """The components of the My characters form other modules wire to."""
+
+    def __init__(self, **components):
+        self.__dict__.update(components)
+
+
+def _form(services: Services, session: SessionUI, functions, limits, specs) -> Form:
+    def box(key: str, **extra) -> gr.Textbox:
+        spec = specs.get(key)
+        return gr.Textbox(label=f"{spec.label} · up to {spec.max:,}" if spec else key, lines=spec.lines if spec else 1,
+                          max_length=spec.max if spec else None, visible=spec is not None, elem_id=f"character-{key}",
+                          placeholder="required" if spec and spec.required else "", **extra)
+
+    boxes: dict[str, gr.Textbox] = {}
     with gr.Row():
         with gr.Column(scale=3):
             with gr.Row():
                 pick = gr.Dropdown([("New character", NEW)], value=NEW, label="Character", allow_custom_value=True,
                                    scale=3, elem_id="character-pick")
-                figure = gr.Dropdown([], label="Built on figure (its canonical image is the face)", allow_custom_value=True,
-                                     scale=3, elem_id="character-figure")
-            status = gr.Markdown("Pick a figure, give the character a name, and save. Then add images and export its card.",
-                                 elem_id="character-status")
-            boxes: dict[str, gr.Textbox] = {}
-
-            def box(key: str) -> None:  # every card field has a box; the limits file decides which are shown
-                spec = configured.get(key)
-                boxes[key] = gr.Textbox(
-                    label=f"{spec.label} · up to {spec.max:,}" if spec else key, lines=spec.lines if spec else 1,
-                    max_length=spec.max if spec else None, visible=spec is not None, elem_id=f"character-{key}",
-                    placeholder="required" if spec and spec.required else "",
-                )
-
-            for key in CARD_FIELDS:
-                if key not in MORE:
-                    box(key)
-            tags = gr.Textbox(label=f"Tags (comma-separated, up to {limits.max_tags})", elem_id="character-tags")
-            with gr.Accordion("More card fields: example dialogue, system prompt, greetings, notes", open=False):
-                for key in CARD_FIELDS:
-                    if key in MORE:
-                        box(key)
-                greetings = gr.Textbox(
-                    label=f"Alternate greetings (up to {limits.max_alternate_greetings}; separate them with a blank line)",
-                    lines=3, elem_id="character-greetings",
-                )
+            status = gr.Markdown("Create a character in three steps, then save. A figure is optional.", elem_id="character-status")
+            gr.Markdown("#### 1 · Look")
+            figure = gr.Dropdown([("No figure", "")], value="", label="Figure (optional: its canonical image becomes the "
+                                 "main image, and it unlocks a Photo Album)", allow_custom_value=True, elem_id="character-figure")
+            avatar_source = gr.Radio([("Upload an image", "upload"), ("The figure's canonical image", "figure"),
+                                      ("Generate one (paid)", "generate")], value="upload", label="Main image (SFW)",
+                                     elem_id="character-avatar-source")
+            avatar_upload = gr.Image(type="filepath", sources=["upload"], label="Upload (PNG, JPEG or WEBP)", height=180,
+                                     elem_id="character-avatar-upload")
+            avatar_prompt = gr.Textbox(label=f"Image prompt · up to {limits.avatar_prompt_max:,} (empty: composed from the profile)",
+                                       max_length=limits.avatar_prompt_max, visible=False, elem_id="character-avatar-prompt")
+            avatar_price = gr.Markdown(visible=False, elem_id="character-avatar-price")
+            gr.Markdown("#### 2 · Who they are (required)")
+            boxes["name"] = box("name")
+            intro = gr.Textbox(label=f"Introduction (shown on the catalogue card) · up to {limits.max_intro}",
+                               max_length=limits.max_intro, placeholder="required", elem_id="character-intro")
+            with gr.Row():
+                preset_tags = gr.CheckboxGroup(list(limits.preset_tags), label=f"Tags (at least one, up to {limits.max_tags})",
+                                               elem_id="character-preset-tags", scale=3)
+                custom_tags = gr.Textbox(label="Your own tags, comma-separated", elem_id="character-custom-tags", scale=2)
+            visibility = gr.Radio([("Public (listed once a moderator verifies it)", "public"), ("Unlisted (by link)", "unlisted"),
+                                   ("Private (only you)", "private")], value="private", label="Visibility",
+                                  elem_id="character-visibility")
+            boxes["first_mes"] = box("first_mes")
+            gr.Markdown("#### 3 · Optional")
+            with gr.Accordion("Scenario, personality, backstory", open=False):
+                for key in STORY:
+                    boxes[key] = box(key)
+                    if key == "personality":
+                        with gr.Row():
+                            suggest = gr.Button("Suggest traits", size="sm", scale=0, min_width=140, elem_id="character-suggest")
+                            personality_help = gr.Markdown(elem_id="character-personality-help")
+                backstory_help = gr.Markdown("Backstory: " + " · ".join(limits.backstory.guidance) + ".",
+                                             elem_id="character-backstory-help")
+            with gr.Accordion("Opening messages, chat models, persona cards, challenge modes", open=False):
+                opening = gr.Textbox(label=f"Opening messages (up to {limits.max_opening_messages}, a blank line between "
+                                     "them; a chat picks one at random)", lines=3, elem_id="character-opening")
+                chat_models = gr.Dropdown(list(limits.chat_models), multiselect=True, max_choices=limits.max_chat_models,
+                                          label=f"Chat models (up to {limits.max_chat_models})", elem_id="character-chat-models")
+                personas = gr.Textbox(label=f"Persona cards (up to {limits.max_persona_cards}, one per line: Name: description)",
+                                      lines=2, elem_id="character-personas")
+                challenges = gr.Textbox(label=f"Challenge modes (none, or 1 to {limits.max_challenge_modes}, one per line: "
+                                        "goal | target behaviour unlocked at 100% | progress hint)", lines=2,
+                                        elem_id="character-challenges")
+            with gr.Accordion("More card fields: example dialogue, system prompt, notes", open=False):
+                for key in MORE:
+                    boxes[key] = box(key)
             save = gr.Button("Save character", variant="primary", elem_id="character-save")
         with gr.Column(scale=2):
-            card_image = gr.Image(label="Card image", interactive=False, format="png", height=260, elem_id="character-card-image")
-            gallery = gr.Gallery(label=f"Gallery (up to {limits.max_gallery}; select one for the buttons below)", columns=4,
-                                 height=220, format="png", type="filepath", allow_preview=False, fit_columns=False,
-                                 elem_id="character-gallery")
-            picked = gr.State(None)
-            with gr.Row():
-                add_choice = gr.Dropdown([], label="Add one of your images", allow_custom_value=True, scale=3,
-                                         elem_id="character-add-choice")
-                add = gr.Button("Add", size="sm", scale=0, min_width=80, elem_id="character-add")
-            with gr.Row():
-                use_main = gr.Button("Use selected as card image", size="sm", elem_id="character-use-main")
-                use_figure = gr.Button("Use the figure's image", size="sm")
-                remove = gr.Button("Remove selected", size="sm")
-            with gr.Row():
-                version = gr.Radio([("Card V3 (with V2 inside)", "v3"), ("Card V2", "v2")], value="v3",
-                                   label="Character Card format", elem_id="character-version")
-                export = gr.Button("Export card PNG", elem_id="character-export")
-            card_file = gr.File(label="Card PNG (import it in SillyTavern, RisuAI or any Character Card reader)",
-                                interactive=False, elem_id="character-card-file")
-            with gr.Row():
-                confirm = gr.Checkbox(label="Yes, delete it", value=False)
-                delete = gr.Button("Delete character", variant="stop", size="sm")
+            main_image = gr.Image(label="Main image", interactive=False, format="png", height=260, elem_id="character-main-image")
+            main_note = gr.Markdown(elem_id="character-main-note")
+            media_slot = gr.Column()  # galleries, album and cards: ui/character_media.py
 
-    field_boxes = [boxes[k] for k in CARD_FIELDS]
+    fields_order = (*REQUIRED, *STORY, *MORE)
+    field_boxes = [boxes[k] for k in fields_order]
 
     def character_choices(account):
-        return [("New character", NEW)] + [(f"{c.name} · on {c.figure_name}", c.id) for c in services.characters.list(account)]
+        return [("New character", NEW)] + [(f"{c.name} · {c.visibility}", c.id) for c in services.characters.list(account)]
 
-    def image_choices(account):
-        return [(f"{ref.model} · {ref.request_id[:8]} · image {ref.index + 1}", f"{ref.request_id}:{ref.index}")
-                for ref in services.history.images(account.id)]
+    def main_note_text(character) -> str:
+        if character.avatar is None:
+            return "No main image yet."
+        check = character.avatar.get("safety")
+        label = {"safe": "checked by the output check", "unchecked": "**unchecked**: no output check ran on it"}.get(check, check)
+        return f"Main image: {character.avatar['source']}, {label}."
 
     def show(account, character, message: str = ""):
         """Every output of the form for one character (None: an empty new one)."""
         if character is None:
-            values = [""] * len(CARD_FIELDS)
-            return (gr.Dropdown(choices=character_choices(account), value=NEW), gr.update(), *values, "", "", None, [],
-                    message, None)
-        fields = character.profile["fields"]
-        values = [fields.get(k, "") for k in CARD_FIELDS]
-        pictures = [(g["path"], f"{'★ card · ' if i == character.main else ''}image {i + 1}") for i, g in enumerate(character.gallery)]
-        return (gr.Dropdown(choices=character_choices(account), value=character.id), character.figure_id, *values,
-                ", ".join(character.profile["tags"]), "\n\n".join(character.profile["alternate_greetings"]),
-                str(character.image) if character.image.name else None, pictures, message, None)
+            return (gr.Dropdown(choices=character_choices(account), value=NEW), gr.update(), *([""] * len(field_boxes)), "",
+                    [], "", "private", "", [], "", "", None, "", message)
+        p = character.profile
+        presets = [t for t in p["tags"] if t in limits.preset_tags]
+        custom = ", ".join(t for t in p["tags"] if t not in limits.preset_tags)
+        status_line = f"**{md(character.name)}** · {md(character.status)}"
+        return (gr.Dropdown(choices=character_choices(account), value=character.id), character.figure_id or "",
+                *[p["fields"].get(k, "") for k in fields_order], p["intro"], presets, custom, character.visibility,
+                "\n\n".join(p["alternate_greetings"]), p["chat_models"], "\n".join(persona_text(c) for c in p["persona_cards"]),
+                "\n".join(challenge_text(c) for c in p["challenge_modes"]),
+                str(character.image) if character.image else None, main_note_text(character),
+                (message + "  \n" if message else "") + status_line)
 
-    form = [pick, figure, *field_boxes, tags, greetings, card_image, gallery, status, picked]
-
-    @user_errors
-    def on_open(selected_figure, token, profile: gr.OAuthProfile | None = None):
-        account = optional_account(services, token, profile)
-        if account is None:
-            return gr.update(), gr.update(), gr.update()
-        options = figure_choices(services, token, profile)
-        ids = [v for _, v in options]
-        value = selected_figure if selected_figure in ids else (ids[0] if ids else None)
-        return (gr.Dropdown(choices=character_choices(account)), gr.Dropdown(choices=options, value=value),
-                gr.Dropdown(choices=image_choices(account), value=None))
-
-    gr.on([tab.select, current_figure.change], on_open, [current_figure, session.token], [pick, figure, add_choice],
-          api_visibility="private")
+    outputs = [pick, figure, *field_boxes, intro, preset_tags, custom_tags, visibility, opening, chat_models, personas,
+               challenges, main_image, main_note, status]
 
     @user_errors
     def on_pick(character_id, token, profile: gr.OAuthProfile | None = None):
@@ -130,166 +161,77 @@ def build(services: Services, demo: gr.Blocks, session: SessionUI, tab: gr.Tab, 
             out = list(show(account, None))
             out[0] = gr.update()
             return out
-        return show(account, services.characters.get(account, character_id))
+        return show(account, services.characters.mine(account, character_id))
 
-    pick.input(on_pick, [pick, session.token], form, api_visibility="private")
+    pick.input(on_pick, [pick, session.token], outputs, api_visibility="private")
 
-    assert CARD_FIELDS == ("name", "description", "personality", "scenario", "first_mes", "mes_example",
-                           "system_prompt", "creator_notes", "creator")  # on_save's parameters, in this order
+    def on_source(source, token, profile: gr.OAuthProfile | None = None):
+        generate = source == "generate"
+        price = ""
+        if generate:
+            account = optional_account(services, token, profile)
+            quote = services.characters.quote_avatar()
+            price = f"**Price:** {quote.total} credit{'s' if quote.total != 1 else ''} ({quote.model})" + (
+                f" · you have {account.balance_text()}" if account else "")
+        return (gr.update(visible=source == "upload"), gr.update(visible=generate), gr.update(visible=generate, value=price))
+
+    avatar_source.change(on_source, [avatar_source, session.token], [avatar_upload, avatar_prompt, avatar_price],
+                         api_visibility="private")
+
+    def on_figure(figure_id):
+        return "figure" if figure_id else "upload"
+
+    figure.input(on_figure, [figure], [avatar_source], api_visibility="private")
+
+    def on_suggest(personality):
+        result = functions.character_help(personality=personality or "", backstory="")["personality"]
+        lines = [f"Try: **{md(', '.join(result['traits']))}**, and a quirk: _{md(result['quirk'])}_."]
+        lines += [f"⚠ {md(w)}" for w in result["warnings"]]
+        return "  \n".join(lines)
+
+    suggest.click(on_suggest, [boxes["personality"]], [personality_help], api_visibility="private")
+
+    def on_backstory(text):
+        result = functions.character_help(personality="", backstory=text or "")["backstory"]
+        line = "Backstory: " + " · ".join(result["guidance"]) + f". {result['words']} words."
+        return "  \n".join([line, *(f"⚠ {md(w)}" for w in result["warnings"])])
+
+    boxes["description"].change(on_backstory, [boxes["description"]], [backstory_help], api_visibility="private")
+
+    assert fields_order == ("name", "first_mes", "scenario", "personality", "description", "mes_example", "system_prompt",
+                            "post_history_instructions", "creator_notes", "creator")  # on_save's parameters, in order
 
     @user_errors
-    def on_save(character_id, figure_id, tag_text, greeting_text, name, description, personality, scenario, first_mes,
-                mes_example, system_prompt, creator_notes, creator, token, profile: gr.OAuthProfile | None = None):
-        account = account_for(services, token, profile)
-        values = (name, description, personality, scenario, first_mes, mes_example, system_prompt, creator_notes, creator)
-        profile_data = Profile(
-            fields={k: v for k, v in zip(CARD_FIELDS, values) if k in configured},
-            tags=split_tags(tag_text), alternate_greetings=split_greetings(greeting_text),
-        )
+    def on_save(character_id, figure_id, source, upload, prompt, name, first_mes, scenario, personality, description,
+                mes_example, system_prompt, post_history_instructions, creator_notes, creator, intro_text, presets, custom,
+                vis, opening_text, models, persona_lines, challenge_lines, token, profile: gr.OAuthProfile | None = None,
+                progress=gr.Progress()):
+        extra = {k: v for k, v in zip(fields_order[2:], (scenario, personality, description, mes_example, system_prompt,
+                                                          post_history_instructions, creator_notes, creator)) if k in specs}
+        common = dict(token=token, name=name, intro=intro_text, tags=tags_of(presets, custom), greeting=first_mes, fields=extra,
+                      opening_messages=list(split_paragraphs(opening_text)), chat_models=list(models or []),
+                      persona_cards=list(split_lines(persona_lines)), challenge_modes=list(split_lines(challenge_lines)))
         if character_id:
-            character = services.characters.update(account, character_id, profile_data)
-            return show(account, character, f"Saved **{md(character.name)}**.")
-        if not figure_id:
-            raise gr.Error("Pick the figure this character is built on (create one in Figures first).")
-        character = services.characters.create(account, figure_id, profile_data)
-        return show(account, character, f"Created **{md(character.name)}** on figure {md(character.figure_name)}. "
-                                        "Add images to its gallery, then export its card.")
-
-    save.click(on_save, [pick, figure, tags, greetings, *field_boxes, session.token], form, api_visibility="private")
-
-    def on_gallery_select(evt: gr.SelectData):
-        return evt.index
-
-    gallery.select(on_gallery_select, None, picked, api_visibility="private")
-
-    def need_character(character_id, position=False):
-        """Refuse clearly when no character is open (and, for the gallery buttons, no image is selected)."""
-        if not character_id:
-            raise gr.Error("Save the character first.")
-        if position is None:
-            raise gr.Error("Select an image in the gallery first.")
-
-    @user_errors
-    def on_add(character_id, choice, token, profile: gr.OAuthProfile | None = None):
-        need_character(character_id)
-        if not choice or ":" not in choice:
-            raise gr.Error("Pick one of your images to add (make some in Images first).")
-        request_id, _, index = choice.rpartition(":")
+            functions.character_update(character_id=character_id, visibility=vis or "", profile=profile, **common)
+            account = account_for(services, token, profile)
+            character = services.characters.mine(account, character_id)
+            return (*show(account, character, f"Saved **{md(character.name)}**."), bar_text(account))
+        if source == "figure" and not figure_id:
+            raise gr.Error("Pick the figure whose canonical image becomes the main image, or upload or generate one.")
+        if source == "upload" and not upload:
+            raise gr.Error("Upload the main image (PNG, JPEG or WEBP), or pick “Generate one”.")
+        created = functions.character_create(visibility=vis or "", figure_id=figure_id or "", avatar_source=source,
+                                             avatar=upload if source == "upload" else None, avatar_prompt=prompt or "",
+                                             profile=profile, progress=progress, **common)
         account = account_for(services, token, profile)
-        character = services.characters.add_image(account, character_id, request_id, int(index))
-        return show(account, character, f"Added to the gallery ({len(character.gallery)} image(s)).")
+        on = f" on figure {md(created['figure_name'])}" if created["figure_id"] else ""
+        return (*show(account, services.characters.mine(account, created["id"]),
+                      f"Created **{md(created['name'])}**{on}. Add images to its gallery, then export its card."), bar_text(account))
 
-    add.click(on_add, [pick, add_choice, session.token], form, api_visibility="private")
+    save.click(on_save, [pick, figure, avatar_source, avatar_upload, avatar_prompt, *field_boxes, intro, preset_tags,
+                         custom_tags, visibility, opening, chat_models, personas, challenges, session.token],
+               outputs + [session.bar], api_visibility="private")
 
-    @user_errors
-    def on_main(character_id, position, token, profile: gr.OAuthProfile | None = None):
-        need_character(character_id, position)
-        account = account_for(services, token, profile)
-        return show(account, services.characters.set_main(account, character_id, int(position)),
-                    f"Image {int(position) + 1} is now the card image.")
-
-    use_main.click(on_main, [pick, picked, session.token], form, api_visibility="private")
-
-    @user_errors
-    def on_figure_image(character_id, token, profile: gr.OAuthProfile | None = None):
-        need_character(character_id)
-        account = account_for(services, token, profile)
-        return show(account, services.characters.set_main(account, character_id, None), "The figure's canonical image is the card image.")
-
-    use_figure.click(on_figure_image, [pick, session.token], form, api_visibility="private")
-
-    @user_errors
-    def on_remove(character_id, position, token, profile: gr.OAuthProfile | None = None):
-        need_character(character_id, position)
-        account = account_for(services, token, profile)
-        return show(account, services.characters.remove_image(account, character_id, int(position)), "Removed from the gallery.")
-
-    remove.click(on_remove, [pick, picked, session.token], form, api_visibility="private")
-
-    @user_errors
-    def on_delete(character_id, sure, token, profile: gr.OAuthProfile | None = None):
-        need_character(character_id)
-        account = account_for(services, token, profile)
-        services.characters.delete(account, character_id, bool(sure))
-        return (*show(account, None, "Deleted."), False)
-
-    delete.click(on_delete, [pick, confirm, session.token], form + [confirm], api_visibility="private")
-
-    @user_errors
-    def character_export(character_id: str, version: str = "v3", token: str = "", profile: gr.OAuthProfile | None = None):
-        """Your character as a Character Card PNG. The picture is the card image (the figure's canonical image unless
-        you picked a gallery image).
-
-        Args:
-            character_id: one of your characters (see /characters).
-            version: "v3" (a `ccv3` chunk plus a V2 `chara` chunk for older readers) or "v2" (`chara` only).
-            token: your session token from /session_start.
-        """
-        if not character_id:
-            raise gr.Error("Save the character first.")
-        return str(services.characters.export_card(account_for(services, token, profile), character_id, version))
-
-    ui_event(services, export.click, character_export, {"character_id": pick, "version": version, "token": session.token}, [card_file],
-             api_name="character_export")
-    public(services, character_export, [card_file], api_name="character_export", like={"version": version}, concurrency_limit=None)
-
-    # -- API -------------------------------------------------------------------------------------------
-    @user_errors
-    def character_save(token: str = "", figure_id: str = "", character_id: str = "", fields: dict | None = None,
-                       tags: list[str] | None = None, alternate_greetings: list[str] | None = None,
-                       profile: gr.OAuthProfile | None = None) -> dict:
-        """Create a character on one of your figures, or update one. Everything is checked before anything is written.
-
-        Args:
-            token: your session token from /session_start.
-            figure_id: the figure a new character is built on (when creating).
-            character_id: "" creates a character; an id updates that one.
-            fields: Character Card fields, e.g. name (required), description, personality, scenario, first_mes.
-            tags: the character's tags.
-            alternate_greetings: more first messages.
-        """
-        account = account_for(services, token, profile)
-        data = Profile(fields=dict(fields or {}), tags=tuple(tags or ()), alternate_greetings=tuple(alternate_greetings or ()))
-        if character_id:
-            return services.characters.update(account, character_id, data).as_dict()
-        return services.characters.create(account, figure_id, data).as_dict()
-
-    @user_errors
-    def characters(token: str = "", profile: gr.OAuthProfile | None = None) -> list[dict]:
-        """Your characters, most recently changed first.
-
-        Args:
-            token: your session token from /session_start.
-        """
-        return [c.as_dict() for c in services.characters.list(account_for(services, token, profile))]
-
-    @user_errors
-    def character_add_image(token: str = "", character_id: str = "", request_id: str = "", index: int = 0,
-                            profile: gr.OAuthProfile | None = None) -> dict:
-        """Add one of your generated images to the character's gallery.
-
-        Args:
-            token: your session token from /session_start.
-            character_id: one of your characters.
-            request_id: one of your generations (see /history).
-            index: which of its images, from 0.
-        """
-        required(character_id=character_id, request_id=request_id)
-        return services.characters.add_image(account_for(services, token, profile), character_id, request_id, int(index)).as_dict()
-
-    @user_errors
-    def character_set_card_image(token: str = "", character_id: str = "", position: int = -1,
-                                 profile: gr.OAuthProfile | None = None) -> dict:
-        """Pick the card image: a gallery image (it must be one the output check passed), or the figure's canonical image.
-
-        Args:
-            token: your session token from /session_start.
-            character_id: one of your characters.
-            position: the gallery position, from 0; -1 takes the figure's canonical image.
-        """
-        required(character_id=character_id)
-        chosen = None if int(position) < 0 else int(position)
-        return services.characters.set_main(account_for(services, token, profile), character_id, chosen).as_dict()
-
-    for fn in (character_save, characters, character_add_image, character_set_card_image):
-        api(services, fn, api_name=fn.__name__)
+    return Form(pick=pick, figure=figure, status=status, main_image=main_image, main_note=main_note, media_slot=media_slot,
+                avatar_source=avatar_source, avatar_upload=avatar_upload, avatar_prompt=avatar_prompt, show=show,
+                outputs=outputs, character_choices=character_choices)

@@ -2,7 +2,8 @@
 
 - `/outputs/<name>`: generated files by their content-addressed name, so API results carry app-relative URLs and
   never a server path;
-- `/gradio_api/upload`: only the image types the app uses (sniffed from the bytes, not the file name), and a bounded
+- `/gradio_api/upload`: only the image types the app uses and character card files (JSON, CHARX), sniffed from the
+  bytes, not the file name, and a bounded
   upload volume per client network per hour (presets/safety.toml [uploads]); everything else is refused before
   gradio writes a byte to its temp folder.
 """
@@ -19,6 +20,7 @@ from starlette.responses import FileResponse, JSONResponse, Response
 
 from services.accounts.network import grant_key
 from services.container import Services
+from services.creation.characters.cards import sniff_card
 from services.safety.uploads import sniff_format
 
 OUTPUT_NAME = re.compile(r"^[0-9a-f]{2}/[0-9a-f]{64}\.(png|mp4)$")
@@ -111,10 +113,10 @@ class PlaygroundRoutes:
                                          scope, receive, send)
                 head = await upload.read(16)
                 kind = sniff_format(head)
-                if kind not in self.limits.formats:
+                if kind not in self.limits.formats and sniff_card(head) is None:
                     shown = kind or "not an image"
-                    return await _refuse(415, f"{upload.filename} is {shown}; only {', '.join(self.limits.formats)} images are accepted.",
-                                         scope, receive, send)
+                    return await _refuse(415, f"{upload.filename} is {shown}; only {', '.join(self.limits.formats)} images "
+                                              "(and JSON or CHARX character cards) are accepted.", scope, receive, send)
         finally:
             await form.close()
         refused = self.budget.take(self._client(scope), len(body), len(files))

@@ -261,6 +261,16 @@ def parse_card(card: dict[str, Any]) -> ImportedCard:
     return ImportedCard(version, profile, _lenient_str(ours.get("visibility")), figure if isinstance(figure, str) else None, meta)
 
 
+def sniff_card(head: bytes) -> str | None:
+    """The card container the first bytes announce (PNG cards are images): JSON, CHARX (a zip) or None."""
+    stripped = head.lstrip(b"\xef\xbb\xbf \t\r\n")
+    if stripped.startswith(b"{"):
+        return "JSON"
+    if head.startswith(b"PK\x03\x04"):
+        return "CHARX"
+    return None
+
+
 def read_card_file(content: bytes, filename: str = "") -> ImportedCard:
     """A card from a PNG, a JSON file or a CHARX zip, told apart by their bytes (not the file name)."""
     if content.startswith(b"\x89PNG\r\n\x1a\n"):

@@ -263,3 +263,34 @@ def backstory_help(limits: CharacterLimits, backstory: str) -> dict[str, Any]:
         warnings.append(f"The backstory has {words} words; past about {limits.backstory_warn_words} a chat model "
                         "tends to lose the important parts. Keep what shapes how they talk and act.")
     return {"guidance": list(limits.backstory.guidance), "words": words, "warnings": warnings}
+
+
+# -- text forms (one line each), shared by the UI and the API -----------------------------------------------
+def persona_from_text(line: str) -> dict[str, str]:
+    """"Name: description" -> a persona card."""
+    name, _, description = (line or "").partition(":")
+    return {"name": name.strip(), "description": description.strip()}
+
+
+def challenge_from_text(line: str) -> dict[str, str]:
+    """"goal | target behaviour | progress hint" -> a challenge mode (the last two optional)."""
+    parts = [p.strip() for p in (line or "").split("|")]
+    parts += [""] * (3 - len(parts))
+    return {"goal": parts[0], "target": parts[1], "hint": " | ".join(parts[2:]).strip(" |")}
+
+
+def persona_text(card: dict[str, str]) -> str:
+    return f"{card['name']}: {card['description']}" if card.get("description") else card["name"]
+
+
+def challenge_text(mode: dict[str, str]) -> str:
+    return " | ".join([mode["goal"], mode.get("target", ""), mode.get("hint", "")]).rstrip(" |")
+
+
+def split_paragraphs(text: str) -> tuple[str, ...]:
+    """Opening messages in one box: separated by a blank line."""
+    return tuple(p.strip() for p in (text or "").replace("\r\n", "\n").split("\n\n") if p.strip())
+
+
+def split_lines(text: str) -> tuple[str, ...]:
+    return tuple(line.strip() for line in (text or "").replace("\r\n", "\n").split("\n") if line.strip())

@@ -49,7 +49,7 @@ VIDEO_TASKS = ("image-to-video", "text-to-video")
 class AvatarChoice:
     """Where a new main image comes from: the figure's canonical image, an upload, or a generation (paid)."""
 
-    source: str = ""  # "" (the figure's image if there is a figure, else an upload if given) | figure | upload | generate
+    source: str = ""  # "": the figure's image if there is a figure, else the upload if given, else generate | figure | upload | generate
     upload: str | bytes | None = None
     prompt: str = ""  # generate: "" composes one from the profile
     model: str = ""
@@ -250,6 +250,11 @@ class Characters:
         with self.db.engine.connect() as conn:
             return self._view(conn, viewer, self._readable(conn, viewer, character_id))
 
+    def mine(self, account: Account, character_id: str) -> Character:
+        """One of the account's own characters (CharacterError otherwise, even when it may read it)."""
+        with self.db.engine.connect() as conn:
+            return self._view(conn, account, self._own(conn, account, character_id))
+
     def list(self, account: Account) -> list[Character]:
         """The account's own characters, most recently changed first."""
         with self.db.engine.connect() as conn:
@@ -281,9 +286,9 @@ class Characters:
         like any generation (and refunded if it fails)."""
         cleaned = self.clean(account, profile)
         visibility = check_visibility(visibility)
-        source = avatar.source or ("figure" if figure_id else "upload" if avatar.upload else "")
+        source = avatar.source or ("figure" if figure_id else "upload" if avatar.upload else "generate")
         if source not in ("figure", "upload", "generate"):
-            raise CharacterError("Give the character a main image: upload one, generate one, or build it on one of your figures.")
+            raise CharacterError(f"The main image comes from figure, upload or generate, not {source!r}.")
         if figure_id:
             try:
                 self.figures.get(account, figure_id)

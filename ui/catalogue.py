@@ -1,0 +1,155 @@
+"""The public character Catalogue (no sign-in needed: verified public characters, search by name and tag, open an
+unlisted one by its link id, galleries, Photo Album unlock, card download) and Moderation for QA sessions."""
+from __future__ import annotations
+
+import gradio as gr
+
+from services.container import Services
+
+from .errors import user_errors
+from .session import SessionUI, account_for, bar_text, optional_account
+from .text import md
+
+
+def detail_text(character: dict, album: dict | None) -> str:
+    lines = [f"### {md(character['name'])}", md(character["intro"]), "Tags: " + ", ".join(md(t) for t in character["tags"])]
+    greeting = character["profile"]["fields"].get("first_mes", "")
+    if greeting:
+        lines.append(f"> {md(greeting)}")
+    if album:
+        state = "unlocked" if album["unlocked"] else f"**{album['price']} credits** to unlock"
+        lines.append(f"Photo Album: {album['images']} image(s), {state}.")
+    return "\n\n".join(lines)
+
+
+def build_catalogue(services: Services, session: SessionUI, functions, tab: gr.Tab) -> None:
+    limits = services.characters.limits
+    with gr.Row():
+        query = gr.Textbox(label="Search by name", scale=3, elem_id="catalogue-query")
+        tag = gr.Dropdown([("Any tag", "")] + [(t, t) for t in limits.preset_tags], value="", label="Tag",
+                          allow_custom_value=True, scale=2, elem_id="catalogue-tag")
+        search = gr.Button("Search", scale=0, min_width=100, elem_id="catalogue-search")
+    summary = gr.Markdown(elem_id="catalogue-summary")
+    results = gr.Gallery(label="Characters", columns=5, height=320, type="filepath", allow_preview=False,
+                         elem_id="catalogue-results")
+    ids = gr.State([])
+    with gr.Row():
+        link = gr.Textbox(label="Open by link (a character id)", scale=3, elem_id="catalogue-link")
+        open_link = gr.Button("Open", scale=0, min_width=90, elem_id="catalogue-open")
+    opened = gr.State("")
+    with gr.Row():
+        with gr.Column(scale=2):
+            detail = gr.Markdown(elem_id="catalogue-detail")
+            with gr.Row():
+                unlock = gr.Button("Unlock Photo Album", size="sm", visible=False, elem_id="catalogue-unlock")
+                download = gr.Button("Download card (PNG V3)", size="sm", visible=False, elem_id="catalogue-download")
+            card_file = gr.File(label="Card", interactive=False, visible=False, elem_id="catalogue-card-file")
+        with gr.Column(scale=3):
+            gallery = gr.Gallery(label="Gallery", columns=4, height=240, type="filepath", elem_id="catalogue-gallery")
+            videos = gr.Gallery(label="Videos", columns=3, height=160, type="filepath", elem_id="catalogue-videos")
+
+    @user_errors
+    def on_search(text, chosen_tag):
+        found = functions.catalogue(query=text or "", tag=chosen_tag or "", page=1)
+        cards = [(c["image"], f"{c['name']} — {c['intro']}") for c in found["characters"] if c["image"]]
+        note = f"{found['total']} character(s)" + (f", page 1 of {found['pages']}" if found["pages"] > 1 else "")
+        if not found["total"]:
+            note = "No verified public character matches yet."
+        return cards, [c["id"] for c in found["characters"] if c["image"]], note
+
+    gr.on([search.click, query.submit, tab.select], on_search, [query, tag], [results, ids, summary], api_visibility="private")
+
+    def view(character_id, token, profile):
+        viewer = optional_account(services, token, profile)
+        character = functions.character(character_id=character_id, token=token, profile=profile)
+        try:
+            album = functions.album(character_id=character_id, token=token, profile=profile)
+        except gr.Error:
+            album = None
+        pictures = [(i["file"], "") for i in functions.character_gallery(character_id=character_id, media="image", token=token, profile=profile)["items"]]
+        clips = [(i["file"], "") for i in functions.character_gallery(character_id=character_id, media="video", token=token, profile=profile)["items"]]
+        can_unlock = album is not None and not album["unlocked"] and album["offered"] and viewer is not None
+        return (character_id, detail_text(character, album), gr.update(visible=can_unlock), gr.update(visible=True),
+                pictures, clips, gr.update(visible=False, value=None))
+
+    view_outputs = [opened, detail, unlock, download, gallery, videos, card_file]
+
+    @user_errors
+    def on_select(shown_ids, token, evt: gr.SelectData, profile: gr.OAuthProfile | None = None):
+        return view(shown_ids[evt.index], token, profile)
+
+    results.select(on_select, [ids, session.token], view_outputs, api_visibility="private")
+
+    @user_errors
+    def on_link(character_id, token, profile: gr.OAuthProfile | None = None):
+        if not (character_id or "").strip():
+            raise gr.Error("Paste a character id (the link its owner shared).")
+        return view(character_id.strip(), token, profile)
+
+    gr.on([open_link.click, link.submit], on_link, [link, session.token], view_outputs, api_visibility="private")
+
+    @user_errors
+    def on_unlock(character_id, token, profile: gr.OAuthProfile | None = None):
+        result = functions.album_unlock(token=token, character_id=character_id, profile=profile)
+        out = list(view(character_id, token, profile))
+        out[1] += f"\n\nUnlocked: {result['charged']} credit(s) charged." if not result["already_unlocked"] else "\n\nAlready unlocked."
+        return (*out, bar_text(account_for(services, token, profile)))
+
+    unlock.click(on_unlock, [opened, session.token], view_outputs + [session.bar], api_visibility="private")
+
+    @user_errors
+    def on_download(character_id, token, profile: gr.OAuthProfile | None = None):
+        return gr.update(visible=True, value=functions.character_export(character_id=character_id, format="png-v3", token=token,
+                                                                        profile=profile))
+
+    download.click(on_download, [opened, session.token], [card_file], api_visibility="private")
+
+
+def build_moderation(services: Services, session: SessionUI, functions, tab: gr.Tab) -> None:
+    gate = gr.Markdown("QA sessions only: open the app with the admin key to moderate.", elem_id="moderation-gate")
+    with gr.Row():
+        queue = gr.Dropdown([], label="Pending public characters", allow_custom_value=True, scale=3, elem_id="moderation-queue")
+        refresh = gr.Button("Refresh", scale=0, min_width=90, elem_id="moderation-refresh")
+    with gr.Row():
+        image = gr.Image(label="Main image", interactive=False, height=220, elem_id="moderation-image")
+        detail = gr.Markdown(elem_id="moderation-detail")
+    note = gr.Textbox(label="Reason (required to reject; the owner sees it)", max_length=500, elem_id="moderation-note")
+    with gr.Row():
+        verify = gr.Button("Verify: list it in the catalogue", variant="primary", size="sm", elem_id="moderation-verify")
+        reject = gr.Button("Reject", variant="stop", size="sm", elem_id="moderation-reject")
+    result = gr.Markdown(elem_id="moderation-result")
+
+    def load(token, profile: gr.OAuthProfile | None = None):
+        account = optional_account(services, token, profile)
+        if account is None or not account.can("review"):
+            return gr.update(visible=True), gr.Dropdown(choices=[], value=None)
+        pending = functions.review_characters(token=token, profile=profile)
+        return (gr.update(value=f"{len(pending)} character(s) waiting.", visible=True),
+                gr.Dropdown(choices=[(f"{c['name']} · {c['id']}", c["id"]) for c in pending], value=None))
+
+    gr.on([tab.select, refresh.click], load, [session.token], [gate, queue], api_visibility="private")
+
+    @user_errors
+    def show(character_id, token, profile: gr.OAuthProfile | None = None):
+        if not character_id:
+            return None, ""
+        character = functions.character(character_id=character_id, token=token, profile=profile)
+        return character["image"], detail_text(character, None) + f"\n\nMain image check: {character['image_check']}."
+
+    queue.input(show, [queue, session.token], [image, detail], api_visibility="private")
+
+    def decide(approve: bool):
+        @user_errors
+        def handler(character_id, reason, token, profile: gr.OAuthProfile | None = None):
+            if not character_id:
+                raise gr.Error("Pick a pending character first.")
+            done = functions.review_character(token=token, character_id=character_id, verify=approve, note=reason or "",
+                                              profile=profile)
+            gate_update, queue_update = load(token, profile)
+            word = "Verified: it is in the catalogue." if approve else "Rejected; the owner sees the reason."
+            return f"**{md(done['name'])}**: {word}", gate_update, queue_update, None, "", ""
+        return handler
+
+    outputs = [result, gate, queue, image, detail, note]
+    verify.click(decide(True), [queue, note, session.token], outputs, api_visibility="private")
+    reject.click(decide(False), [queue, note, session.token], outputs, api_visibility="private")
