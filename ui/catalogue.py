@@ -30,7 +30,7 @@ def build_catalogue(services: Services, session: SessionUI, functions, tab: gr.T
                           allow_custom_value=True, scale=2, elem_id="catalogue-tag")
         search = gr.Button("Search", scale=0, min_width=100, elem_id="catalogue-search")
     summary = gr.Markdown(elem_id="catalogue-summary")
-    results = gr.Gallery(label="Characters", columns=5, height=320, type="filepath", allow_preview=False,
+    results = gr.Gallery(fit_columns=False, label="Characters", columns=5, height=320, object_fit="cover", type="filepath", allow_preview=False,
                          elem_id="catalogue-results")
     ids = gr.State([])
     with gr.Row():
@@ -45,8 +45,8 @@ def build_catalogue(services: Services, session: SessionUI, functions, tab: gr.T
                 download = gr.Button("Download card (PNG V3)", size="sm", visible=False, elem_id="catalogue-download")
             card_file = gr.File(label="Card", interactive=False, visible=False, elem_id="catalogue-card-file")
         with gr.Column(scale=3):
-            gallery = gr.Gallery(label="Gallery", columns=4, height=240, type="filepath", elem_id="catalogue-gallery")
-            videos = gr.Gallery(label="Videos", columns=3, height=160, type="filepath", elem_id="catalogue-videos")
+            gallery = gr.Gallery(fit_columns=False, label="Gallery", columns=4, height=240, type="filepath", elem_id="catalogue-gallery")
+            videos = gr.Gallery(fit_columns=False, label="Videos", columns=3, height=160, type="filepath", elem_id="catalogue-videos")
 
     @user_errors
     def on_search(text, chosen_tag):

@@ -21,9 +21,9 @@ def build(services: Services, session: SessionUI, functions, form) -> None:
         with gr.Row():
             use_gallery = gr.Button("Use selected image as main", size="sm", elem_id="character-use-gallery")
             use_step1 = gr.Button("Use step 1's choice as main", size="sm", elem_id="character-use-step1")
-        images = gr.Gallery(label="Image gallery (select one for the buttons)", columns=4, height=200, type="filepath",
+        images = gr.Gallery(fit_columns=False, label="Image gallery (select one for the buttons)", columns=4, height=200, type="filepath",
                             allow_preview=False, elem_id="character-images")
-        videos = gr.Gallery(label="Video gallery", columns=3, height=160, type="filepath", allow_preview=True,
+        videos = gr.Gallery(fit_columns=False, label="Video gallery", columns=3, height=160, type="filepath", allow_preview=True,
                             elem_id="character-videos")
         picked = gr.State(None)  # the selected image's gallery id
         shown_ids = gr.State([])
@@ -118,7 +118,7 @@ def build(services: Services, session: SessionUI, functions, form) -> None:
         account = account_for(services, token, profile)
         return shown(account, services.characters.mine(account, character_id), "Added to the gallery.")
 
-    add.click(on_add, [form.pick, add_choice, session.token], all_outputs, api_visibility="private")
+    add.click(on_add, [form.pick, add_choice, session.token], all_outputs, api_visibility="private", show_progress_on=[form.main_image])
 
     @user_errors
     def on_remove(character_id, media_id, token, profile: gr.OAuthProfile | None = None):
@@ -129,7 +129,7 @@ def build(services: Services, session: SessionUI, functions, form) -> None:
         account = account_for(services, token, profile)
         return shown(account, services.characters.mine(account, character_id), "Removed from the gallery.")
 
-    remove.click(on_remove, [form.pick, picked, session.token], all_outputs, api_visibility="private")
+    remove.click(on_remove, [form.pick, picked, session.token], all_outputs, api_visibility="private", show_progress_on=[form.main_image])
 
     @user_errors
     def on_use_gallery(character_id, media_id, token, profile: gr.OAuthProfile | None = None, progress=gr.Progress()):
@@ -141,7 +141,7 @@ def build(services: Services, session: SessionUI, functions, form) -> None:
         account = account_for(services, token, profile)
         return shown(account, services.characters.mine(account, character_id), "The selected image is the main image.")
 
-    use_gallery.click(on_use_gallery, [form.pick, picked, session.token], all_outputs, api_visibility="private")
+    use_gallery.click(on_use_gallery, [form.pick, picked, session.token], all_outputs, api_visibility="private", show_progress_on=[form.main_image])
 
     @user_errors
     def on_use_step1(character_id, source, upload, prompt, token, profile: gr.OAuthProfile | None = None, progress=gr.Progress()):
@@ -154,7 +154,7 @@ def build(services: Services, session: SessionUI, functions, form) -> None:
         return shown(account, services.characters.mine(account, character_id), "New main image.")
 
     use_step1.click(on_use_step1, [form.pick, form.avatar_source, form.avatar_upload, form.avatar_prompt, session.token],
-                    all_outputs, api_visibility="private")
+                    all_outputs, api_visibility="private", show_progress_on=[form.main_image])
 
     @user_errors
     def on_edit(character_id, text, token, profile: gr.OAuthProfile | None = None, progress=gr.Progress()):
@@ -165,7 +165,7 @@ def build(services: Services, session: SessionUI, functions, form) -> None:
         account = account_for(services, token, profile)
         return shown(account, services.characters.mine(account, character_id), "The edit joined the gallery.")
 
-    edit.click(on_edit, [form.pick, instruction, session.token], all_outputs, api_visibility="private")
+    edit.click(on_edit, [form.pick, instruction, session.token], all_outputs, api_visibility="private", show_progress_on=[form.main_image])
 
     @user_errors
     def on_offer(character_id, amount, token, profile: gr.OAuthProfile | None = None):
@@ -192,7 +192,7 @@ def build(services: Services, session: SessionUI, functions, form) -> None:
         return shown(account, services.characters.mine(account, created["id"]),
                      f"Imported **{md(created['name'])}** as a new character.")
 
-    import_button.click(on_import, [card_upload, session.token], all_outputs, api_visibility="private")
+    import_button.click(on_import, [card_upload, session.token], all_outputs, api_visibility="private", show_progress_on=[form.main_image])
 
     @user_errors
     def on_delete(character_id, sure, token, profile: gr.OAuthProfile | None = None):
@@ -201,4 +201,4 @@ def build(services: Services, session: SessionUI, functions, form) -> None:
         account = account_for(services, token, profile)
         return (*form.show(account, None, "Deleted."), [], [], [], gr.update(), bar_text(account), False)
 
-    delete.click(on_delete, [form.pick, confirm, session.token], all_outputs + [confirm], api_visibility="private")
+    delete.click(on_delete, [form.pick, confirm, session.token], all_outputs + [confirm], api_visibility="private", show_progress_on=[form.main_image])

@@ -230,7 +230,7 @@ def _form(services: Services, session: SessionUI, functions, limits, specs) -> F
 
     save.click(on_save, [pick, figure, avatar_source, avatar_upload, avatar_prompt, *field_boxes, intro, preset_tags,
                          custom_tags, visibility, opening, chat_models, personas, challenges, session.token],
-               outputs + [session.bar], api_visibility="private")
+               outputs + [session.bar], api_visibility="private", show_progress_on=[main_image])
 
     return Form(pick=pick, figure=figure, status=status, main_image=main_image, main_note=main_note, media_slot=media_slot,
                 avatar_source=avatar_source, avatar_upload=avatar_upload, avatar_prompt=avatar_prompt, show=show,

@@ -11,7 +11,9 @@ _MARKDOWN = re.compile(r"([\\`*_{}\[\]()#+\-.!|~>:])")
 
 def md(text: object) -> str:
     """`text` as literal Markdown: it renders exactly as typed, with no markup, link or image."""
-    escaped = html.escape(str(text), quote=True)
+    # quote=False: an entity for ' or " (&#x27;) would have its "#" escaped below and show as typed; quotes are
+    # harmless outside attributes, and Markdown text is never an attribute
+    escaped = html.escape(str(text), quote=False)
     escaped = _MARKDOWN.sub(r"\\\1", escaped)
     # autolinks ("https://...", "www.example.com") need the bare characters; an entity keeps them visible but inert
     escaped = escaped.replace("\\:", "&#58;").replace("www\\.", "www&#46;")
