@@ -290,3 +290,43 @@ def test_only_your_own_figures(make_services):
     with pytest.raises((CharacterError, FigureError)):
         services.characters.create(stranger, GOOD, "private", figure_id=figure.id)
     assert services.characters.list(stranger) == []
+
+
+def test_visibility_through_every_by_id_endpoint(client, token, app_server):
+    """Through gradio_client: each endpoint that takes a character id refuses a private character to another
+    visitor and to nobody-signed-in alike, with the same message as for an id that does not exist."""
+    from gradio_client import Client
+    from gradio_client.exceptions import AppError
+
+    from tests.test_api_surface import readme_endpoints
+
+    url, services = app_server
+    anonymous = Client(url, verbose=False)
+    base = {"intro": "A keeper of secrets.", "tags": ["mystery"], "greeting": "Shh.", "avatar_source": "upload"}
+    from gradio_client import handle_file
+
+    private = client.predict(token=token, name="Hidden Hal", visibility="private", avatar=handle_file(str(PHOTO)), **base,
+                             api_name="/character_create")
+    unlisted = client.predict(token=token, name="Linked Lia", visibility="unlisted", avatar=handle_file(str(PHOTO)), **base,
+                              api_name="/character_create")
+    other = client.predict(api_name="/session_start")["token"]
+    fillers = {"request_id": "x", "media_id": "x", "instruction": "x", "price": 10, "source": "gallery", "confirm": True,
+               "verify": True}
+    by_id = [name for name, required in readme_endpoints().items() if "character_id" in required]
+    assert len(by_id) == 13, by_id  # a new by-id endpoint joins this test by being in README
+    for name in by_id:
+        kwargs = {a: fillers[a] for a in readme_endpoints()[name] if a not in ("token", "character_id")}
+        for caller, tok in ((client, other), (anonymous, "")):
+            with pytest.raises(AppError) as refused:
+                caller.predict(token=tok, character_id=private["id"], **kwargs, api_name=name)
+            text = str(refused.value)
+            assert any(m in text for m in ("No character", "among yours", "Only QA sessions", "/session_start")), (name, text)
+            assert "Hidden Hal" not in text
+    # an unlisted one opens by its id, signed in or not, and is not listed
+    for caller, tok in ((client, other), (anonymous, "")):
+        assert caller.predict(character_id=unlisted["id"], token=tok, api_name="/character")["name"] == "Linked Lia"
+        assert caller.predict(character_id=unlisted["id"], token=tok, api_name="/character_gallery")["total"] == 0
+    listed = anonymous.predict(api_name="/catalogue")
+    assert unlisted["id"] not in [c["id"] for c in listed["characters"]]
+    assert private["id"] not in [c["id"] for c in listed["characters"]]
+    assert "status" in client.predict(character_id=private["id"], token=token, api_name="/character")  # the owner

@@ -105,6 +105,11 @@ def build(services: Services, session: SessionUI, functions, form) -> None:
     def shown(account, character, message):
         return (*form.show(account, character, message), *media_of(account, character.id), bar_text(account))
 
+    def reshow(character_id, token, profile, message):
+        """The form, galleries and balance after a change to one of the session's characters."""
+        account = account_for(services, token, profile)
+        return shown(account, services.characters.mine(account, character_id), message)
+
     all_outputs = form.outputs + media_outputs + [session.bar]
 
     @user_errors
@@ -115,8 +120,7 @@ def build(services: Services, session: SessionUI, functions, form) -> None:
         request_id, _, index = choice.rpartition(":")
         functions.character_gallery_add(token=token, character_id=character_id, request_id=request_id, index=int(index),
                                         profile=profile)
-        account = account_for(services, token, profile)
-        return shown(account, services.characters.mine(account, character_id), "Added to the gallery.")
+        return reshow(character_id, token, profile, "Added to the gallery.")
 
     add.click(on_add, [form.pick, add_choice, session.token], all_outputs, api_visibility="private", show_progress_on=[form.main_image])
 
@@ -126,8 +130,7 @@ def build(services: Services, session: SessionUI, functions, form) -> None:
         if not media_id:
             raise gr.Error("Select an image in the gallery first.")
         functions.character_gallery_remove(token=token, character_id=character_id, media_id=media_id, profile=profile)
-        account = account_for(services, token, profile)
-        return shown(account, services.characters.mine(account, character_id), "Removed from the gallery.")
+        return reshow(character_id, token, profile, "Removed from the gallery.")
 
     remove.click(on_remove, [form.pick, picked, session.token], all_outputs, api_visibility="private", show_progress_on=[form.main_image])
 
@@ -138,8 +141,7 @@ def build(services: Services, session: SessionUI, functions, form) -> None:
             raise gr.Error("Select an image in the gallery first.")
         functions.character_set_main(token=token, character_id=character_id, source="gallery", media_id=media_id,
                                      profile=profile, progress=progress)
-        account = account_for(services, token, profile)
-        return shown(account, services.characters.mine(account, character_id), "The selected image is the main image.")
+        return reshow(character_id, token, profile, "The selected image is the main image.")
 
     use_gallery.click(on_use_gallery, [form.pick, picked, session.token], all_outputs, api_visibility="private", show_progress_on=[form.main_image])
 
@@ -150,8 +152,7 @@ def build(services: Services, session: SessionUI, functions, form) -> None:
             raise gr.Error("Upload an image in step 1 first.")
         functions.character_set_main(token=token, character_id=character_id, source=source, upload=upload,
                                      prompt=prompt or "", profile=profile, progress=progress)
-        account = account_for(services, token, profile)
-        return shown(account, services.characters.mine(account, character_id), "New main image.")
+        return reshow(character_id, token, profile, "New main image.")
 
     use_step1.click(on_use_step1, [form.pick, form.avatar_source, form.avatar_upload, form.avatar_prompt, session.token],
                     all_outputs, api_visibility="private", show_progress_on=[form.main_image])
@@ -162,8 +163,7 @@ def build(services: Services, session: SessionUI, functions, form) -> None:
         if not (text or "").strip():
             raise gr.Error("Write what to change in the main image.")
         functions.character_edit_main(token=token, character_id=character_id, instruction=text, profile=profile, progress=progress)
-        account = account_for(services, token, profile)
-        return shown(account, services.characters.mine(account, character_id), "The edit joined the gallery.")
+        return reshow(character_id, token, profile, "The edit joined the gallery.")
 
     edit.click(on_edit, [form.pick, instruction, session.token], all_outputs, api_visibility="private", show_progress_on=[form.main_image])
 
