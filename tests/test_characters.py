@@ -114,6 +114,7 @@ def test_without_a_figure_from_an_upload_and_from_a_generated_image(make_service
     assert price > 0 and services.ledger.balance(account.id) == before - price
     record = services.history.get(account.id, generated.avatar["generation_id"])
     assert record.status == "done" and "portrait of Iris Vale" in record.request["prompt"]  # composed from the profile
+    assert "ink-stained hands" in record.request["prompt"] and GOOD.intro.rstrip(".") in record.request["prompt"]
     custom = services.characters.create(account, GOOD, "private", avatar=AvatarChoice("generate", prompt="a lighthouse keeper", seed=6))
     assert services.history.get(account.id, custom.avatar["generation_id"]).request["prompt"] == "a lighthouse keeper"
 

@@ -182,7 +182,8 @@ class Characters:
     def compose_avatar_prompt(self, cleaned: dict[str, Any]) -> str:
         """A main-image prompt from the profile when the user gives none: who they are, as a portrait."""
         f = cleaned["fields"]
-        parts = [f"portrait of {f['name']}", cleaned["intro"], f.get("personality", ""), ", ".join(cleaned["tags"])]
+        described = (f.get("description") or "").strip().split("\n")[0].split(". ")[0]  # the backstory's first sentence
+        parts = [f"portrait of {f['name']}", cleaned["intro"], described, f.get("personality", ""), ", ".join(cleaned["tags"])]
         prompt = ". ".join(p.strip().rstrip(".") for p in parts if p and p.strip())
         return (prompt + ". Head and shoulders, soft light, detailed face.")[: self.limits.avatar_prompt_max]
 
