@@ -32,3 +32,7 @@ class WeightsUnavailable(RequestRefused):
 
 class RemoteBackendUnavailable(RequestRefused):
     """An API-only model was asked to run; its provider backend is not wired in."""
+
+
+class AcceleratorBusy(RequestRefused):
+    """The GPU platform (ZeroGPU) refused or stopped the run: quota used up, duration not allowed, task aborted."""

@@ -84,6 +84,17 @@ class FastPaths(_Strict):
         return self.compile or self.fp8 or self.attention_backend is not None or self.step_cache is not None
 
 
+class GpuTiming(_Strict):
+    """ZeroGPU: seconds one request borrows the GPU for = overhead_s + step_s x steps x outputs x megapixels
+    (x frames for video); the runtime caps it at the platform's maximum."""
+
+    overhead_s: float = Field(default=10, ge=0, le=300)
+    step_s: float = Field(gt=0, le=60)
+
+    def seconds(self, steps: int, count: int, width: int, height: int, frames: int | None = None) -> float:
+        return self.overhead_s + self.step_s * max(1, steps) * max(1, count) * (width * height / 1e6) * max(1, frames or 1)
+
+
 class ModelEntry(_Strict):
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]*$")
     name: str
@@ -98,7 +109,7 @@ class ModelEntry(_Strict):
     price: int = Field(ge=0)
     licence: Licence
     face_preservation: Literal["none", "ip-adapter-faceid", "reference"] = "none"
-    gpu_seconds: int = Field(default=60, ge=1, le=600)
+    gpu: GpuTiming | None = None  # required for local entries (ZeroGPU durations)
     tiny: str | None = None
     fast: FastPaths = FastPaths()
     # per-seed (default): a batch runs one pipeline call per seed, so every seed reproduces alone exactly;
@@ -121,6 +132,8 @@ class ModelEntry(_Strict):
             return self
         if self.source is None:
             raise ValueError("source: local entries need a hub 'repo' or a local 'path'")
+        if self.gpu is None:
+            raise ValueError("gpu: local entries need their ZeroGPU timing, e.g. gpu = { overhead_s = 10, step_s = 0.6 }")
         family = get_family(self.family)
         unsupported = [t.value for t in self.tasks if t not in family.tasks]
         if unsupported:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import os
 import shutil
 import tempfile
@@ -14,7 +15,7 @@ import spaces
 import torch
 
 from .cache import PipelineCache
-from .errors import RemoteBackendUnavailable, UnsupportedOption, WeightsUnavailable
+from .errors import AcceleratorBusy, RemoteBackendUnavailable, RequestRefused, UnsupportedOption, WeightsUnavailable
 from .family import Family, get_family
 from .registry import ModelEntry, Registry
 from .types import OPTION_LABELS, GenerationRequest, GenerationResult, StepCallback, Task
@@ -71,14 +72,49 @@ class Resolved:
     local_only: bool = True
 
 
-def _gpu_duration(fn, pipe, request, on_step, cancel, gpu_seconds) -> int:
-    return gpu_seconds
+# The most one @spaces.GPU call may ask for: 5 minutes (the ZeroGPU team, huggingface.co/spaces/zero-gpu-explorers/
+# README/discussions/7). A visitor's plan may allow less; ZeroGPU then refuses ("illegal duration") and we say so.
+ZEROGPU_MAX_S = 300
 
 
-@spaces.GPU(duration=_gpu_duration)
-def _run_on_accelerator(fn, pipe, request, on_step, cancel, gpu_seconds):
-    # On ZeroGPU this borrows a GPU for entry.gpu_seconds; elsewhere spaces.GPU returns it unchanged.
-    return fn(pipe, request, on_step, cancel)
+def gpu_duration(entry: ModelEntry, request: GenerationRequest) -> int:
+    """The seconds a request borrows a ZeroGPU device for: the entry's timing of the request's steps, outputs,
+    megapixels and frames, at least 1 and at most ZEROGPU_MAX_S."""
+    seconds = entry.gpu.seconds(request.steps, request.count, request.width, request.height, request.num_frames)
+    return max(1, min(ZEROGPU_MAX_S, math.ceil(seconds)))
+
+
+def _gpu_duration(fn, pipe, request, on_step, cancel, seconds) -> int:
+    return seconds
+
+
+def on_accelerator(spaces_module):
+    """The call that runs a family's runner on the accelerator: on ZeroGPU, `spaces.GPU` borrows a device for the
+    duration it reads from the call's last argument; elsewhere the decorator returns the function unchanged."""
+
+    @spaces_module.GPU(duration=_gpu_duration)
+    def run(fn, pipe, request, on_step, cancel, seconds):
+        return fn(pipe, request, on_step, cancel)
+
+    return run
+
+
+_run_on_accelerator = on_accelerator(spaces)
+
+
+def zerogpu_refusal(exc: BaseException) -> RequestRefused | None:
+    """ZeroGPU's own errors (gradio errors titled "ZeroGPU ...") as plain refusals; None for anything else."""
+    title = str(getattr(exc, "title", "") or "")
+    if not title.startswith("ZeroGPU"):
+        return None
+    if "quota" in title or "credits" in title:
+        return AcceleratorBusy("The free GPU time for this session is used up for now (ZeroGPU quota). Nothing was "
+                               "charged. Sign in with Hugging Face for a larger quota, or wait a while and try again.")
+    if "duration" in title:
+        return AcceleratorBusy("This request needs more GPU time than ZeroGPU allows you in one go. Nothing was charged. "
+                               "Lower the batch size, steps or resolution, or sign in with Hugging Face and try again.")
+    return AcceleratorBusy("The GPU stopped before this request finished (ZeroGPU). Nothing was charged. Wait a moment "
+                           "and try again, or lower the batch size or steps.")
 
 
 def _repo_cached(repo: str, revision: str) -> bool:
@@ -272,7 +308,13 @@ class PipelineRuntime:
         on_step = on_step or (lambda done, total: None)
         # One request at a time per loaded pipeline: schedulers keep per-call state.
         with self._lock_for(self._key(entry, resolved)):
-            result = _run_on_accelerator(family.runners[task], pipe, run_request, on_step, cancel, entry.gpu_seconds)
+            try:
+                result = _run_on_accelerator(family.runners[task], pipe, run_request, on_step, cancel, gpu_duration(entry, request))
+            except Exception as exc:
+                refusal = zerogpu_refusal(exc)
+                if refusal is None:
+                    raise
+                raise refusal from exc
         result.parameters.update(model=entry.id, model_name=entry.name, task=task.value)
         result.parameters["revision"] = resolved.revision
         result.parameters["preview"] = resolved.preview

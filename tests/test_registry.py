@@ -20,7 +20,7 @@ defaults = { steps = 30, guidance = 5.0 }
 sizes = { "1:1" = { "1K" = [1024, 1024] } }
 price = 1
 licence = { name = "Apache-2.0" }
-gpu_seconds = 30
+gpu = { overhead_s = 10, step_s = 0.6 }
 tiny = "sdxl"
 """
 
@@ -76,7 +76,8 @@ def test_good_entry_loads(tmp_path):
         ('tiny = "sdxl"', 'tiny = "nope"', "tiny"),
         ("price = 1", "price = -1", "price"),
         ('source = { repo = "someone/my-sdxl", revision = "abc123" }', "source = { revision = 'x' }", "source"),
-        ("gpu_seconds = 30", "gpu_seconds = 30\ncolour = 'red'", "colour"),
+        ("tiny = \"sdxl\"", "tiny = \"sdxl\"\ncolour = 'red'", "colour"),
+        ("gpu = { overhead_s = 10, step_s = 0.6 }\n", "", "gpu: local entries need their ZeroGPU timing"),
     ],
 )
 def test_bad_field_is_named(tmp_path, old, new, field):
