@@ -110,6 +110,7 @@ class ModelEntry(_Strict):
     licence: Licence
     face_preservation: Literal["none", "ip-adapter-faceid", "reference"] = "none"
     gpu: GpuTiming | None = None  # required for local entries (ZeroGPU durations)
+    prompt_note: str = Field(default="", max_length=200)  # how to write prompts for it (shown by the prompt box)
     tiny: str | None = None
     fast: FastPaths = FastPaths()
     # per-seed (default): a batch runs one pipeline call per seed, so every seed reproduces alone exactly;

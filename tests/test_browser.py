@@ -34,6 +34,14 @@ def test_text_mode_generates_in_the_browser(app_server, artifacts):
         page.screenshot(path=str(artifacts / "text-mode-chips.png"), full_page=True)
         price = page.locator("#text-price").inner_text()
         assert "= 1 credit" in price and "you have 50 credits" in price
+        # the picked model's prompt guidance sits by the prompt box, and follows the pick
+        assert "Tag-style prompts work best" in page.locator("#text-prompt-note").inner_text()
+        page.locator("#text-model input").click()
+        page.get_by_role("option", name="FLUX.1 [dev]").first.click()
+        page.locator("#text-prompt-note").get_by_text("long prompts are read in full").wait_for(timeout=10_000)
+        page.locator("#text-model input").click()
+        page.get_by_role("option", name="SDXL base 1.0").first.click()
+        page.locator("#text-prompt-note").get_by_text("Tag-style prompts work best").wait_for(timeout=10_000)
         page.locator("#text-generate").click()
         image = page.locator("#text-gallery img").first
         image.wait_for(state="visible", timeout=60_000)

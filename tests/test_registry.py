@@ -78,6 +78,7 @@ def test_good_entry_loads(tmp_path):
         ('source = { repo = "someone/my-sdxl", revision = "abc123" }', "source = { revision = 'x' }", "source"),
         ("tiny = \"sdxl\"", "tiny = \"sdxl\"\ncolour = 'red'", "colour"),
         ("gpu = { overhead_s = 10, step_s = 0.6 }\n", "", "gpu: local entries need their ZeroGPU timing"),
+        ('tiny = "sdxl"', 'tiny = "sdxl"\nprompt_note = "' + "x" * 201 + '"', "prompt_note"),
     ],
 )
 def test_bad_field_is_named(tmp_path, old, new, field):
@@ -108,3 +109,15 @@ def test_lookup_errors_are_clear(registry):
         entry.size_for("16:9", "4K")
     with pytest.raises(InvalidSize, match="no 21:9 sizes"):
         entry.size_for("21:9", "1K")
+
+
+def test_every_entry_says_how_to_prompt_it(registry, preview_runtime):
+    """Prompt guidance is data on each entry, and the catalogue's JSON (what /models returns) carries it."""
+    from services.accounts.plans import load_plans
+    from services.catalogue import Catalogue
+
+    rows = {row["id"]: row for row in Catalogue(registry, preview_runtime, load_plans()).models()}
+    for entry in registry:
+        assert rows[entry.id]["prompt_note"] == entry.prompt_note
+        assert entry.prompt_note and len(entry.prompt_note) <= 200, entry.id
+    assert {e.id: e.prompt_note for e in registry}["wan2.1-i2v-480p"].startswith("Describe the motion")

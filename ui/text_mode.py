@@ -15,6 +15,7 @@ from services.runs.params import MAX_COUNT
 
 from .api import bounds, public, ui_event
 from .errors import user_errors
+from .text import md
 from .session import SessionUI, account_for, bar_text, optional_account, stop_button, wire_stop
 
 
@@ -46,6 +47,15 @@ def model_label(services: Services, entry) -> str:
     elif status.get("preview"):
         parts.append("offline preview")
     return " · ".join(parts)
+
+
+def note_text(services: Services, model_id: str | None) -> str:
+    """The model's prompt guidance (registry `prompt_note`), shown by the prompt box when it is picked."""
+    try:
+        entry = services.catalogue.get(model_id) if model_id else None
+    except Exception:  # noqa: BLE001 - an unknown id shows no note; the run refuses it with its own message
+        return ""
+    return f"**Prompting {md(entry.name)}:** {md(entry.prompt_note)}" if entry is not None and entry.prompt_note else ""
 
 
 def default_model(services: Services, task: Task) -> str:
@@ -104,6 +114,7 @@ def build(services: Services, demo: gr.Blocks, session: SessionUI) -> TextModeUI
             with gr.Row():
                 model = gr.Dropdown(choices=choices, value=first.id, label="Model", elem_id="text-model", scale=3)
                 count = gr.Slider(1, MAX_COUNT, value=1, step=1, label="Batch", elem_id="text-count")
+            prompt_note = gr.Markdown(note_text(services, first.id), elem_id="text-prompt-note")
             with gr.Row():
                 ratio = gr.Radio(list(ASPECT_RATIOS), value="1:1", label="Aspect ratio", elem_id="text-ratio")
                 # Every image tier is a valid API value; the UI narrows the choices to the model's on load/change.
@@ -200,6 +211,7 @@ def build(services: Services, demo: gr.Blocks, session: SessionUI) -> TextModeUI
     model_inputs = [model, ratio, tier, count, session.token]
     session.loaded.then(on_model, model_inputs, [ratio, tier, price], api_visibility="private")
     model.change(on_model, model_inputs, [ratio, tier, price], api_name="text_model_changed", api_visibility="private")
+    model.change(lambda model_id: note_text(services, model_id), [model], [prompt_note], api_visibility="private")
     gr.on(
         [ratio.change, tier.change, count.change],
         on_size,

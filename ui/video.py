@@ -10,6 +10,7 @@ from services.accounts.identity import Account
 from .api import bounds, public, ui_event
 from .errors import user_errors
 from .figures_common import seed_or_random
+from .text_mode import note_text
 from .session import SessionUI, account_for, bar_text, optional_account, stop_button, wire_stop
 
 RATIOS = ["16:9", "9:16", "1:1"]
@@ -63,6 +64,7 @@ def build(services: Services, demo: gr.Blocks, session: SessionUI, figure_tab: g
                     model = gr.Dropdown(_model_choices(services), value=default_model, label="Model", elem_id="f2v-model")
                     ratio = gr.Radio(RATIOS, value="16:9", label="Aspect ratio", elem_id="f2v-ratio")
                     seed = gr.Number(value=-1, precision=0, label="Seed (-1 = random)", **bounds("seed"))
+                f2v_note = gr.Markdown(note_text(services, default_model), elem_id="f2v-prompt-note")
                 price = gr.Markdown("", elem_id="f2v-price")
                 with gr.Row():
                     go = gr.Button("Make video", variant="primary", elem_id="f2v-generate")
@@ -91,6 +93,7 @@ def build(services: Services, demo: gr.Blocks, session: SessionUI, figure_tab: g
 
     price_inputs = [model, ratio, background, outfit, session.token]
     gr.on([model.change, ratio.change, background.change, outfit.change, figure_tab.select], figure_price, price_inputs, [price], api_visibility="private")
+    model.change(lambda model_id: note_text(services, model_id), [model], [f2v_note], api_visibility="private")
 
     @user_errors
     def figure_to_video(
@@ -158,6 +161,7 @@ def build(services: Services, demo: gr.Blocks, session: SessionUI, figure_tab: g
                     i2v_model = gr.Dropdown(_model_choices(services), value=default_model, label="Model")
                     i2v_ratio = gr.Radio(RATIOS, value="16:9", label="Aspect ratio")
                     i2v_seed = gr.Number(value=-1, precision=0, label="Seed (-1 = random)", **bounds("seed"))
+                i2v_note = gr.Markdown(note_text(services, default_model), elem_id="i2v-prompt-note")
                 i2v_price = gr.Markdown("")
                 with gr.Row():
                     i2v_go = gr.Button("Make video", variant="primary", elem_id="i2v-generate")
@@ -184,6 +188,7 @@ def build(services: Services, demo: gr.Blocks, session: SessionUI, figure_tab: g
         return rows[evt.index]
 
     sources.select(on_source, [source_rows], [picked], api_visibility="private")
+    i2v_model.change(lambda model_id: note_text(services, model_id), [i2v_model], [i2v_note], api_visibility="private")
     gr.on([i2v_model.change, i2v_ratio.change, image_tab.select],
           lambda m, r, t: _price(services, m, r, False, optional_account(services, t)), [i2v_model, i2v_ratio, session.token], [i2v_price],
           api_visibility="private")
