@@ -96,6 +96,7 @@ def test_every_endpoint_runs_with_only_its_required_arguments(app_server, api):
                                  "token": state["token"]},
         "/figure_to_video": lambda: {"figure_id": state["figure"]["id"], "token": state["token"]},
         "/image_to_video": lambda: {"request_id": state["qa_image"], "token": state["qa"]},
+        "/text_to_video": lambda: {"prompt": "a red kite over the sea", "token": state["qa"]},
         "/compare": lambda: {"prompt": "a lighthouse", "models": ["sdxl-base", "flux.1-schnell"], "token": state["token"]},
         "/character_create": lambda: {"token": state["token"], "name": "Iris Vale", "intro": "A harbour cartographer.",
                                       "tags": ["mentor"], "visibility": "unlisted", "greeting": "You found my map?"},

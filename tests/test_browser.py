@@ -6,7 +6,7 @@ from urllib.parse import unquote
 import pytest
 from PIL import Image
 
-from .browser import browser_page
+from .browser import browser_page, open_app
 
 pytestmark = pytest.mark.browser
 
@@ -210,3 +210,14 @@ def test_compare_in_the_browser(app_server, artifacts):
         table = page.locator("#compare-table").inner_text()
         assert "FLUX.1 [dev]" in table and "offline preview" in table
         page.screenshot(path=str(artifacts / "compare-after.png"), full_page=True)
+
+
+def test_text_to_video_says_it_is_for_members(app_server, artifacts):
+    url, _ = app_server
+    with browser_page() as page:
+        open_app(page, url, "Video")
+        page.get_by_role("tab", name="Text to Video").click()
+        page.locator("#t2v-gate").get_by_text("Text to Video is for members").wait_for(timeout=15_000)
+        assert "credits" in page.locator("#t2v-price").inner_text()
+        assert "Prompting" in page.locator("#t2v-prompt-note").inner_text()
+        page.screenshot(path=str(artifacts / "text-to-video-guest.png"), full_page=True)

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from pipelines.registry import load_registry
 from pipelines.types import Task
 from services.accounts.identity import HFUser
 from services.media.mp4 import probe_mp4
@@ -146,3 +147,31 @@ def test_members_animate_their_images(make_services, spy, model, size):
     assert np.array_equal(np.asarray(seen[0].convert("RGB")), expected), "the pipeline must receive the chosen image"
     with pytest.raises(VideoError, match="Pick one of your generated images"):
         services.video.image_to_video(member, image.request_id, 5, "wave")
+
+
+TEXT_TO_VIDEO = [e.id for e in load_registry() if Task.TEXT_TO_VIDEO in e.tasks and not e.is_remote]
+
+
+@pytest.mark.parametrize("model", TEXT_TO_VIDEO)
+def test_members_make_a_video_from_text(make_services, model):
+    """Text to Video (members): every local text-to-video entry of the registry runs; guests are refused before
+    anything is paid; the MP4 has the entry's size, frames and fps, and the price is the plans' quote."""
+    services = make_services()
+    guest = services.identity.start(None, ip="10.3.0.6").account
+    with pytest.raises(FeatureLocked, match="Prompts on video is for members"):
+        services.video.text_to_video(guest, "a kite over the sea", model=model)
+    assert services.ledger.balance(guest.id) == 50
+    member = services.identity.start(None, ip="10.3.0.7", hf_user=HFUser("78", "m")).account
+    before = services.ledger.balance(member.id)
+    with pytest.raises(VideoError, match="Describe the video"):
+        services.video.text_to_video(member, "  ", model=model)
+    output = services.video.text_to_video(member, "a red kite climbing over a grey sea, slow pan", model=model,
+                                          aspect_ratio="16:9", seed=3)
+    entry = services.registry.get(model)
+    info = probe_mp4(output.video)
+    assert (info.width, info.height) == entry.sizes["16:9"]["480p"] and info.fps == entry.defaults.fps
+    assert info.frames == output.parameters["num_frames"] and output.poster is not None
+    quote = services.video.text_quote(model, "16:9")
+    assert output.charged == quote.total > 0 and services.ledger.balance(member.id) == before - quote.total
+    assert services.history.get(member.id, output.request_id).task == Task.TEXT_TO_VIDEO.value
+

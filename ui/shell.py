@@ -5,7 +5,7 @@ import gradio as gr
 
 from services.container import Services
 
-from . import characters, compare, credits, edit, figures_custom, figures_library, figures_quick, group, history, remix, session, text_mode, video
+from . import characters, compare, credits, edit, figures_custom, figures_library, figures_quick, group, history, remix, session, text_mode, text_video, video
 from .api import api
 
 TITLE = "Character Playground"
@@ -60,7 +60,9 @@ def build_app(services: Services) -> gr.Blocks:
                 with gr.Tabs() as video_tabs:
                     figure_video_tab = gr.Tab("Figure to Video", id="video-figure")
                     image_video_tab = gr.Tab("Image to Video", id="video-image")
+                    text_video_tab = gr.Tab("Text to Video", id="video-text")
                     video.build(services, demo, current, figure_video_tab, image_video_tab, current_figure)
+                    text_video.build(services, current, text_video_tab)
             with gr.Tab("Characters", id="characters") as characters_tab:
                 characters.build(services, demo, current, characters_tab, current_figure)
             with gr.Tab("Compare", id="compare"):

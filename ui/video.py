@@ -20,12 +20,13 @@ def _model_choices(services: Services) -> list[tuple[str, str]]:
     return [(f"{e.name} · {e.price} credits/video", e.id) for e in services.video.models()]
 
 
-def _price(services: Services, model: str, ratio: str, staged: bool, account: Account | None) -> str:
+def _price(services: Services, model: str, ratio: str, staged: bool, account: Account | None, quote_of=None) -> str:
+    """The price line of a video mode; `quote_of(model, ratio, tier)` prices another task (Text to Video)."""
     entry = services.catalogue.get(model)
     tier = services.catalogue.default_tier(entry, ratio)
     if not tier:
         return f"**Price:** {entry.name} does not offer {ratio}."
-    quote = services.video.quote(model, ratio, tier, staged)
+    quote = quote_of(model, ratio, tier) if quote_of else services.video.quote(model, ratio, tier, staged)
     width, height = services.catalogue.size(entry, ratio, tier)
     frames, fps = entry.defaults.num_frames, entry.defaults.fps
     text = f"**Price:** {quote.text()} · {width}×{height}, {frames} frames at {fps} fps (~{frames / fps:.1f} s)"

@@ -155,6 +155,47 @@ class VideoService:
         return self._run(account, images[index], act, None, None, text, model, aspect_ratio, resolution, seed, asked,
                          ("image_to_video",), idempotency_key, on_step)
 
+    def text_models(self) -> list[ModelEntry]:
+        return self.catalogue.entries(Task.TEXT_TO_VIDEO, local=True)
+
+    def text_quote(self, model: str, aspect_ratio: str, resolution: str | None = None) -> Quote:
+        entry = self.catalogue.require(model, Task.TEXT_TO_VIDEO)
+        return self.catalogue.quote(entry.id, Task.TEXT_TO_VIDEO, aspect_ratio, resolution or self.catalogue.default_tier(entry, aspect_ratio), 1)
+
+    def text_to_video(self, account: Account, prompt: str, *, model: str | None = None, aspect_ratio: str = "16:9",
+                      resolution: str | None = None, seed: int | None = None, idempotency_key: str | None = None,
+                      on_step: StepCallback | None = None) -> VideoOutput:
+        """Members: a video from a prompt alone (a text-to-video model), SFW, paid through the runner."""
+        self.runner.check_features(account, ("video_prompt",))
+        text = (prompt or "").strip()
+        if not text:
+            raise VideoError("Describe the video: the subject, what moves and how the camera moves.")
+        entry = self.catalogue.require(model or self.text_models()[0].id, Task.TEXT_TO_VIDEO)
+        resolution = resolution or self.catalogue.default_tier(entry, aspect_ratio)
+        width, height = self.catalogue.size(entry, aspect_ratio, resolution)
+        seed = checked_seed(seed)
+        request = GenerationRequest(
+            prompt=text, negative_prompt=self.presets.defaults.negative, width=width, height=height,
+            steps=entry.defaults.steps, guidance=entry.defaults.guidance, seed=seed, count=1,
+            num_frames=entry.defaults.num_frames, fps=entry.defaults.fps, scheduler=entry.defaults.scheduler,
+        )
+        run = PaidRun(
+            stages=(Stage("generate", entry, Task.TEXT_TO_VIDEO, request, resolution, label="video"),),
+            surface=Surface.VIDEO,
+            replay={"mode": "text", "prompt": text, "model": entry.id, "aspect_ratio": aspect_ratio, "resolution": resolution,
+                    "seed": seed},
+            prompts=(PromptCheck(text),),
+            requires=("video_prompt",),
+            record={"aspect_ratio": aspect_ratio, "resolution": resolution},
+        )
+        return self._output(self.runner.run(account, run, idempotency_key, on_step))
+
+    def _output(self, job) -> VideoOutput:
+        return VideoOutput(
+            job.request_id, job.files[0], job.posters[0] if job.posters else None, job.seeds[0], job.parameters,
+            job.charged, job.preview, job.replayed, PREVIEW_NOTICE if job.preview else "",
+        )
+
     def _run(self, account, source: Path, act: Preset, bg: Preset | None, wear: Preset | None, text: str, model, aspect_ratio,
              resolution, seed, asked, requires, idempotency_key, on_step) -> VideoOutput:
         entry = self.catalogue.require(model or self.presets.defaults.figure_model, Task.IMAGE_TO_VIDEO)
@@ -191,8 +232,4 @@ class VideoService:
             record={"aspect_ratio": aspect_ratio, "resolution": resolution, "action": asked["action"]},
             record_stages=True,
         )
-        job = self.runner.run(account, run, idempotency_key, on_step)
-        return VideoOutput(
-            job.request_id, job.files[0], job.posters[0] if job.posters else None, job.seeds[0], job.parameters,
-            job.charged, job.preview, job.replayed, PREVIEW_NOTICE if job.preview else "",
-        )
+        return self._output(self.runner.run(account, run, idempotency_key, on_step))
