@@ -49,6 +49,7 @@ def make_entry(family: str, variant: str, folder: Path, guidance: float) -> Mode
             "price": 1,
             "licence": {"name": "test"},
             "tiny": variant,
+            "gpu": {"overhead_s": 10, "step_s": 1.0},
         }
     )
 
