@@ -5,7 +5,9 @@ CHARX import and export.
 
     profile.py  limits and the checks every save runs first; writing helpers
     cards.py    card building and reading (pure: no database)
-    service.py  Characters: storage, visibility, moderation, galleries, import/export
+    service.py  Characters: storage, visibility, main image, moderation, catalogue; with the mixins
+    gallery.py    galleries and the edit of the main image
+    card_files.py card export and import
     album.py    Albums: offer and unlock, one ledger sale per buyer
 """
 from .album import Albums

@@ -21,6 +21,9 @@ DEFAULT_FILE = PRESETS_DIR / "characters.toml"
 CARD_FIELDS = ("name", "description", "personality", "scenario", "first_mes", "mes_example", "system_prompt",
                "post_history_instructions", "creator_notes", "creator")
 VISIBILITIES = ("public", "unlisted", "private")
+SHOWN = ("public", "unlisted")  # visible to others: their images must be ones the output check passed
+ENABLE_CHECK = ("Install the output check (pip install -r requirements-safety.txt, or set PLAYGROUND_SAFETY=nudenet) and "
+                "restart, or keep the character private.")
 
 
 class CharacterError(UserError, ValueError):
@@ -222,6 +225,10 @@ def check_visibility(visibility: str) -> str:
     if value not in VISIBILITIES:
         raise CharacterError(f"Visibility must be one of {', '.join(VISIBILITIES)}, not {visibility!r}.")
     return value
+
+
+def article(word: str) -> str:
+    return f"{'An' if word[:1] in 'aeiou' else 'A'} {word}"
 
 
 def profile_texts(cleaned: dict[str, Any]) -> list[str]:

@@ -12,7 +12,6 @@ A new public character, or a change to a public one, waits for a QA session's ve
 """
 from __future__ import annotations
 
-import json
 import secrets
 import time
 from dataclasses import dataclass, field
@@ -20,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from PIL import Image
 
 from pipelines.types import StepCallback, Task
 from ...accounts.plans import Quote
@@ -35,14 +33,11 @@ from ...safety.uploads import load_image
 from ..figures import FigureError, Figures
 from ..remix import ReferenceImages
 from ..text import TextImages, TextToImageParams
-from . import cards
-from .profile import CharacterError, CharacterLimits, Profile, check_visibility, clean_profile, profile_texts, stored_profile
+from .card_files import CARD_FORMATS, CardFiles
+from .gallery import Galleries
+from .profile import (ENABLE_CHECK, SHOWN, CharacterError, CharacterLimits, Profile, article, check_visibility,
+                      clean_profile, profile_texts, stored_profile)
 
-SHOWN = ("public", "unlisted")
-ENABLE_CHECK = ("Install the output check (pip install -r requirements-safety.txt, or set PLAYGROUND_SAFETY=nudenet) and "
-                "restart, or keep the character private.")
-CARD_FORMATS = ("png-v3", "png-v2", "json", "charx")
-VIDEO_TASKS = ("image-to-video", "text-to-video")
 
 
 @dataclass(frozen=True)
@@ -107,7 +102,7 @@ class Character:
         return out
 
 
-class Characters:
+class Characters(Galleries, CardFiles):
     def __init__(self, db: Database, figures: Figures, store: OutputStore, policy: PromptPolicy, limits: CharacterLimits,
                  safety: SafetyChecker, uploads: UploadLimits, text: TextImages, remix: ReferenceImages):
         self.db = db
@@ -136,12 +131,12 @@ class Characters:
         if visibility not in SHOWN:
             return
         if avatar is None:
-            raise CharacterError(f"{_a(visibility)} character needs a main image the output check passed: upload one, "
+            raise CharacterError(f"{article(visibility)} character needs a main image the output check passed: upload one, "
                                  "generate one, or build it on a figure. Or keep it private.")
         if avatar.get("safety") != "safe":
             reason = ("no output check is configured, so this image was never checked" if not self.check_enabled
                       else "the output check did not pass this image")
-            raise CharacterError(f"This {what} cannot be the main image of {_a(visibility).lower()} character: {reason}. "
+            raise CharacterError(f"This {what} cannot be the main image of {article(visibility).lower()} character: {reason}. "
                                  + (ENABLE_CHECK if not self.check_enabled else "Pick or make another image, or keep the character private."))
 
     # -- avatars -------------------------------------------------------------------------------------------
@@ -421,195 +416,5 @@ class Characters:
                 reviewed_by=account.id, reviewed_at=time.time()))
         return self.get(account, character_id)
 
-    # -- galleries -----------------------------------------------------------------------------------------
-    def _require_shown_gallery(self, conn: sa.Connection, character_id: str, visibility: str) -> None:
-        unchecked = int(conn.execute(sa.select(sa.func.count()).select_from(character_media).where(
-            character_media.c.character_id == character_id, character_media.c.safety != "safe")).scalar())
-        if unchecked:
-            raise CharacterError(f"{_a(visibility)} character's gallery shows only images the output check passed, and "
-                                 f"{unchecked} of this one's were not checked; remove them first. "
-                                 + (ENABLE_CHECK if not self.check_enabled else ""))
 
-    def gallery(self, viewer: Account | None, character_id: str, media: str = "image", page: int = 1) -> dict[str, Any]:
-        """One page of the character's image or video gallery, oldest first (album images only for those who unlocked it)."""
-        if media not in ("image", "video"):
-            raise CharacterError("A gallery is of images or videos.")
-        size = self.limits.gallery_page_size
-        page = max(1, int(page or 1))
-        with self.db.engine.connect() as conn:
-            row = self._readable(conn, viewer, character_id)
-            hidden = self._album_hidden(conn, viewer, row)
-            query = sa.select(character_media).where(character_media.c.character_id == row.id, character_media.c.media == media)
-            if hidden:
-                query = query.where(character_media.c.public_id.notin_(hidden))
-            total = int(conn.execute(sa.select(sa.func.count()).select_from(query.subquery())).scalar())
-            items = conn.execute(query.order_by(character_media.c.id).limit(size).offset((page - 1) * size)).all()
-        return {"page": page, "pages": max(1, -(-total // size)), "total": total, "media": media,
-                "items": [self._item(i) for i in items]}
-
-    def _item(self, item) -> dict[str, Any]:
-        return {"id": item.public_id, "media": item.media, "file": str(self.store.path(item.path)),
-                "poster": str(self.store.path(item.poster)) if item.poster else None, "safety": item.safety,
-                "origin": item.origin, "request_id": item.generation_id, "index": item.idx}
-
-    def _album_hidden(self, conn: sa.Connection, viewer: Account | None, row) -> list[str]:
-        """The album's images, for a viewer who may not see them yet (not the owner, QA or a buyer)."""
-        from ...accounts.tables import album_unlocks
-
-        album = conn.execute(sa.select(character_albums).where(character_albums.c.character_id == row.id)).first()
-        if album is None or (viewer is not None and (viewer.id == row.account_id or viewer.can("review"))):
-            return []
-        if viewer is not None and conn.execute(sa.select(album_unlocks.c.id).where(
-                album_unlocks.c.character_id == row.id, album_unlocks.c.buyer_id == viewer.id)).first():
-            return []
-        return list(album.items)
-
-    def gallery_add(self, account: Account, character_id: str, request_id: str, index: int = 0, origin: str = "generated") -> Character:
-        """Add one of your generated images or videos (never an upload, never another user's) to the gallery."""
-        with self.db.begin() as conn:
-            row = self._own(conn, account, character_id)
-            item = self._file(conn, account.id, request_id, index)
-            if item is None:
-                raise CharacterError("That file is not among your generations; a gallery holds only images and videos generated here.")
-            if item.media == "video" and item.task not in VIDEO_TASKS:
-                raise CharacterError("That video was not made by Figure to Video or Image to Video.")
-            if item.safety == "flagged":
-                raise CharacterError("A gallery is SFW, and the output check flagged that file.")
-            if row.visibility in SHOWN and item.safety != "safe":
-                raise CharacterError(f"{_a(row.visibility)} character's gallery shows only files the output check passed; "
-                                     "this one was not checked. " + (ENABLE_CHECK if not self.check_enabled else ""))
-            exists = conn.execute(sa.select(character_media.c.id).where(
-                character_media.c.character_id == row.id, character_media.c.generation_id == request_id,
-                character_media.c.idx == int(index))).first()
-            if exists:
-                raise CharacterError("That file is already in the gallery.")
-            conn.execute(character_media.insert().values(
-                public_id=secrets.token_hex(8), character_id=row.id, media=item.media, generation_id=request_id, idx=int(index),
-                path=item.path, poster=item.poster, safety=item.safety, origin=origin, created_at=time.time()))
-            conn.execute(characters.update().where(characters.c.id == row.id).values(updated_at=time.time()))
-        return self.get(account, character_id)
-
-    def gallery_remove(self, account: Account, character_id: str, media_id: str) -> Character:
-        with self.db.begin() as conn:
-            row = self._own(conn, account, character_id)
-            album = conn.execute(sa.select(character_albums).where(character_albums.c.character_id == row.id)).first()
-            if album is not None and media_id in album.items:
-                raise CharacterError("That image is in the photo album; people unlocked it, so it stays.")
-            gone = conn.execute(character_media.delete().where(character_media.c.public_id == (media_id or ""),
-                                                               character_media.c.character_id == row.id)).rowcount
-            if not gone:
-                raise CharacterError("That file is not in this character's gallery.")
-        return self.get(account, character_id)
-
-    def edit_main(self, account: Account, character_id: str, instruction: str, model: str, seed: int | None = None,
-                  idempotency_key: str | None = None, on_step: StepCallback | None = None) -> Character:
-        """The edit path with the main image as its base (SFW); the result joins the gallery."""
-        with self.db.engine.connect() as conn:
-            row = self._own(conn, account, character_id)
-        if not row.avatar:
-            raise CharacterError("This character has no main image to edit yet.")
-        with Image.open(self.store.path(row.avatar["path"])) as opened:
-            base = opened.convert("RGB")
-        output = self.remix.edit_picture(account, base, instruction=instruction, model=model, seed=seed,
-                                         context={"edit_of": {"character_id": row.id, "main_image": row.avatar["path"]}},
-                                         idempotency_key=idempotency_key, on_step=on_step)
-        return self.gallery_add(account, character_id, output.request_id, 0, origin="edit")
-
-    # -- cards ---------------------------------------------------------------------------------------------
-    def _card_source(self, conn: sa.Connection, viewer: Account | None, row) -> tuple[cards.CardSource, list[Path]]:
-        hidden = self._album_hidden(conn, viewer, row)
-        items = conn.execute(sa.select(character_media).where(character_media.c.character_id == row.id, character_media.c.media == "image")
-                             .order_by(character_media.c.id)).all()
-        gallery = [self.store.path(i.path) for i in items if i.public_id not in hidden]
-        return cards.CardSource(stored_profile(row.profile), row.figure_id, row.visibility, dict(row.card or {}), row.updated_at), gallery
-
-    def export_card(self, viewer: Account | None, character_id: str, format: str = "png-v3") -> Path:
-        """The character as png-v3 (ccv3 + chara), png-v2 (chara), json (V3) or charx (zip with the images)."""
-        if format not in CARD_FORMATS:
-            raise CharacterError(f"Card format must be one of {', '.join(CARD_FORMATS)}, not {format!r}.")
-        with self.db.begin() as conn:
-            row = self._readable(conn, viewer, character_id)
-            meta = dict(row.card or {})
-            if not meta.get("creation_date"):  # kept from the first export (or the import)
-                meta["creation_date"] = int(time.time())
-                conn.execute(characters.update().where(characters.c.id == row.id).values(card=meta))
-                row = conn.execute(sa.select(characters).where(characters.c.id == row.id)).first()
-            source, gallery = self._card_source(conn, viewer, row)
-        avatar = self.store.path(row.avatar["path"]) if row.avatar else None
-        if format == "json":
-            content, suffix = _json_bytes(cards.v3_card(cards.card_data(source))), ".json"
-        elif format == "charx":
-            icon = avatar.read_bytes() if avatar else None
-            content, suffix = cards.card_charx(source, icon, [p.read_bytes() for p in gallery]), ".charx"
-        else:
-            if avatar is None:
-                raise CharacterError("A PNG card needs a main image; export as json, or give the character one.")
-            with Image.open(avatar) as opened:
-                content, suffix = cards.card_png(opened, cards.card_data(source), format[-2:]), ".png"
-        stored = self.store.put(content, suffix)
-        # A readable download name, in a folder named by the content (a changed card never reuses a stale file).
-        named = self.store.root / "cards" / stored.stem[:16] / f"{_slug(row.name)}-{format}{suffix}"
-        if not named.exists():
-            named.parent.mkdir(parents=True, exist_ok=True)
-            named.write_bytes(content)
-        return named
-
-    def _with_import_defaults(self, profile: dict[str, Any]) -> Profile:
-        """Cards from other tools have no intro and may have no tags: the intro becomes the description's first
-        sentence and the tag "imported", so the card imports and its owner can edit them."""
-        fields = profile["fields"]
-        intro = profile["intro"]
-        if not intro.strip():
-            first = (fields.get("description") or fields.get("creator_notes") or "").strip().split("\n")[0]
-            sentence = first.split(". ")[0].strip()
-            intro = (sentence if len(sentence) <= self.limits.max_intro else sentence[: self.limits.max_intro - 1] + "…") or "Imported character."
-        tags = profile["tags"] or ("imported",)
-        return Profile(**dict(profile, intro=intro, tags=tags))
-
-    def import_card(self, account: Account, upload: str | bytes, visibility: str = "", filename: str = "") -> Character:
-        """A new character from a V1/V2/V3 card (PNG, JSON) or a CHARX. It never replaces one of yours: a card with
-        the name of an existing character becomes a second character. `visibility` "" keeps the card's own
-        (private when it names none). The picture goes through upload hygiene and the output check."""
-        if isinstance(upload, (str, Path)):
-            path = Path(upload)
-            if not path.is_file():
-                raise CharacterError("The card file is missing; upload it again.")
-            if path.stat().st_size > cards.CHARX_MAX_BYTES:
-                raise CharacterError(f"{path.name} is larger than {cards.CHARX_MAX_BYTES // 1_000_000} MB.")
-            content, filename = path.read_bytes(), filename or path.name
-        else:
-            content = bytes(upload)
-        imported = cards.read_card_file(content, filename)
-        cleaned = self.clean(account, self._with_import_defaults(imported.profile))
-        visibility = check_visibility(visibility or imported.visibility or "private")
-        figure_id = None
-        if imported.figure_id:  # the figure is kept only when it is the importer's own
-            try:
-                figure_id = self.figures.get(account, imported.figure_id).id
-            except FigureError:
-                figure_id = None
-        avatar = None
-        if imported.avatar is not None:
-            avatar = self._avatar_from_upload(imported.avatar)
-            avatar["source"] = "import"
-        elif figure_id:  # a card without a picture (JSON) on one of your figures: its canonical image
-            with self.db.engine.connect() as conn:
-                avatar = self._avatar_from_figure(conn, account, figure_id)
-        self._require_shown_image(visibility, avatar, "card's picture")
-        meta = dict(imported.meta)
-        meta.setdefault("creation_date", int(time.time()))
-        return self._insert(account, cleaned, visibility, figure_id, avatar, meta)
-
-
-def _a(word: str) -> str:
-    return f"{'An' if word[:1] in 'aeiou' else 'A'} {word}"
-
-
-def _json_bytes(card: dict[str, Any]) -> bytes:
-    return json.dumps(card, ensure_ascii=False, indent=1).encode("utf-8")
-
-
-def _slug(name: str) -> str:
-    slug = "".join(c if c.isalnum() else "-" for c in name.lower()).strip("-")
-    return "-".join(part for part in slug.split("-") if part)[:40] or "character"
-
+__all__ = ["AvatarChoice", "CARD_FORMATS", "Character", "Characters"]

@@ -1,0 +1,122 @@
+"""Characters' card files: export as PNG (V3 with V2 inside, or V2), JSON or CHARX, and import of V1/V2/V3 and
+CHARX as a new character (the picture through upload hygiene and the output check).
+
+A mixin of `Characters` (service.py): the card formats themselves are in cards.py."""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+from PIL import Image
+
+from ...accounts.identity import Account
+from ...accounts.tables import character_media, characters
+from ..figures import FigureError
+from . import cards
+from .profile import CharacterError, Profile, check_visibility, stored_profile
+
+CARD_FORMATS = ("png-v3", "png-v2", "json", "charx")
+
+
+if TYPE_CHECKING:  # the class these methods are mixed into
+    from .service import Character
+
+
+class CardFiles:
+    # -- cards ---------------------------------------------------------------------------------------------
+    def _card_source(self, conn: sa.Connection, viewer: Account | None, row) -> tuple[cards.CardSource, list[Path]]:
+        hidden = self._album_hidden(conn, viewer, row)
+        items = conn.execute(sa.select(character_media).where(character_media.c.character_id == row.id, character_media.c.media == "image")
+                             .order_by(character_media.c.id)).all()
+        gallery = [self.store.path(i.path) for i in items if i.public_id not in hidden]
+        return cards.CardSource(stored_profile(row.profile), row.figure_id, row.visibility, dict(row.card or {}), row.updated_at), gallery
+
+    def export_card(self, viewer: Account | None, character_id: str, format: str = "png-v3") -> Path:
+        """The character as png-v3 (ccv3 + chara), png-v2 (chara), json (V3) or charx (zip with the images)."""
+        if format not in CARD_FORMATS:
+            raise CharacterError(f"Card format must be one of {', '.join(CARD_FORMATS)}, not {format!r}.")
+        with self.db.begin() as conn:
+            row = self._readable(conn, viewer, character_id)
+            meta = dict(row.card or {})
+            if not meta.get("creation_date"):  # kept from the first export (or the import)
+                meta["creation_date"] = int(time.time())
+                conn.execute(characters.update().where(characters.c.id == row.id).values(card=meta))
+                row = conn.execute(sa.select(characters).where(characters.c.id == row.id)).first()
+            source, gallery = self._card_source(conn, viewer, row)
+        avatar = self.store.path(row.avatar["path"]) if row.avatar else None
+        if format == "json":
+            content, suffix = _json_bytes(cards.v3_card(cards.card_data(source))), ".json"
+        elif format == "charx":
+            icon = avatar.read_bytes() if avatar else None
+            content, suffix = cards.card_charx(source, icon, [p.read_bytes() for p in gallery]), ".charx"
+        else:
+            if avatar is None:
+                raise CharacterError("A PNG card needs a main image; export as json, or give the character one.")
+            with Image.open(avatar) as opened:
+                content, suffix = cards.card_png(opened, cards.card_data(source), format[-2:]), ".png"
+        stored = self.store.put(content, suffix)
+        # A readable download name, in a folder named by the content (a changed card never reuses a stale file).
+        named = self.store.root / "cards" / stored.stem[:16] / f"{_slug(row.name)}-{format}{suffix}"
+        if not named.exists():
+            named.parent.mkdir(parents=True, exist_ok=True)
+            named.write_bytes(content)
+        return named
+
+    def _with_import_defaults(self, profile: dict[str, Any]) -> Profile:
+        """Cards from other tools have no intro and may have no tags: the intro becomes the description's first
+        sentence and the tag "imported", so the card imports and its owner can edit them."""
+        fields = profile["fields"]
+        intro = profile["intro"]
+        if not intro.strip():
+            first = (fields.get("description") or fields.get("creator_notes") or "").strip().split("\n")[0]
+            sentence = first.split(". ")[0].strip()
+            intro = (sentence if len(sentence) <= self.limits.max_intro else sentence[: self.limits.max_intro - 1] + "…") or "Imported character."
+        tags = profile["tags"] or ("imported",)
+        return Profile(**dict(profile, intro=intro, tags=tags))
+
+    def import_card(self, account: Account, upload: str | bytes, visibility: str = "", filename: str = "") -> Character:
+        """A new character from a V1/V2/V3 card (PNG, JSON) or a CHARX. It never replaces one of yours: a card with
+        the name of an existing character becomes a second character. `visibility` "" keeps the card's own
+        (private when it names none). The picture goes through upload hygiene and the output check."""
+        if isinstance(upload, (str, Path)):
+            path = Path(upload)
+            if not path.is_file():
+                raise CharacterError("The card file is missing; upload it again.")
+            if path.stat().st_size > cards.CHARX_MAX_BYTES:
+                raise CharacterError(f"{path.name} is larger than {cards.CHARX_MAX_BYTES // 1_000_000} MB.")
+            content, filename = path.read_bytes(), filename or path.name
+        else:
+            content = bytes(upload)
+        imported = cards.read_card_file(content, filename)
+        cleaned = self.clean(account, self._with_import_defaults(imported.profile))
+        visibility = check_visibility(visibility or imported.visibility or "private")
+        figure_id = None
+        if imported.figure_id:  # the figure is kept only when it is the importer's own
+            try:
+                figure_id = self.figures.get(account, imported.figure_id).id
+            except FigureError:
+                figure_id = None
+        avatar = None
+        if imported.avatar is not None:
+            avatar = self._avatar_from_upload(imported.avatar)
+            avatar["source"] = "import"
+        elif figure_id:  # a card without a picture (JSON) on one of your figures: its canonical image
+            with self.db.engine.connect() as conn:
+                avatar = self._avatar_from_figure(conn, account, figure_id)
+        self._require_shown_image(visibility, avatar, "card's picture")
+        meta = dict(imported.meta)
+        meta.setdefault("creation_date", int(time.time()))
+        return self._insert(account, cleaned, visibility, figure_id, avatar, meta)
+
+
+def _json_bytes(card: dict[str, Any]) -> bytes:
+    return json.dumps(card, ensure_ascii=False, indent=1).encode("utf-8")
+
+
+def _slug(name: str) -> str:
+    slug = "".join(c if c.isalnum() else "-" for c in name.lower()).strip("-")
+    return "-".join(part for part in slug.split("-") if part)[:40] or "character"
+
