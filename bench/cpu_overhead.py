@@ -29,6 +29,7 @@ from pipelines.family import get_family  # noqa: E402
 from pipelines.registry import Registry, load_registry  # noqa: E402
 from pipelines.runtime import PipelineRuntime, RuntimeSettings, build_tiny  # noqa: E402
 from pipelines.types import Task  # noqa: E402
+from services.accounts.plans import load_plans
 from services.config import AppSettings  # noqa: E402
 from services.container import build_services  # noqa: E402
 from services.creation.text import TextToImageParams  # noqa: E402
@@ -54,7 +55,8 @@ def measure(repeats: int, root: Path) -> list[tuple[str, float, float | None]]:
     registry = Registry([*load_registry(), entry])
     runtime = PipelineRuntime(registry, RuntimeSettings(tiny_root=root / "unused", preview="forbid", device="cpu"))
     settings = AppSettings(data_dir=root / "data", preview="forbid", device="cpu", safety_backend="none")
-    services = build_services(settings, registry=registry, runtime=runtime, heartbeat=False)
+    services = build_services(settings, registry=registry, runtime=runtime, heartbeat=False,
+                              plans=load_plans().with_prices({entry.id: 1}))
     demo = build_app(services)
     demo.queue().launch(prevent_thread_lock=True, quiet=True, allowed_paths=[str(settings.outputs_dir)])
     try:

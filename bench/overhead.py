@@ -27,6 +27,7 @@ from pipelines.family import get_family  # noqa: E402
 from pipelines.registry import ModelEntry, Registry, load_registry  # noqa: E402
 from pipelines.runtime import PipelineRuntime, RuntimeSettings, build_tiny  # noqa: E402
 from pipelines.types import Task  # noqa: E402
+from services.accounts.plans import load_plans  # noqa: E402
 from services.config import AppSettings  # noqa: E402
 from services.container import build_services  # noqa: E402
 from services.creation.text import TextToImageParams  # noqa: E402
@@ -46,7 +47,6 @@ def make_entry(family: str, variant: str, folder: Path, guidance: float) -> Mode
             "source": {"path": str(folder)},
             "defaults": {"steps": STEPS, "guidance": guidance},
             "sizes": {"1:1": {"1K": [SIZE, SIZE]}},
-            "price": 1,
             "licence": {"name": "test"},
             "tiny": variant,
             "gpu": {"overhead_s": 10, "step_s": 1.0},
@@ -64,7 +64,8 @@ def measure(repeats: int, families: list[str], root: Path, safety: str = "none")
         registry = Registry([*load_registry(), entry])
         runtime = PipelineRuntime(registry, RuntimeSettings(tiny_root=root / "unused", preview="forbid", device="cpu"))
         settings = AppSettings(data_dir=root / f"data-{key}", preview="forbid", device="cpu", safety_backend=safety)
-        services = build_services(settings, registry=registry, runtime=runtime, heartbeat=False)
+        services = build_services(settings, registry=registry, runtime=runtime, heartbeat=False,
+                              plans=load_plans().with_prices({entry.id: 1}))
         account = services.identity.start(None, ip="127.0.0.1").account
         with services.db.begin() as conn:  # enough credits for every call
             services.ledger.adjust(conn, account.id, 100_000, "bench", "benchmark credits")

@@ -3,13 +3,13 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from .errors import InvalidSize, UnknownModel, UnsupportedTask
 from .family import get_family
-from .types import Task
+from .types import OPTION_LABELS, Task
 
 ASPECT_RATIOS = ("1:1", "16:9", "9:16", "4:3", "3:4")
 RESOLUTION_TIERS = ("1K", "2K", "4K", "480p", "720p")
@@ -100,13 +100,15 @@ class ModelEntry(_Strict):
     name: str
     family: str
     backend: Literal["local", "remote"] = "local"
-    provider: str | None = None
-    remote_model: str | None = None
+    provider: str | None = None  # remote: an Inference Providers name (InferenceClient) or a presets/providers.toml id
+    remote_model: str | dict[Task, str] | None = None  # remote: the model id (hub id or provider path), or one per task
+    remote_params: dict[str, str | int | float | bool] = {}  # remote: fixed parameters sent with every request
+    remote_body: dict[str, Any] = {}  # remote: this entry's own request template (replaces the vendor's per-task body)
+    takes: tuple[str, ...] = ()  # remote: optional request fields it reads beyond its tasks' own (e.g. script, voice)
     tasks: tuple[Task, ...] = Field(min_length=1)
     source: Source | None = None
     defaults: Defaults
     sizes: dict[str, dict[str, Size]]
-    price: int = Field(ge=0)
     licence: Licence
     face_preservation: Literal["none", "ip-adapter-faceid", "reference"] = "none"
     gpu: GpuTiming | None = None  # required for local entries (ZeroGPU durations)
@@ -130,7 +132,19 @@ class ModelEntry(_Strict):
         if self.backend == "remote":
             if not (self.provider and self.remote_model):
                 raise ValueError("remote entries need 'provider' and 'remote_model'")
+            if isinstance(self.remote_model, dict):
+                missing = [t.value for t in self.tasks if t not in self.remote_model]
+                if missing:
+                    raise ValueError(f"remote_model: no model id for tasks {missing}")
+            from .remote.transports import check_provider
+
+            check_provider(self.provider, self.tasks, own_body=bool(self.remote_body))
+            unknown = sorted(set(self.takes) - set(OPTION_LABELS))
+            if unknown:
+                raise ValueError(f"takes: unknown request fields {unknown} (known: {', '.join(OPTION_LABELS)})")
             return self
+        if self.takes or self.remote_params or self.remote_body:
+            raise ValueError("takes and remote_params are for remote entries; a local family declares what it reads")
         if self.source is None:
             raise ValueError("source: local entries need a hub 'repo' or a local 'path'")
         if self.gpu is None:
@@ -152,6 +166,10 @@ class ModelEntry(_Strict):
     @property
     def is_remote(self) -> bool:
         return self.backend == "remote"
+
+    def remote_model_for(self, task: Task) -> str:
+        model = self.remote_model
+        return model[Task(task)] if isinstance(model, dict) else str(model)
 
     @property
     def hub_repo(self) -> str | None:
@@ -202,6 +220,15 @@ class Registry:
 
     def hub_repos(self) -> list[str]:
         return sorted({e.hub_repo for e in self if e.hub_repo})
+
+
+def closest_ratio(width: int, height: int) -> str:
+    """The named aspect ratio nearest to width:height."""
+    def value(name: str) -> float:
+        w, _, h = name.partition(":")
+        return int(w) / int(h)
+
+    return min(ASPECT_RATIOS, key=lambda r: abs(value(r) - width / height))
 
 
 def _resolve_sizes(raw: dict, tables: dict) -> dict:

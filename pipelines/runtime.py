@@ -18,6 +18,7 @@ from .cache import PipelineCache
 from .errors import AcceleratorBusy, RemoteBackendUnavailable, RequestRefused, UnsupportedOption, WeightsUnavailable
 from .family import Family, get_family
 from .registry import ModelEntry, Registry
+from .remote import RemoteBackend, RemoteSettings
 from .types import OPTION_LABELS, GenerationRequest, GenerationResult, StepCallback, Task
 
 __all__ = ["PREVIEW_NOTICE", "PipelineRuntime", "RemoteBackendUnavailable", "RuntimeSettings", "WeightsUnavailable", "build_tiny"]
@@ -38,6 +39,7 @@ class RuntimeSettings:
     device: str | None = None
     dtype: str | None = None
     cache_budget_bytes: int | None = None
+    remote: RemoteSettings | None = None  # API-only entries (None: from the environment)
 
 
 def pick_device(override: str | None = None) -> torch.device:
@@ -131,6 +133,7 @@ class PipelineRuntime:
         self.cache = cache or PipelineCache(settings.cache_budget_bytes)
         self.device = pick_device(settings.device)
         self.dtype = pick_dtype(self.device, settings.dtype)
+        self.remote = RemoteBackend(settings.remote)
         self._locks: dict[Any, threading.Lock] = {}
         self._locks_guard = threading.Lock()
 
@@ -142,10 +145,7 @@ class PipelineRuntime:
 
     def resolve(self, entry: ModelEntry) -> Resolved:
         if entry.is_remote:
-            raise RemoteBackendUnavailable(
-                f"{entry.name} runs only through the {entry.provider} API, which this version cannot call yet; "
-                "pick a local model"
-            )
+            raise RemoteBackendUnavailable(f"{entry.name} runs on {self.remote.label(entry)}: it has no weights to load")
         source = entry.source
         assert source is not None
         if self.settings.preview != "force":
@@ -169,6 +169,8 @@ class PipelineRuntime:
 
     def status(self, entry: ModelEntry) -> dict[str, Any]:
         """How this entry would run now, without loading anything."""
+        if entry.is_remote:
+            return self.remote.status(entry)
         try:
             resolved = self.resolve(entry)
         except (RemoteBackendUnavailable, WeightsUnavailable) as exc:
@@ -273,9 +275,8 @@ class PipelineRuntime:
     def check_options(self, entry: ModelEntry, task: Task, request: GenerationRequest) -> None:
         """Refuse a request that sets an optional field this family's runner for `task` does not read (and an API-only
         entry, which no family here runs)."""
-        if entry.is_remote:
-            self.resolve(entry)  # raises RemoteBackendUnavailable naming the provider
-        refused = sorted(request.options() - get_family(entry.family).accepts(task))
+        accepts = task.inherent_options() | set(entry.takes) if entry.is_remote else get_family(entry.family).accepts(task)
+        refused = sorted(request.options() - accepts)
         if refused:
             names = ", ".join(OPTION_LABELS[o] for o in refused)
             raise UnsupportedOption(f"{entry.name} cannot use {names} for {task.value}; leave it out or pick another model.")
@@ -299,7 +300,12 @@ class PipelineRuntime:
         cancel: threading.Event | None = None,
     ) -> GenerationResult:
         """Run one request; the caller has validated it against the entry (sizes, task, limits)."""
-        resolved = self.resolve(entry)  # first: remote entries have no family in code
+        if entry.is_remote:
+            self.check_options(entry, task, request)
+            result = self.remote.run(entry, task, request, on_step or (lambda done, total: None), cancel)
+            result.parameters.update(model=entry.id, model_name=entry.name, task=task.value, preview=False)
+            return result
+        resolved = self.resolve(entry)
         family = get_family(entry.family)
         self.check_options(entry, task, request)
         request = self.complete(entry, task, request)

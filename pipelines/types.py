@@ -70,6 +70,8 @@ OPTION_LABELS = {
     "face": "a face to keep (face adapter)",
     "max_reference_area": "a reference-area cap",
     "true_cfg": "true classifier-free guidance",
+    "script": "a spoken script",
+    "voice": "a voice",
 }
 
 
@@ -97,6 +99,8 @@ class GenerationRequest:
     # Edit pipelines scale references to about 1 MP before their VAE; this caps that area (pixels).
     max_reference_area: int | None = None
     true_cfg: float | None = None  # FLUX.1: > 1 runs true CFG with the negative prompt (a second pass per step)
+    script: str | None = None  # talking video: the words the avatar says (the prompt policy checks it)
+    voice: str | None = None  # talking video: a voice id from presets/video.toml [voices]
     one_call: bool = False  # run a batch as one pipeline call (the runtime sets it for entries with batch = "one-call")
 
     def seeds(self) -> list[int]:
@@ -108,6 +112,13 @@ class GenerationRequest:
         return frozenset(
             f.name for f in fields(self) if f.name in OPTION_LABELS and getattr(self, f.name) not in (None, ())
         )
+
+
+class VideoFrames(list):
+    """A video's frames (PIL images). `encoded` holds the video file as a remote provider sent it (e.g. with its
+    soundtrack), stored as it is instead of re-encoding the frames."""
+
+    encoded: bytes | None = None
 
 
 @dataclass

@@ -108,6 +108,10 @@ class Catalogue:
         """A quote for display (no size check): e.g. a model picker's "credits per image"."""
         return self._plans.quote(entry, Task(task), resolution, count, figures)
 
+    def unit_price(self, entry: ModelEntry, task: Task | str | None = None) -> int:
+        """Credits for one output of the entry at its base tier (its first task when none is given): model pickers."""
+        return self._plans.prices.unit(entry.id, task_of(task) if task is not None else entry.tasks[0])
+
     def price_table(self) -> list[list[str]]:
         """[model name, task, "tier: price, ...", note] for every entry and task: the Credits tab's price list."""
         rows = []
@@ -116,7 +120,7 @@ class Catalogue:
             for task in entry.tasks:
                 prices = {t: self.price(entry, task, t).total for t in tiers if t in self._plans.prices.resolution_multiplier}
                 text = ", ".join(f"{t}: {p}" for t, p in prices.items())
-                rows.append([entry.name, Task(task).value, text or "-", "API, not available yet" if entry.is_remote else ""])
+                rows.append([entry.name, Task(task).value, text or "-", self.status(entry)["note"] if entry.is_remote else ""])
         return rows
 
     @staticmethod

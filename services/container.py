@@ -87,6 +87,13 @@ def check_plans(plans: Plans, registry: Registry) -> None:
     unknown = sorted(set(plans.prices.models) - set(registry.ids()))
     if unknown:
         raise PlansError(f"plans.toml prices name models not in the registry: {unknown}")
+    unpriced_models = [e.id for e in registry if e.id not in plans.prices.models]
+    if unpriced_models:
+        raise PlansError(f"plans.toml [prices.models] has no price for {unpriced_models}")
+    for entry in registry:
+        stray = sorted(set(plans.prices.models[entry.id]) - {"output"} - {t.value for t in entry.tasks})
+        if stray:
+            raise PlansError(f"plans.toml prices {entry.id!r} for tasks it does not offer: {stray}")
     tiers = {tier for entry in registry for sizes in entry.sizes.values() for tier in sizes}
     unpriced = sorted(tiers - set(plans.prices.resolution_multiplier))
     if unpriced:
@@ -99,10 +106,11 @@ def build_services(
     runtime: PipelineRuntime | None = None,
     safety: SafetyChecker | None = None,
     heartbeat: bool = True,
+    plans: Plans | None = None,
 ) -> Services:
     registry = registry or load_registry(settings.registry_path)
     runtime = runtime or PipelineRuntime(registry, settings.runtime_settings())
-    plans = load_plans(settings.plans_path)
+    plans = plans or load_plans(settings.plans_path)
     safety_file = load_safety_file(settings.safety_path)
     if safety is None:
         safety = build_checker(safety_file.output, settings.safety_backend, allow_downloads=runtime.downloads_allowed)

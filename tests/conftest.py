@@ -19,6 +19,47 @@ ARTIFACTS = ROOT / "tests" / "artifacts"
 ADMIN_KEY = "test-admin-key"
 
 
+LOOPBACK = {"127.0.0.1", "::1", "localhost"}
+OUTSIDE_ATTEMPTS: list[str] = []  # every connection the guard refused, for the tests that assert none happened
+
+
+class OutsideConnection(ConnectionRefusedError):
+    """A test tried to reach a host other than 127.0.0.1."""
+
+
+@pytest.fixture(scope="session", autouse=True)
+def only_loopback():
+    """No test and no start-up path may open a connection outside 127.0.0.1: socket connect is patched for the
+    whole session (unix sockets pass) and refuses any other address, recording it."""
+    import socket
+
+    original_connect, original_connect_ex = socket.socket.connect, socket.socket.connect_ex
+
+    def allowed(sock, address) -> bool:
+        if sock.family not in (socket.AF_INET, socket.AF_INET6):
+            return True
+        host = address[0] if isinstance(address, tuple) else str(address)
+        return host in LOOPBACK
+
+    def connect(sock, address):
+        if not allowed(sock, address):
+            OUTSIDE_ATTEMPTS.append(str(address))
+            raise OutsideConnection(f"tests may only connect to 127.0.0.1, not {address}")
+        return original_connect(sock, address)
+
+    def connect_ex(sock, address):
+        if not allowed(sock, address):
+            OUTSIDE_ATTEMPTS.append(str(address))
+            return 111  # ECONNREFUSED
+        return original_connect_ex(sock, address)
+
+    socket.socket.connect, socket.socket.connect_ex = connect, connect_ex
+    try:
+        yield OUTSIDE_ATTEMPTS
+    finally:
+        socket.socket.connect, socket.socket.connect_ex = original_connect, original_connect_ex
+
+
 @pytest.fixture(scope="session")
 def tiny_root(tmp_path_factory) -> Path:
     # A shared folder (PLAYGROUND_TINY_DIR) lets repeated local runs reuse built models; CI builds fresh.

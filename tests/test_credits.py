@@ -32,7 +32,7 @@ def test_fifty_threads_cannot_overspend_a_balance_of_fifty(make_services, regist
     services = make_services()
     account = visitor(services).account
     assert account.balance == 50
-    quote = services.plans.quote(registry.get("flux.1-dev"), Task.TEXT_TO_IMAGE, "1K", 1)
+    quote = services.plans.quote(registry.get("flux.1-kontext-dev"), Task.EDIT, "1K", 1)
     assert quote.total == 3
 
     def work(cancel):
@@ -127,9 +127,9 @@ def test_blocked_outputs_in_a_batch_are_refunded_and_the_rest_charged(make_servi
     services = make_services(safety=BlockSecond())
     account = visitor(services).account
     output = services.text.text_to_image(account, _params(model="flux.1-dev", count=2))
-    assert output.charged == 3 and output.blocked == 1 and len(output.files) == 1
-    assert services.ledger.balance(account.id) == 47 == services.ledger.total(account.id)
-    assert rows(services, account.id)[1:] == [("reserve", -6), ("capture", 0), ("refund", 3)]
+    assert output.charged == 4 and output.blocked == 1 and len(output.files) == 1
+    assert services.ledger.balance(account.id) == 46 == services.ledger.total(account.id)
+    assert rows(services, account.id)[1:] == [("reserve", -8), ("capture", 0), ("refund", 4)]
 
 
 def test_idempotency_key_replays_once_and_refuses_other_params(make_services):

@@ -26,7 +26,7 @@ def run(folder, tmp_path, device="cpu", **fast):
     entry = ModelEntry.model_validate({
         "id": "fast-flux", "name": "tiny flux", "family": "flux", "tasks": ["text-to-image"],
         "source": {"path": str(folder)}, "defaults": {"steps": STEPS, "guidance": 3.5},
-        "sizes": {"1:1": {"1K": [64, 64]}}, "price": 1, "licence": {"name": "test"}, "tiny": "flux", "fast": fast,
+        "sizes": {"1:1": {"1K": [64, 64]}}, "licence": {"name": "test"}, "tiny": "flux", "fast": fast,
         "gpu": {"overhead_s": 10, "step_s": 1.0},
     })
     runtime = PipelineRuntime(Registry([entry]), RuntimeSettings(tiny_root=tmp_path, preview="forbid", device=device))

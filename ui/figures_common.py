@@ -21,7 +21,7 @@ def figure_models(services: Services) -> list[tuple[str, str]]:
     out = []
     for entry in services.catalogue.entries(Task.TEXT_TO_IMAGE, local=True):
         flags = " · non-commercial" if entry.licence.non_commercial else ""
-        out.append((f"{entry.name} · {entry.price} credit{'s' if entry.price != 1 else ''}/take{flags}", entry.id))
+        out.append((f"{entry.name} · {services.catalogue.unit_price(entry, Task.TEXT_TO_IMAGE)} credit{'s' if services.catalogue.unit_price(entry, Task.TEXT_TO_IMAGE) != 1 else ''}/take{flags}", entry.id))
     return out
 
 

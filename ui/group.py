@@ -14,7 +14,7 @@ from .session import SessionUI, account_for, optional_account, stop_button, wire
 
 
 def build(services: Services, demo: gr.Blocks, session: SessionUI, tab: gr.Tab) -> None:
-    models = [(f"{e.name} · {e.price} credits per figure", e.id)
+    models = [(f"{e.name} · {services.catalogue.unit_price(e, Task.MULTI_REFERENCE)} credits per figure", e.id)
               for e in services.catalogue.entries(Task.MULTI_REFERENCE, local=True)]
     with gr.Row():
         with gr.Column(scale=3):

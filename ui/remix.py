@@ -18,7 +18,7 @@ def model_choices(services: Services) -> list[tuple[str, str]]:
     for e in services.remix.remix_models():
         how = "keeps the face via reference image" if e.face_preservation == "reference" else "keeps the face via FaceID adapter"
         flags = " · non-commercial" if e.licence.non_commercial else ""
-        out.append((f"{e.name} · {e.price} credits · {how}{flags}", e.id))
+        out.append((f"{e.name} · {services.catalogue.unit_price(e)} credits · {how}{flags}", e.id))
     return out
 
 

@@ -37,13 +37,14 @@ class TextModeUI:
 
 def model_label(services: Services, entry) -> str:
     status = services.catalogue.status(entry)
-    parts = [entry.name, f"{entry.price} credit{'s' if entry.price != 1 else ''}/image"]
+    unit = services.catalogue.unit_price(entry, Task.TEXT_TO_IMAGE)
+    parts = [entry.name, f"{unit} credit{'s' if unit != 1 else ''}/image"]
     if entry.licence.non_commercial:
         parts.append("non-commercial")
     if entry.licence.region_restricted:
         parts.append("region-restricted")
     if entry.is_remote:
-        parts.append("API, not available yet")
+        parts.append("API" if status.get("runnable") else "API, no key on this deployment")
     elif status.get("preview"):
         parts.append("offline preview")
     return " · ".join(parts)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import gradio as gr
 
+from services.catalogue import Task
 from services.container import Services
 
 from .api import bounds, public, ui_event
@@ -23,7 +24,7 @@ def build(services: Services, session: SessionUI, tab: gr.Tab) -> None:
                 prompt = gr.Textbox(label="Describe the video", lines=3, max_length=services.policy.limit("natural"),
                                     placeholder="a red kite climbing over a grey sea, slow pan", elem_id="t2v-prompt")
                 with gr.Row():
-                    model = gr.Dropdown([(f"{e.name} · {e.price} credits/video", e.id) for e in models], value=default,
+                    model = gr.Dropdown([(f"{e.name} · {services.catalogue.unit_price(e, Task.TEXT_TO_VIDEO)} credits/video", e.id) for e in models], value=default,
                                         label="Model", elem_id="t2v-model")
                     ratio = gr.Radio(RATIOS, value="16:9", label="Aspect ratio", elem_id="t2v-ratio")
                     seed = gr.Number(value=-1, precision=0, label="Seed (-1 = random)", **bounds("seed"))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gradio as gr
 
+from services.catalogue import Task
 from services.container import Services
 from services.accounts.identity import Account
 
@@ -17,7 +18,7 @@ RATIOS = ["16:9", "9:16", "1:1"]
 
 
 def _model_choices(services: Services) -> list[tuple[str, str]]:
-    return [(f"{e.name} · {e.price} credits/video", e.id) for e in services.video.models()]
+    return [(f"{e.name} · {services.catalogue.unit_price(e, Task.IMAGE_TO_VIDEO)} credits/video", e.id) for e in services.video.models()]
 
 
 def _price(services: Services, model: str, ratio: str, staged: bool, account: Account | None, quote_of=None) -> str:

@@ -215,7 +215,9 @@ class Jobs:
 
     def _encode(self, output, parameters: dict[str, Any], seed: int) -> tuple[Path, str, Path | None]:
         if isinstance(output, list):  # a video: frames
-            video = self.store.put(encode_mp4(output, int(parameters.get("fps") or 16)), ".mp4")
+            # a provider's own file (with its soundtrack) is kept as it came; frames made here are encoded
+            data = getattr(output, "encoded", None) or encode_mp4(output, int(parameters.get("fps") or 16))
+            video = self.store.put(data, ".mp4")
             poster = self.store.put(png_bytes(output[0], parameters, seed), ".png")
             return video, "video", poster
         return self.store.put(png_bytes(output, parameters, seed), ".png"), "image", None

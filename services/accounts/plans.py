@@ -40,9 +40,9 @@ class VisitorGrants(BaseModel):
 class Prices(BaseModel):
     model_config = ConfigDict(extra="forbid")
     resolution_multiplier: dict[str, int]
-    tasks: dict[str, int] = {}
     group_per_figure: bool = True
-    models: dict[str, dict[str, int]] = {}
+    # registry id -> {"output": credits per output at the model's base tier, task id: override for that task}
+    models: dict[str, dict[str, int]]
 
     @field_validator("resolution_multiplier")
     @classmethod
@@ -52,22 +52,35 @@ class Prices(BaseModel):
             raise ValueError(f"multipliers must be at least 1: {bad}")
         return value
 
-    @field_validator("tasks")
-    @classmethod
-    def _tasks(cls, value: dict[str, int]) -> dict[str, int]:
-        for task, price in value.items():
-            if task not in TASK_IDS:
-                raise ValueError(f"unknown task {task!r}; tasks are {sorted(TASK_IDS)}")
-            if price < 0:
-                raise ValueError(f"price for {task!r} must not be negative")
-        return value
-
     @field_validator("models")
     @classmethod
     def _models(cls, value: dict[str, dict[str, int]]) -> dict[str, dict[str, int]]:
-        for model, per_task in value.items():
-            cls._tasks(per_task)
+        for model, prices in value.items():
+            if "output" not in prices:
+                raise ValueError(f"{model!r}: give its price per output as `output = N`")
+            for key, price in prices.items():
+                if key != "output" and key not in TASK_IDS:
+                    raise ValueError(f"{model!r}: unknown task {key!r}; tasks are {sorted(TASK_IDS)}")
+                if price < 0:
+                    raise ValueError(f"{model!r}: price for {key!r} must not be negative")
         return value
+
+    def unit(self, model_id: str, task: Task) -> int:
+        """Credits for one output of `task` on the model at its base tier."""
+        prices = self.models.get(model_id)
+        if prices is None:
+            raise PlansError(f"plans.toml has no price for model {model_id!r}; add it under [prices.models]")
+        return prices.get(Task(task).value, prices["output"])
+
+    def multiplier(self, entry: ModelEntry, resolution: str) -> int:
+        """The requested tier's multiplier relative to the entry's base tier (its cheapest one): a model offered only
+        at 720p is priced at its own figure there."""
+        table = self.resolution_multiplier
+        if resolution not in table:
+            raise PlansError(f"no price multiplier for resolution {resolution!r}")
+        offered = [table[t] for tiers in entry.sizes.values() for t in tiers if t in table]
+        base = min(offered, default=1)
+        return max(1, table[resolution] // base)
 
 
 class AlbumTerms(BaseModel):
@@ -107,14 +120,15 @@ class Plans(BaseModel):
 
     def quote(self, entry: ModelEntry, task: Task, resolution: str, count: int = 1, figures: int = 1) -> "Quote":
         task = Task(task)
-        if resolution not in self.prices.resolution_multiplier:
-            raise PlansError(f"no price multiplier for resolution {resolution!r}")
-        unit = self.prices.models.get(entry.id, {}).get(task.value)
-        if unit is None:
-            unit = self.prices.tasks.get(task.value, entry.price)
-        multiplier = self.prices.resolution_multiplier[resolution]
+        unit = self.prices.unit(entry.id, task)
+        multiplier = self.prices.multiplier(entry, resolution)
         per_output = unit * multiplier * (figures if self.prices.group_per_figure else 1)
         return Quote(entry.id, task.value, unit, multiplier, figures, count, per_output * count)
+
+    def with_prices(self, extra: dict[str, int]) -> "Plans":
+        """These plans plus per-output prices for models built in code (benchmarks, tests)."""
+        models = dict(self.prices.models, **{model: {"output": price} for model, price in extra.items()})
+        return self.model_copy(update={"prices": self.prices.model_copy(update={"models": models})})
 
 
 @dataclass(frozen=True)
