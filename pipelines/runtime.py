@@ -275,6 +275,8 @@ class PipelineRuntime:
     def check_options(self, entry: ModelEntry, task: Task, request: GenerationRequest) -> None:
         """Refuse a request that sets an optional field this family's runner for `task` does not read (and an API-only
         entry, which no family here runs)."""
+        if entry.is_remote:
+            self.remote.require_key(entry)  # a deployment without the provider's key refuses before anything is paid
         accepts = task.inherent_options() | set(entry.takes) if entry.is_remote else get_family(entry.family).accepts(task)
         refused = sorted(request.options() - accepts)
         if refused:

@@ -20,7 +20,7 @@ def test_models_endpoint_lists_the_registry(client, registry):
     assert sdxl["preview"] is True and sdxl["weights"] == "preview" and sdxl["runnable"] is True
     assert sdxl["sizes"]["16:9"]["1K"] == [1344, 768]
     assert by_id["flux.1-dev"]["licence"]["non_commercial"] is True
-    assert by_id["nano-banana"]["runnable"] is False and "google API" in by_id["nano-banana"]["note"]
+    assert by_id["nano-banana-2"]["runnable"] is False and "GEMINI_API_KEY" in by_id["nano-banana-2"]["note"]
     assert "path" not in sdxl["source"] and sdxl["source"]["local_folder"] is None  # "path" would read as a file
 
 
@@ -28,7 +28,7 @@ def test_session_quote_generate_balance(client, token):
     session = client.predict(token, api_name="/session_start")
     assert session["token"] == token and session["balance"] == 50 and session["tier"] == "guest"
     quote = client.predict(token, "flux.1-dev", "text-to-image", "16:9", "1K", 2, api_name="/quote")
-    assert quote["total"] == 6 and quote["affordable"] is True and quote["balance"] == 50
+    assert quote["total"] == 8 and quote["affordable"] is True and quote["balance"] == 50
 
     gallery, info, notice, bar = client.predict(
         prompt="a lighthouse at dusk",
@@ -43,10 +43,10 @@ def test_session_quote_generate_balance(client, token):
         token=token,
         api_name="/text_to_image",
     )
-    assert info["seeds"] == [42, 43] and info["charged"] == 6 and info["balance"] == 44
-    assert info["preview"] is True and "offline preview" in notice and "balance now **44 credits**" in notice
-    assert "44 credits" in bar
-    assert client.predict(token, api_name="/balance")["balance"] == 44
+    assert info["seeds"] == [42, 43] and info["charged"] == 8 and info["balance"] == 42
+    assert info["preview"] is True and "offline preview" in notice and "balance now **42 credits**" in notice
+    assert "42 credits" in bar
+    assert client.predict(token, api_name="/balance")["balance"] == 42
     assert len(gallery) == 2
     for item, seed in zip(gallery, [42, 43]):
         path = Path(item["image"])
@@ -58,21 +58,21 @@ def test_session_quote_generate_balance(client, token):
         assert meta["record"]["preview"] is True and meta["record"]["request_id"] == info["request_id"]
 
     ledger = client.predict(token, api_name="/ledger")
-    assert [(e["kind"], e["amount"]) for e in ledger] == [("capture", 0), ("reserve", -6), ("grant", 50)]
+    assert [(e["kind"], e["amount"]) for e in ledger] == [("capture", 0), ("reserve", -8), ("grant", 50)]
     (record,) = client.predict(token, api_name="/history")
     assert record["id"] == info["request_id"] and record["request"]["prompt"] == "a lighthouse at dusk"
-    assert record["charged"] == 6 and record["urls"][0].startswith("/outputs/")
+    assert record["charged"] == 8 and record["urls"][0].startswith("/outputs/")
 
 
 def test_over_balance_fails_clearly_and_charges_nothing(client, token):
     quote = client.predict(token, "flux.1-dev", "text-to-image", "1:1", "2K", 8, api_name="/quote")
-    assert quote["total"] == 24 and quote["affordable"] is True
-    for resolution in ("2K", "1K"):
-        client.predict(prompt="spend", model="flux.1-dev", resolution=resolution, count=8, steps=1, token=token, api_name="/text_to_image")
+    assert quote["total"] == 32 and quote["affordable"] is True
+    for resolution, count in (("2K", 8), ("1K", 4)):
+        client.predict(prompt="spend", model="flux.1-dev", resolution=resolution, count=count, steps=1, token=token, api_name="/text_to_image")
     assert client.predict(token, api_name="/balance")["balance"] == 2
     quote = client.predict(token, "flux.1-dev", "text-to-image", "1:1", "1K", 1, api_name="/quote")
     assert quote["affordable"] is False
-    with pytest.raises(AppError, match="costs 3 credits but your balance is 2.*nothing was charged"):
+    with pytest.raises(AppError, match="costs 4 credits but your balance is 2.*nothing was charged"):
         client.predict(prompt="one more", model="flux.1-dev", steps=1, token=token, api_name="/text_to_image")
     assert client.predict(token, api_name="/balance")["balance"] == 2
     assert len(client.predict(token, api_name="/history")) == 2
@@ -101,7 +101,7 @@ def test_tokens_are_required_and_verified(client, token):
 def test_reports_and_review_through_the_api(client, token):
     _, info, _, _ = client.predict(prompt="noise", model="flux.1-dev", count=2, steps=1, token=token, api_name="/text_to_image")
     report = client.predict(token, info["request_id"], 1, "broken", "just noise", api_name="/report_image")
-    assert report["status"] == "pending" and report["refund"] == 3
+    assert report["status"] == "pending" and report["refund"] == 4
     with pytest.raises(AppError, match="already reported"):
         client.predict(token, info["request_id"], 1, "other", api_name="/report_image")
     with pytest.raises(AppError, match="Only QA/admin"):
@@ -113,7 +113,7 @@ def test_reports_and_review_through_the_api(client, token):
     pending = client.predict(qa["token"], api_name="/review_reports")
     assert report["id"] in [r["id"] for r in pending]
     client.predict(qa["token"], report["id"], True, api_name="/review_report")
-    assert client.predict(token, api_name="/balance")["balance"] == 47
+    assert client.predict(token, api_name="/balance")["balance"] == 46
 
 
 def test_bad_requests_get_clear_errors(client, token):
@@ -122,7 +122,7 @@ def test_bad_requests_get_clear_errors(client, token):
         (dict(prompt="x", model="dall-e-9"), "dall-e-9 is not in the list of choices"),
         (dict(prompt="x", model="sdxl-base", aspect_ratio="21:9"), "'21:9'.* is not in the list of choices"),
         (dict(prompt="x", model="sdxl-base", resolution="4K"), "offers 1:1 at 1K, not 4K"),
-        (dict(prompt="x", model="nano-banana"), "google API"),
+        (dict(prompt="x", model="nano-banana-2"), "runs on Google Gemini API, and this deployment has no key"),
         (dict(prompt="x", model="sdxl-base", count=9), "greater than maximum value 8"),
     ]
     for kwargs, message in cases:

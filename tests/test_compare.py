@@ -58,7 +58,7 @@ def test_one_seed_through_each_model_each_charged_as_its_own_request(make_servic
         (("sdxl-base", "flux.2-pro"), "1:1", "1K", PROMPT, InvalidRequest, "API-only"),
         (("sdxl-base", "flux.1-schnell"), "1:1", "720p", PROMPT, InvalidRequest, "does not offer 1:1 at 720p"),
         (("sdxl-base", "flux.1-schnell"), "1:1", "1K", "x" * 2001, PromptRefused, "2,000"),
-        (("flux.1-dev", "flux.2-dev"), "1:1", "1K", PROMPT, InvalidRequest, "costs 7 credits and you have 5 credits"),
+        (("flux.1-dev", "flux.2-dev"), "1:1", "1K", PROMPT, InvalidRequest, "costs 8 credits and you have 5 credits"),
     ],
 )
 def test_a_set_that_cannot_run_is_refused_before_any_credit_moves(make_services, models, ratio, tier, prompt, error, match):

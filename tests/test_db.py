@@ -48,10 +48,10 @@ def test_a_later_migration_is_applied_to_an_existing_database(db_url):
 def test_prices_follow_the_plans_preset(registry):
     plans = load_plans()
     flux = registry.get("flux.1-dev")
-    assert plans.quote(flux, Task.TEXT_TO_IMAGE, "1K", 2).total == 6
-    assert plans.quote(flux, Task.TEXT_TO_IMAGE, "2K", 1).total == 3
-    assert plans.quote(flux, Task.TEXT_TO_IMAGE, "4K", 2).total == 12
-    assert plans.quote(registry.get("qwen-image-edit"), Task.EDIT, "1K", 1).total == 2  # flat edit price
+    assert plans.quote(flux, Task.TEXT_TO_IMAGE, "1K", 2).total == 8
+    assert plans.quote(flux, Task.TEXT_TO_IMAGE, "2K", 1).total == 4
+    assert plans.quote(flux, Task.TEXT_TO_IMAGE, "4K", 2).total == 16
+    assert plans.quote(registry.get("qwen-image-edit"), Task.EDIT, "1K", 1).total == 3  # the model's own edit price
     assert plans.quote(registry.get("flux.2-dev"), Task.MULTI_REFERENCE, "1K", 1, figures=3).total == 15
     assert plans.tier("guest").starting_grant == 50 and plans.tier("qa").unlimited
 
@@ -61,7 +61,8 @@ def test_prices_follow_the_plans_preset(registry):
     [
         (("[prices]", "[prices]\nsurprise = 1"), "prices.surprise: Extra inputs"),
         (('"4K" = 2', '"4K" = 0'), "resolution_multiplier: Value error, multipliers must be at least 1"),
-        (('tasks = { "edit" = 2 }', 'tasks = { "sketch" = 2 }'), "unknown task 'sketch'"),
+        (('"flux.2-dev" = { output = 4, edit = 4,', '"flux.2-dev" = { output = 4, sketch = 4,'), "unknown task 'sketch'"),
+        (('"sdxl-base" = { output = 1 }', '"sdxl-base" = { edit = 1 }'), "give its price per output"),
         (("starting_grant = 50", "starting_grant = -5"), "tiers.guest.starting_grant"),
         (('unlocks = ["adult_prompts", "image_to_video", "video_prompt"]', 'unlocks = ["teleport"]'), "tiers.member.unlocks.0"),
         (("[tiers.qa]", "[tiers.qq]"), "tiers ['qa'] are required"),
@@ -83,8 +84,14 @@ def test_plans_must_name_registry_models(tmp_path, registry):
     from services.accounts.plans import DEFAULT_PLANS
 
     path = tmp_path / "plans.toml"
-    path.write_text(DEFAULT_PLANS.read_text().replace('[prices.models."flux.2-dev"]', '[prices.models."flux.9"]'))
+    path.write_text(DEFAULT_PLANS.read_text().replace('"flux.2-dev" = {', '"flux.9" = {'))
     with pytest.raises(PlansError, match="flux.9"):
+        check_plans(load_plans(path), registry)
+    path.write_text(DEFAULT_PLANS.read_text().replace('"ltx-video" = { output = 8 }\n', ''))
+    with pytest.raises(PlansError, match=r"no price for \['ltx-video'\]"):
+        check_plans(load_plans(path), registry)
+    path.write_text(DEFAULT_PLANS.read_text().replace('"sdxl-base" = { output = 1 }', '"sdxl-base" = { output = 1, edit = 1 }'))
+    with pytest.raises(PlansError, match=r"'sdxl-base' for tasks it does not offer: \['edit'\]"):
         check_plans(load_plans(path), registry)
 
 

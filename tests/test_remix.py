@@ -79,7 +79,7 @@ def test_edit_links_to_its_source_and_is_sfw(make_services, spy_calls):
     calls = spy_calls(services, "qwen-image-edit", Task.EDIT)
     edited = services.remix.edit_image(account, request_id=source.request_id, index=0, instruction="paint the door red", model="qwen-image-edit")
     assert same_pixels(calls[0]["image"], source.files[0])
-    assert edited.charged == 2  # the flat edit price
+    assert edited.charged == 3  # Qwen-Image-Edit's own edit price (plans.toml), not a flat number
     with Image.open(edited.files[0]) as image:
         assert image.size == (864, 1152)  # the source's aspect ratio
     record = services.history.get(account.id, edited.request_id)
@@ -97,7 +97,7 @@ def test_group_of_three_costs_three_times_and_receives_every_canonical(make_serv
     calls = spy_calls(services, "qwen-image-edit-plus", Task.MULTI_REFERENCE)
     before = services.ledger.balance(account.id)
     output = services.remix.group_image(account, figure_ids=[f.id for f in figures], prompt="three friends at a campfire", model="qwen-image-edit-plus")
-    assert output.charged == 3 * services.registry.get("qwen-image-edit-plus").price == 9
+    assert output.charged == 3 * services.plans.prices.unit("qwen-image-edit-plus", Task.MULTI_REFERENCE) == 9
     assert services.ledger.balance(account.id) == before - 9
     images = calls[0]["image"]
     assert len(images) == 3 and all(same_pixels(img, f.canonical_path) for img, f in zip(images, figures))
@@ -111,7 +111,7 @@ def test_prices_and_refunds(make_services, registry):
     services = make_services()
     plans = services.plans
     flux = registry.get("flux.1-dev")
-    assert plans.quote(flux, Task.TEXT_TO_IMAGE, "1K", 8).total == 8 * flux.price
+    assert plans.quote(flux, Task.TEXT_TO_IMAGE, "1K", 8).total == 8 * plans.prices.unit(flux.id, Task.TEXT_TO_IMAGE)
     pro = registry.get("flux.2-pro")
     assert plans.quote(pro, Task.TEXT_TO_IMAGE, "4K", 1).total == 2 * plans.quote(pro, Task.TEXT_TO_IMAGE, "2K", 1).total
     account = services.identity.start(None, ip="10.4.0.4").account

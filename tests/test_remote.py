@@ -12,7 +12,7 @@ import threading
 import pytest
 from PIL import Image
 
-from fake_provider import FakeProvider
+from .fake_provider import FakeProvider
 from pipelines.registry import ModelEntry, Registry, load_registry
 from pipelines.remote import RemoteBackend, RemoteSettings
 from pipelines.types import GenerationRequest, Task
@@ -244,7 +244,7 @@ def test_the_guard_refuses_any_address_but_loopback(only_loopback):
 
 
 def test_app_start_up_opens_no_outside_connection(tmp_path, tiny_root, only_loopback):
-    from conftest import launch_app, stop_app
+    from .conftest import launch_app, stop_app
 
     before = list(only_loopback)
     url, demo, app_services = launch_app(tmp_path / "data", tiny_root)

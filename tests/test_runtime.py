@@ -35,8 +35,8 @@ def test_downloads_allowed_flag_resolves_to_the_hub_repo(registry, tiny_root):
 
 
 def test_remote_models_refuse_clearly(registry, tiny_root):
-    with pytest.raises(RemoteBackendUnavailable, match="Nano Banana .* google API"):
-        runtime_for(registry, tiny_root).resolve(registry.get("nano-banana"))
+    with pytest.raises(RemoteBackendUnavailable, match="Nano Banana 2 .* runs on Google Gemini API: it has no weights"):
+        runtime_for(registry, tiny_root).resolve(registry.get("nano-banana-2"))
 
 
 def test_local_folder_loads_as_real_weights(registry, preview_runtime, tiny_root):
