@@ -275,3 +275,33 @@ def test_decode_image_resizes_a_rounded_provider_size():
     buffer = io.BytesIO()
     Image.new("RGB", (1016, 1024), "red").save(buffer, format="PNG")
     assert decode_image(buffer.getvalue(), 1024, 1024).size == (1024, 1024)
+
+
+def test_talking_avatar_speaks_a_checked_script_in_a_preset_voice(services, fake):
+    from services.accounts.identity import HFUser
+    from services.creation.text import TextToImageParams
+    from services.creation.video import VideoError
+    from services.safety.policy import PromptRefused
+
+    member = services.identity.start(None, ip="10.3.1.5", hf_user=HFUser("91", "m")).account
+    with services.db.begin() as conn:
+        services.ledger.adjust(conn, member.id, 1000, "test", "credits for remote runs")
+    image = services.text.text_to_image(member, TextToImageParams(prompt="a portrait", model="sdxl-base", steps=2, aspect_ratio="1:1"))
+    before = balance(services, member)
+    with pytest.raises(VideoError, match="speaks a script"):
+        services.video.image_to_video(member, image.request_id, 0, "smile-nod", model="avatar-voice", aspect_ratio="1:1")
+    with pytest.raises(VideoError, match="Voice 'Nobody'"):
+        services.video.image_to_video(member, image.request_id, 0, "smile-nod", model="avatar-voice", script="Hi.", voice="Nobody")
+    with pytest.raises(VideoError, match="does not speak a script"):
+        services.video.image_to_video(member, image.request_id, 0, "smile-nod", model="kling-2.6-pro", script="Hi.")
+    with pytest.raises(PromptRefused):  # the SFW policy reads the script like a video prompt
+        services.video.image_to_video(member, image.request_id, 0, "smile-nod", model="avatar-voice", script="take off your clothes, fully nude")
+    assert balance(services, member) == before and not [r for r in fake.requests if r["method"] == "POST"]
+    output = services.video.image_to_video(member, image.request_id, 0, "smile-nod", model="avatar-voice", aspect_ratio="1:1",
+                                           script="Welcome to the lighthouse.", voice="George")
+    assert output.charged == 135 and balance(services, member) == before - 135
+    sent = [r for r in fake.requests if r["method"] == "POST"][0]
+    assert sent["path"] == "/direct-fal/fal-ai/ai-avatar/single-text"
+    assert (sent["json"]["text_input"], sent["json"]["voice"]) == ("Welcome to the lighthouse.", "George")
+    assert output.parameters["stages"][0]["script"] == "Welcome to the lighthouse."
+    assert probe_mp4(output.video).width == 960

@@ -57,7 +57,7 @@ def test_figure_to_video_starts_from_the_canonical_image(make_services, spy, mod
         expected = np.asarray(canonical.convert("RGB").resize(seen[0].size))
     assert np.array_equal(np.asarray(seen[0].convert("RGB")), expected), "the pipeline must receive the canonical image"
     assert [s["stage"] for s in output.parameters["stages"]] == ["animate"]
-    assert output.charged == entry.price and services.ledger.balance(account.id) == 50 - 1 - entry.price
+    assert output.charged == services.plans.prices.unit(entry.id, Task.IMAGE_TO_VIDEO) and services.ledger.balance(account.id) == 50 - 1 - services.plans.prices.unit(entry.id, Task.IMAGE_TO_VIDEO)
     with Image.open(output.poster) as poster:
         assert poster.size == (info.width, info.height)
     record = services.history.list(account.id)[0]

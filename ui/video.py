@@ -36,6 +36,16 @@ def _price(services: Services, model: str, ratio: str, staged: bool, account: Ac
     return text
 
 
+def _speech_inputs(services: Services, prefix: str):
+    """The talking-avatar inputs: what the figure says and in which voice (read only by models that take a script)."""
+    talking = services.video_presets.talking
+    with gr.Accordion("Talking avatar: script and voice (for models that speak)", open=False):
+        script = gr.Textbox(label=f"Script (up to {talking.script_max} characters)", max_length=talking.script_max, lines=2,
+                            placeholder="Hi, I'm Mara. Welcome to the lighthouse.", elem_id=f"{prefix}-script")
+        voice = gr.Dropdown(services.video.voice_choices(), value=next(iter(talking.voices)), label="Voice", elem_id=f"{prefix}-voice")
+    return script, voice
+
+
 def _result(services: Services, output, token, profile):
     after = account_for(services, token, profile)
     lines = []
@@ -67,6 +77,7 @@ def build(services: Services, demo: gr.Blocks, session: SessionUI, figure_tab: g
                     ratio = gr.Radio(RATIOS, value="16:9", label="Aspect ratio", elem_id="f2v-ratio")
                     seed = gr.Number(value=-1, precision=0, label="Seed (-1 = random)", **bounds("seed"))
                 f2v_note = gr.Markdown(note_text(services, default_model), elem_id="f2v-prompt-note")
+                script, voice = _speech_inputs(services, "f2v")
                 price = gr.Markdown("", elem_id="f2v-price")
                 with gr.Row():
                     go = gr.Button("Make video", variant="primary", elem_id="f2v-generate")
@@ -109,6 +120,8 @@ def build(services: Services, demo: gr.Blocks, session: SessionUI, figure_tab: g
         seed: int = -1,
         token: str = "",
         idempotency_key: str = "",
+        script: str = "",
+        voice: str = "",
         profile: gr.OAuthProfile | None = None,
         progress=gr.Progress(),
     ):
@@ -126,6 +139,8 @@ def build(services: Services, demo: gr.Blocks, session: SessionUI, figure_tab: g
             seed: -1 for random.
             token: your session token from /session_start.
             idempotency_key: send the same key again to get the first result without being charged twice.
+            script: talking-avatar models only (members): what the figure says, SFW, up to the preset's length.
+            voice: talking-avatar models only: a voice id from presets/video.toml [talking]; "" takes the first.
         """
         account = account_for(services, token, profile)
         if not figure_id:
@@ -134,7 +149,7 @@ def build(services: Services, demo: gr.Blocks, session: SessionUI, figure_tab: g
         output = services.video.figure_to_video(
             account, figure_id, action, background=background or None, outfit=outfit or None, prompt=prompt,
             model=model or None, aspect_ratio=aspect_ratio, seed=seed_or_random(seed), idempotency_key=idempotency_key or None,
-            on_step=lambda done, total: progress((done, total), desc="Generating", unit="steps"),
+            on_step=lambda done, total: progress((done, total), desc="Generating", unit="steps"), script=script, voice=voice or None,
         )
         return _result(services, output, token, profile)
 
@@ -142,7 +157,7 @@ def build(services: Services, demo: gr.Blocks, session: SessionUI, figure_tab: g
     outputs = [video, info, notice, session.bar]
     ui_event(services, go.click, figure_to_video, {
         "figure_id": figure, "action": action, "background": background, "outfit": outfit, "prompt": prompt, "model": model,
-        "aspect_ratio": ratio, "seed": seed, "token": session.token,
+        "aspect_ratio": ratio, "seed": seed, "token": session.token, "script": script, "voice": voice,
     }, outputs, api_name="figure_to_video").then(figure_price, price_inputs, [price], api_visibility="private")
     with figure_tab:
         public(services, figure_to_video, outputs, api_name="figure_to_video", like={
@@ -159,6 +174,7 @@ def build(services: Services, demo: gr.Blocks, session: SessionUI, figure_tab: g
                 picked = gr.State(None)
                 i2v_action = gr.Radio(presets.choices("actions"), value="smile-nod", label="Action (required)", elem_id="i2v-action")
                 i2v_prompt = gr.Textbox(label="Extra prompt", max_length=services.policy.limit("natural"), elem_id="i2v-prompt")
+                i2v_script, i2v_voice = _speech_inputs(services, "i2v")
                 with gr.Row():
                     i2v_model = gr.Dropdown(_model_choices(services), value=default_model, label="Model")
                     i2v_ratio = gr.Radio(RATIOS, value="16:9", label="Aspect ratio")
@@ -206,6 +222,8 @@ def build(services: Services, demo: gr.Blocks, session: SessionUI, figure_tab: g
         seed: int = -1,
         token: str = "",
         idempotency_key: str = "",
+        script: str = "",
+        voice: str = "",
         profile: gr.OAuthProfile | None = None,
         progress=gr.Progress(),
     ):
@@ -222,6 +240,8 @@ def build(services: Services, demo: gr.Blocks, session: SessionUI, figure_tab: g
             seed: -1 for random.
             token: your session token from /session_start.
             idempotency_key: send the same key again to get the first result without being charged twice.
+            script: talking-avatar models only: what the figure says, SFW, up to the preset's length.
+            voice: talking-avatar models only: a voice id from presets/video.toml [talking]; "" takes the first.
         """
         account = account_for(services, token, profile)
         if not request_id:
@@ -230,7 +250,7 @@ def build(services: Services, demo: gr.Blocks, session: SessionUI, figure_tab: g
         output = services.video.image_to_video(
             account, request_id, int(index), action, prompt=prompt, model=model or None, aspect_ratio=aspect_ratio,
             seed=seed_or_random(seed), idempotency_key=idempotency_key or None,
-            on_step=lambda done, total: progress((done, total), desc="Generating", unit="steps"),
+            on_step=lambda done, total: progress((done, total), desc="Generating", unit="steps"), script=script, voice=voice or None,
         )
         return _result(services, output, token, profile)
 
@@ -245,7 +265,7 @@ def build(services: Services, demo: gr.Blocks, session: SessionUI, figure_tab: g
     i2v_outputs = [i2v_video, i2v_info, i2v_notice, session.bar]
     ui_event(services, i2v_go.click, image_to_video, {
         "request_id": hidden_request, "index": hidden_index, "action": i2v_action, "prompt": i2v_prompt, "model": i2v_model,
-        "aspect_ratio": i2v_ratio, "seed": i2v_seed, "token": session.token,
+        "aspect_ratio": i2v_ratio, "seed": i2v_seed, "token": session.token, "script": i2v_script, "voice": i2v_voice,
     }, i2v_outputs, api_name="image_to_video")
     with image_tab:
         public(services, image_to_video, i2v_outputs, api_name="image_to_video", like={"action": i2v_action, "aspect_ratio": i2v_ratio})

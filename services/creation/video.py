@@ -46,9 +46,18 @@ class VideoDefaults(BaseModel):
     negative: str
 
 
+class Talking(BaseModel):
+    """Talking-avatar models: the longest script, and the voices a visitor picks from."""
+
+    model_config = ConfigDict(extra="forbid")
+    script_max: int = Field(ge=1, le=5000)
+    voices: dict[str, str] = Field(min_length=1)
+
+
 class VideoPresets(BaseModel):
     model_config = ConfigDict(extra="forbid")
     defaults: VideoDefaults
+    talking: Talking
     actions: dict[str, Preset] = Field(min_length=1)
     backgrounds: dict[str, Preset] = {}
     outfits: dict[str, Preset] = {}
@@ -98,7 +107,28 @@ class VideoService:
         self.presets = presets
 
     def models(self) -> list[ModelEntry]:
-        return self.catalogue.entries(Task.IMAGE_TO_VIDEO, local=True)
+        """Image-to-video models, local and API-only."""
+        return self.catalogue.entries(Task.IMAGE_TO_VIDEO)
+
+    def voice_choices(self) -> list[tuple[str, str]]:
+        return [(label, key) for key, label in self.presets.talking.voices.items()]
+
+    def _speech(self, entry: ModelEntry, script: str, voice: str | None) -> tuple[str | None, str | None]:
+        """A talking-avatar model needs a script (and takes a voice from presets); other models refuse one."""
+        script = (script or "").strip()
+        if "script" not in entry.takes:
+            if script:
+                raise VideoError(f"{entry.name} does not speak a script; leave the script empty or pick a talking-avatar model.")
+            return None, None
+        talking = self.presets.talking
+        if not script:
+            raise VideoError(f"{entry.name} speaks a script: write what the figure says (up to {talking.script_max} characters).")
+        if len(script) > talking.script_max:
+            raise VideoError(f"The script is {len(script)} characters; {entry.name} takes up to {talking.script_max}.")
+        voice = voice or next(iter(talking.voices))
+        if voice not in talking.voices:
+            raise VideoError(f"Voice {voice!r} is not one of {', '.join(talking.voices)}.")
+        return script, voice
 
     # -- validation shared by both modes -----------------------------------------------------------------
     def _preset(self, kind: str, key: str | None, required: bool) -> Preset | None:
@@ -130,7 +160,7 @@ class VideoService:
     def figure_to_video(self, account: Account, figure_id: str, action: str, *, background: str | None = None,
                         outfit: str | None = None, prompt: str = "", model: str | None = None, aspect_ratio: str = "16:9",
                         resolution: str | None = None, seed: int | None = None, idempotency_key: str | None = None,
-                        on_step: StepCallback | None = None) -> VideoOutput:
+                        on_step: StepCallback | None = None, script: str = "", voice: str | None = None) -> VideoOutput:
         act = self._preset("actions", action, required=True)
         bg = self._preset("backgrounds", background, required=False)
         wear = self._preset("outfits", outfit, required=False)
@@ -139,11 +169,12 @@ class VideoService:
         asked = {"mode": "figure", "figure_id": figure_id, "action": action, "background": background or "",
                  "outfit": outfit or "", "prompt": text}
         return self._run(account, reference.image, act, bg, wear, text, model, aspect_ratio, resolution, seed, asked, (),
-                         idempotency_key, on_step)
+                         idempotency_key, on_step, script, voice)
 
     def image_to_video(self, account: Account, request_id: str, index: int, action: str, *, prompt: str = "",
                        model: str | None = None, aspect_ratio: str = "16:9", resolution: str | None = None,
-                       seed: int | None = None, idempotency_key: str | None = None, on_step: StepCallback | None = None) -> VideoOutput:
+                       seed: int | None = None, idempotency_key: str | None = None, on_step: StepCallback | None = None,
+                       script: str = "", voice: str | None = None) -> VideoOutput:
         self.runner.check_features(account, ("image_to_video",))
         act = self._preset("actions", action, required=True)
         text = (prompt or "").strip()
@@ -153,10 +184,10 @@ class VideoService:
             raise VideoError(f"Pick one of your generated images: {request_id} has {len(images)} image(s).")
         asked = {"mode": "image", "source": request_id, "index": index, "action": action, "prompt": text}
         return self._run(account, images[index], act, None, None, text, model, aspect_ratio, resolution, seed, asked,
-                         ("image_to_video",), idempotency_key, on_step)
+                         ("image_to_video",), idempotency_key, on_step, script, voice)
 
     def text_models(self) -> list[ModelEntry]:
-        return self.catalogue.entries(Task.TEXT_TO_VIDEO, local=True)
+        return self.catalogue.entries(Task.TEXT_TO_VIDEO)
 
     def text_quote(self, model: str, aspect_ratio: str, resolution: str | None = None) -> Quote:
         entry = self.catalogue.require(model, Task.TEXT_TO_VIDEO)
@@ -197,8 +228,11 @@ class VideoService:
         )
 
     def _run(self, account, source: Path, act: Preset, bg: Preset | None, wear: Preset | None, text: str, model, aspect_ratio,
-             resolution, seed, asked, requires, idempotency_key, on_step) -> VideoOutput:
+             resolution, seed, asked, requires, idempotency_key, on_step, script="", voice=None) -> VideoOutput:
         entry = self.catalogue.require(model or self.presets.defaults.figure_model, Task.IMAGE_TO_VIDEO)
+        script, voice = self._speech(entry, script, voice)
+        if script:
+            asked = dict(asked, script=script, voice=voice)
         resolution = resolution or self.catalogue.default_tier(entry, aspect_ratio)  # the model's tier for the ratio
         width, height = self.catalogue.size(entry, aspect_ratio, resolution)
         staged = bg is not None or wear is not None
@@ -211,7 +245,7 @@ class VideoService:
             prompt=motion, negative_prompt=self.presets.defaults.negative, width=width, height=height,
             steps=entry.defaults.steps, guidance=entry.defaults.guidance, seed=seed, count=1,
             num_frames=entry.defaults.num_frames, fps=entry.defaults.fps, scheduler=entry.defaults.scheduler,
-            reference_images=(start_image,),
+            reference_images=(start_image,), script=script, voice=voice,
         )
         stages = [Stage("animate", entry, Task.IMAGE_TO_VIDEO, video_request, resolution, chain=staged, label="video")]
         if staged:
@@ -227,8 +261,9 @@ class VideoService:
             stages=tuple(stages),
             surface=Surface.VIDEO,
             replay=dict(asked, model=entry.id, aspect_ratio=aspect_ratio, resolution=resolution, seed=seed),
-            prompts=(PromptCheck(text),) if text else (),
-            requires=tuple(requires) + (("video_prompt",) if text else ()),
+            # a script is free text the figure speaks: the same SFW policy and members-only rule as a video prompt
+            prompts=tuple(PromptCheck(t) for t in (text, script) if t),
+            requires=tuple(requires) + (("video_prompt",) if text or script else ()),
             record={"aspect_ratio": aspect_ratio, "resolution": resolution, "action": asked["action"]},
             record_stages=True,
         )
