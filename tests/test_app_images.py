@@ -28,7 +28,7 @@ def test_remix_edit_and_group_through_the_api(client, token):
     assert "Identity score: off" in notice  # no face pack on this server
 
     edited, edit_info, _, _ = client.predict(info["request_id"], 0, "make it snow", "flux.1-kontext-dev", -1, token, api_name="/edit_image")
-    assert [size_of(g) for g in edited] == [(1344, 768)] and edit_info["charged"] == 2
+    assert [size_of(g) for g in edited] == [(1344, 768)] and edit_info["charged"] == 3
 
     group, group_info, _, _ = client.predict([first["id"], second["id"]], "two painters sharing a studio", "qwen-image-edit-plus",
                                              "16:9", 3, token, api_name="/group_image")
@@ -36,4 +36,4 @@ def test_remix_edit_and_group_through_the_api(client, token):
     with pytest.raises(AppError, match="Pick 2 or 3"):
         client.predict([first["id"]], "alone", "qwen-image-edit-plus", "16:9", -1, token, api_name="/group_image")
     balance = client.predict(token, api_name="/balance")["balance"]
-    assert balance == 50 - 1 - 1 - 3 - 2 - 6
+    assert balance == 50 - 1 - 1 - 3 - 3 - 6
