@@ -95,6 +95,15 @@ class GpuTiming(_Strict):
         return self.overhead_s + self.step_s * max(1, steps) * max(1, count) * (width * height / 1e6) * max(1, frames or 1)
 
 
+class Upscale(_Strict):
+    """How a local entry reaches 4K: its 2K output refined by a tiled image-to-image pass of the same model."""
+
+    method: Literal["tiled-img2img"] = "tiled-img2img"
+    strength: float = Field(default=0.3, gt=0.0, le=1.0)  # low: new detail, same picture
+    tile: int = Field(default=1024, ge=64, le=2048)
+    overlap: int = Field(default=128, ge=0, le=512)
+
+
 class ModelEntry(_Strict):
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]*$")
     name: str
@@ -115,6 +124,7 @@ class ModelEntry(_Strict):
     prompt_note: str = Field(default="", max_length=200)  # how to write prompts for it (shown by the prompt box)
     tiny: str | None = None
     fast: FastPaths = FastPaths()
+    upscale: Upscale | None = None  # local: how 4K is made (a 2K generation, then a 2x upscale stage)
     # per-seed (default): a batch runs one pipeline call per seed, so every seed reproduces alone exactly;
     # one-call: the whole batch in one call (faster; seeds then differ from their single runs by rounding)
     batch: Literal["per-seed", "one-call"] = "per-seed"
@@ -158,6 +168,11 @@ class ModelEntry(_Strict):
         if not self.tiny or self.tiny not in family.tiny_builders:
             raise ValueError(f"tiny: family {self.family!r} has tiny variants {sorted(family.tiny_builders)}, got {self.tiny!r}")
         for ratio, tiers in self.sizes.items():
+            if "4K" in tiers:
+                if self.upscale is None or Task.IMAGE_TO_IMAGE not in family.tasks:
+                    raise ValueError("sizes: a local 4K tier needs `upscale` and a family with image-to-image")
+                if "2K" not in tiers or tuple(tiers["4K"]) != (2 * tiers["2K"][0], 2 * tiers["2K"][1]):
+                    raise ValueError(f"sizes.{ratio}: 4K must be exactly twice the 2K size (it is a 2x upscale of it)")
             for tier, (w, h) in tiers.items():
                 if w % family.size_multiple or h % family.size_multiple:
                     raise ValueError(f"sizes.{ratio}.{tier}: {w}x{h} is not a multiple of {family.size_multiple}")

@@ -1,6 +1,7 @@
 """Runs registry entries: picks real weights or the tiny offline preview, loads lazily through the cache."""
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import os
@@ -19,6 +20,7 @@ from .errors import AcceleratorBusy, RemoteBackendUnavailable, RequestRefused, U
 from .family import Family, get_family
 from .registry import ModelEntry, Registry
 from .remote import RemoteBackend, RemoteSettings
+from .upscale import run_tiled
 from .types import OPTION_LABELS, GenerationRequest, GenerationResult, StepCallback, Task
 
 __all__ = ["PREVIEW_NOTICE", "PipelineRuntime", "RemoteBackendUnavailable", "RuntimeSettings", "WeightsUnavailable", "build_tiny"]
@@ -278,6 +280,8 @@ class PipelineRuntime:
         if entry.is_remote:
             self.remote.require_key(entry)  # a deployment without the provider's key refuses before anything is paid
         accepts = task.inherent_options() | set(entry.takes) if entry.is_remote else get_family(entry.family).accepts(task)
+        if request.tile is not None and task is Task.IMAGE_TO_IMAGE and entry.upscale is not None:
+            accepts = accepts | {"tile"}  # the runtime tiles the family's own image-to-image runner
         refused = sorted(request.options() - accepts)
         if refused:
             names = ", ".join(OPTION_LABELS[o] for o in refused)
@@ -317,7 +321,10 @@ class PipelineRuntime:
         # One request at a time per loaded pipeline: schedulers keep per-call state.
         with self._lock_for(self._key(entry, resolved)):
             try:
-                result = _run_on_accelerator(family.runners[task], pipe, run_request, on_step, cancel, gpu_duration(entry, request))
+                runner = family.runners[task]
+                if request.tile is not None:
+                    runner = functools.partial(run_tiled, runner)
+                result = _run_on_accelerator(runner, pipe, run_request, on_step, cancel, gpu_duration(entry, request))
             except Exception as exc:
                 refusal = zerogpu_refusal(exc)
                 if refusal is None:
@@ -349,7 +356,9 @@ def preview_request(family: Family, request: GenerationRequest) -> GenerationReq
         frames = min(frames, family.preview_frames)
     # Edit pipelines resize references to ~1 MP before their VAE; the tiny preview caps that area.
     area = family.preview_side**2 if family.takes_option("max_reference_area") else None
-    return replace(request, width=width, height=height, num_frames=frames, max_reference_area=area)
+    tile = None if request.tile is None else max(m, round(request.tile * scale / m) * m)
+    overlap = max(0, round(request.tile_overlap * scale))
+    return replace(request, width=width, height=height, num_frames=frames, max_reference_area=area, tile=tile, tile_overlap=overlap)
 
 
 def build_tiny(family: Family, variant: str, folder: Path) -> Path:

@@ -70,6 +70,7 @@ OPTION_LABELS = {
     "face": "a face to keep (face adapter)",
     "max_reference_area": "a reference-area cap",
     "true_cfg": "true classifier-free guidance",
+    "tile": "tiled upscaling",
     "script": "a spoken script",
     "voice": "a voice",
 }
@@ -99,6 +100,8 @@ class GenerationRequest:
     # Edit pipelines scale references to about 1 MP before their VAE; this caps that area (pixels).
     max_reference_area: int | None = None
     true_cfg: float | None = None  # FLUX.1: > 1 runs true CFG with the negative prompt (a second pass per step)
+    tile: int | None = None  # image-to-image as a tiled upscale: tile side in pixels (pipelines/upscale.py)
+    tile_overlap: int = 128
     script: str | None = None  # talking video: the words the avatar says (the prompt policy checks it)
     voice: str | None = None  # talking video: a voice id from presets/video.toml [voices]
     one_call: bool = False  # run a batch as one pipeline call (the runtime sets it for entries with batch = "one-call")

@@ -28,6 +28,7 @@ def build(services: Services, demo: gr.Blocks, session: SessionUI, tab: gr.Tab) 
                                      value="same setting, change the jacket to a red one")
             model = gr.Dropdown(models, value=models[0][1], label="Edit model", elem_id="edit-model")
             seed = gr.Number(value=-1, precision=0, label="Seed (-1 = random)", **bounds("seed"))
+            keep_style = gr.Checkbox(value=True, label="Keep the figure's style (images of a figure; untick to override)", elem_id="edit-keep-style")
             with gr.Row():
                 go = gr.Button("Edit", variant="primary", elem_id="edit-generate")
                 stop = stop_button("edit-stop")
@@ -52,7 +53,8 @@ def build(services: Services, demo: gr.Blocks, session: SessionUI, tab: gr.Tab) 
 
     @user_errors
     def edit_image(request_id: str, index: int = 0, instruction: str = "", model: str = "", seed: int = -1, token: str = "",
-                   idempotency_key: str = "", profile: gr.OAuthProfile | None = None, progress=gr.Progress()):
+                   idempotency_key: str = "", keep_style: bool = True, profile: gr.OAuthProfile | None = None,
+                   progress=gr.Progress()):
         """Edit one of your images as the instruction says (SFW only); the new image links to its source. Returns
         the PNG, JSON with settings, a notice, and the balance line.
 
@@ -64,6 +66,8 @@ def build(services: Services, demo: gr.Blocks, session: SessionUI, tab: gr.Tab) 
             seed: -1 for random.
             token: your session token from /session_start.
             idempotency_key: send the same key again to get the first result without being charged twice.
+            keep_style: true (default) applies, for an image of one of your figures, that figure's style register (its prompt fragments and negative prompt);
+                false overrides it. The output's metadata records which.
         """
         account = account_for(services, token, profile)
         if not request_id:
@@ -71,7 +75,7 @@ def build(services: Services, demo: gr.Blocks, session: SessionUI, tab: gr.Tab) 
         progress(0, desc="Loading model")
         output = services.remix.edit_image(
             account, request_id=request_id, index=int(index or 0), instruction=instruction, model=model or models[0][1],
-            seed=seed_or_random(seed), idempotency_key=idempotency_key or None,
+            seed=seed_or_random(seed), idempotency_key=idempotency_key or None, keep_style=bool(keep_style),
             on_step=lambda done, total: progress((done, total), desc="Editing", unit="steps"),
         )
         return result(services, output, token, profile)
@@ -79,5 +83,5 @@ def build(services: Services, demo: gr.Blocks, session: SessionUI, tab: gr.Tab) 
     wire_stop(services, session, stop, notice)
     outputs = [gallery, info, notice, session.bar]
     ui_event(services, go.click, edit_image, {"request_id": request_id, "index": index, "instruction": instruction, "model": model, "seed": seed,
-                                    "token": session.token}, outputs, api_name="edit_image")
+                                    "token": session.token, "keep_style": keep_style}, outputs, api_name="edit_image")
     public(services, edit_image, outputs, api_name="edit_image")

@@ -25,6 +25,7 @@ def build(services: Services, demo: gr.Blocks, session: SessionUI, tab: gr.Tab) 
             with gr.Row():
                 ratio = gr.Radio(["16:9", "1:1", "4:3"], value="16:9", label="Aspect ratio")
                 seed = gr.Number(value=-1, precision=0, label="Seed (-1 = random)", **bounds("seed"))
+            keep_style = gr.Checkbox(value=True, label="Keep the first figure's style (untick to override it)", elem_id="group-keep-style")
             price = gr.Markdown("", elem_id="group-price")
             with gr.Row():
                 go = gr.Button("Make group shot", variant="primary", elem_id="group-generate")
@@ -50,7 +51,8 @@ def build(services: Services, demo: gr.Blocks, session: SessionUI, tab: gr.Tab) 
 
     @user_errors
     def group_image(figure_ids: list[str], prompt: str = "", model: str = "", aspect_ratio: str = "16:9", seed: int = -1,
-                    token: str = "", idempotency_key: str = "", profile: gr.OAuthProfile | None = None, progress=gr.Progress()):
+                    token: str = "", idempotency_key: str = "", keep_style: bool = True, profile: gr.OAuthProfile | None = None,
+                    progress=gr.Progress()):
         """2-3 of your figures in one scene through a multi-reference model; the price is per figure. Returns the
         PNG, JSON with settings, a notice, and the balance line.
 
@@ -62,12 +64,14 @@ def build(services: Services, demo: gr.Blocks, session: SessionUI, tab: gr.Tab) 
             seed: -1 for random.
             token: your session token from /session_start.
             idempotency_key: send the same key again to get the first result without being charged twice.
+            keep_style: true (default) applies the first figure's style register (its prompt fragments and negative prompt);
+                false overrides it. The output's metadata records which.
         """
         account = account_for(services, token, profile)
         progress(0, desc="Loading model")
         output = services.remix.group_image(
             account, figure_ids=list(figure_ids or []), prompt=prompt, model=model or models[0][1], aspect_ratio=aspect_ratio,
-            seed=seed_or_random(seed), idempotency_key=idempotency_key or None,
+            seed=seed_or_random(seed), idempotency_key=idempotency_key or None, keep_style=bool(keep_style),
             on_step=lambda done, total: progress((done, total), desc="Composing", unit="steps"),
         )
         return result(services, output, token, profile)
@@ -75,5 +79,5 @@ def build(services: Services, demo: gr.Blocks, session: SessionUI, tab: gr.Tab) 
     wire_stop(services, session, stop, notice)
     outputs = [gallery, info, notice, session.bar]
     ui_event(services, go.click, group_image, {"figure_ids": figures, "prompt": prompt, "model": model, "aspect_ratio": ratio, "seed": seed,
-                                     "token": session.token}, outputs, api_name="group_image")
+                                     "token": session.token, "keep_style": keep_style}, outputs, api_name="group_image")
     public(services, group_image, outputs, api_name="group_image", like={"aspect_ratio": ratio})

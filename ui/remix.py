@@ -66,6 +66,7 @@ def build(services: Services, demo: gr.Blocks, session: SessionUI, tab: gr.Tab, 
                                 value="sitting at a café table by a rainy window, warm evening light")
             model = gr.Dropdown(choices, value=default, label="Model", elem_id="remix-model")
             likeness = gr.Slider(value=0.7, step=0.05, **bounds("likeness"), label="Likeness ↔ freedom (1 = closest to the figure)", elem_id="remix-likeness")
+            keep_style = gr.Checkbox(value=True, label="Keep the figure's style (untick to override it)", elem_id="remix-keep-style")
             with gr.Row():
                 ratio = gr.Radio(list(ASPECT_RATIOS), value="1:1", label="Aspect ratio")
                 count = gr.Slider(value=1, step=1, label="Images", **bounds("count"))
@@ -119,6 +120,7 @@ def build(services: Services, demo: gr.Blocks, session: SessionUI, tab: gr.Tab, 
         face_photo: str | None = None,
         token: str = "",
         idempotency_key: str = "",
+        keep_style: bool = True,
         profile: gr.OAuthProfile | None = None,
         progress=gr.Progress(),
     ):
@@ -136,13 +138,15 @@ def build(services: Services, demo: gr.Blocks, session: SessionUI, tab: gr.Tab, 
             face_photo: an uploaded face photo instead of a figure.
             token: your session token from /session_start.
             idempotency_key: send the same key again to get the first result without being charged twice.
+            keep_style: true (default) applies the figure's style register (its prompt fragments and negative prompt);
+                false overrides it. The output's metadata records which.
         """
         account = account_for(services, token, profile)
         progress(0, desc="Loading model")
         output = services.remix.figure_remix(
             account, prompt=prompt, model=model or default_remix_model(services), figure_id=None if face_photo else (figure_id or None),
             face_photo=face_photo or None, idempotency_key=idempotency_key or None,
-            likeness=likeness, aspect_ratio=aspect_ratio, count=int(count), seed=seed_or_random(seed),
+            likeness=likeness, aspect_ratio=aspect_ratio, count=int(count), seed=seed_or_random(seed), keep_style=bool(keep_style),
             on_step=lambda done, total: progress((done, total), desc="Remixing", unit="steps"),
         )
         return result(services, output, token, profile)
@@ -151,6 +155,6 @@ def build(services: Services, demo: gr.Blocks, session: SessionUI, tab: gr.Tab, 
     outputs = [gallery, info, notice, session.bar]
     ui_event(services, go.click, figure_remix, {
         "figure_id": figure, "prompt": prompt, "model": model, "likeness": likeness, "aspect_ratio": ratio, "count": count,
-        "seed": seed, "face_photo": face_photo, "token": session.token,
+        "seed": seed, "face_photo": face_photo, "token": session.token, "keep_style": keep_style,
     }, outputs, api_name="figure_remix").then(show_price, [model, count, session.token], [price], api_visibility="private")
     public(services, figure_remix, outputs, api_name="figure_remix", like={"face_photo": face_photo, "aspect_ratio": ratio})

@@ -77,6 +77,7 @@ def build(services: Services, demo: gr.Blocks, session: SessionUI, figure_tab: g
                     ratio = gr.Radio(RATIOS, value="16:9", label="Aspect ratio", elem_id="f2v-ratio")
                     seed = gr.Number(value=-1, precision=0, label="Seed (-1 = random)", **bounds("seed"))
                 f2v_note = gr.Markdown(note_text(services, default_model), elem_id="f2v-prompt-note")
+                keep_style = gr.Checkbox(value=True, label="Keep the figure's style (untick to override it)", elem_id="f2v-keep-style")
                 script, voice = _speech_inputs(services, "f2v")
                 price = gr.Markdown("", elem_id="f2v-price")
                 with gr.Row():
@@ -122,6 +123,7 @@ def build(services: Services, demo: gr.Blocks, session: SessionUI, figure_tab: g
         idempotency_key: str = "",
         script: str = "",
         voice: str = "",
+        keep_style: bool = True,
         profile: gr.OAuthProfile | None = None,
         progress=gr.Progress(),
     ):
@@ -141,6 +143,8 @@ def build(services: Services, demo: gr.Blocks, session: SessionUI, figure_tab: g
             idempotency_key: send the same key again to get the first result without being charged twice.
             script: talking-avatar models only (members): what the figure says, SFW, up to the preset's length.
             voice: talking-avatar models only: a voice id from presets/video.toml [talking]; "" takes the first.
+            keep_style: true (default) applies the figure's style register (its prompt fragments and negative prompt);
+                false overrides it. The output's metadata records which.
         """
         account = account_for(services, token, profile)
         if not figure_id:
@@ -150,6 +154,7 @@ def build(services: Services, demo: gr.Blocks, session: SessionUI, figure_tab: g
             account, figure_id, action, background=background or None, outfit=outfit or None, prompt=prompt,
             model=model or None, aspect_ratio=aspect_ratio, seed=seed_or_random(seed), idempotency_key=idempotency_key or None,
             on_step=lambda done, total: progress((done, total), desc="Generating", unit="steps"), script=script, voice=voice or None,
+            keep_style=bool(keep_style),
         )
         return _result(services, output, token, profile)
 
@@ -157,7 +162,7 @@ def build(services: Services, demo: gr.Blocks, session: SessionUI, figure_tab: g
     outputs = [video, info, notice, session.bar]
     ui_event(services, go.click, figure_to_video, {
         "figure_id": figure, "action": action, "background": background, "outfit": outfit, "prompt": prompt, "model": model,
-        "aspect_ratio": ratio, "seed": seed, "token": session.token, "script": script, "voice": voice,
+        "aspect_ratio": ratio, "seed": seed, "token": session.token, "script": script, "voice": voice, "keep_style": keep_style,
     }, outputs, api_name="figure_to_video").then(figure_price, price_inputs, [price], api_visibility="private")
     with figure_tab:
         public(services, figure_to_video, outputs, api_name="figure_to_video", like={

@@ -19,6 +19,7 @@ from pipelines.types import StepCallback
 from ..errors import UserError
 from ..accounts.db import Database, row_dict
 from ..faces.engine import FaceEngine
+from .style_lock import StyleLock, lock_for
 from .figure_presets import FigurePresets
 from .text import ImageOutput, TextImages, TextToImageParams
 from ..accounts.identity import Account
@@ -101,6 +102,7 @@ class Reference:
     figure_id: str
     image: Path
     embedding: list[float] | None
+    style: str | None = None  # the figure's style register (presets/figures.toml [styles]); the style lock applies it
 
 
 class Figures:
@@ -346,4 +348,8 @@ class Figures:
             raise FigureError("This figure has no canonical take; pick one in All Figures.")
         with self.db.engine.connect() as conn:
             embedding = conn.execute(sa.select(figures.c.embedding).where(figures.c.id == figure.id)).scalar()
-        return Reference(figure.id, figure.canonical_path, embedding)
+        return Reference(figure.id, figure.canonical_path, embedding, figure.style)
+
+    def style_lock(self, ref: Reference, keep_style: bool = True) -> StyleLock | None:
+        """The figure's style register, applied unless the visitor overrides it (None: no register)."""
+        return lock_for(ref.style, self.presets.styles, keep_style)

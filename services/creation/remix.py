@@ -21,7 +21,7 @@ from pipelines.types import FaceConditioning, GenerationResult, StepCallback, Ta
 from ..accounts.history import History
 from ..accounts.identity import Account
 from ..catalogue import Catalogue
-from ..errors import InvalidRequest
+from ..errors import InvalidRequest, UserError
 from ..faces.engine import FaceEngine, similarity
 from ..runs.params import RANDOM_SEED
 from ..runs.runner import PaidRun, PromptCheck, Runner, Stage
@@ -66,6 +66,7 @@ class ReferenceImages:
         self, account: Account, *, prompt: str, model: str, figure_id: str | None = None, face_photo: str | None = None,
         likeness: float = 0.7, negative_prompt: str = "", aspect_ratio: str = "1:1", resolution: str = "1K",
         count: int = 1, seed: int | None = None, idempotency_key: str | None = None, on_step: StepCallback | None = None,
+        keep_style: bool = True,
     ) -> ImageOutput:
         likeness = float(likeness)
         if not 0.0 <= likeness <= 1.0:
@@ -75,20 +76,24 @@ class ReferenceImages:
             raise RemixError(f"{entry.name} cannot keep a face; pick a model marked “keeps the face”.")
         if bool(figure_id) == bool(face_photo):
             raise RemixError("Pick one of your figures, or upload a face photo (one of the two).")
+        lock = None
         if figure_id:
             ref = self.figures.reference(account, figure_id)
             with Image.open(ref.image) as opened:
                 reference_image = opened.convert("RGB")
             embedding = ref.embedding
+            lock = self.figures.style_lock(ref, keep_style)
         else:
             reference_image = load_image(face_photo, self.text.uploads).convert("RGB")
             embedding = self.faces.embed(reference_image) if self.faces else None
-        context = {"remix": {"figure_id": figure_id, "likeness": likeness, "face_preservation": entry.face_preservation}}
+        context = {"remix": {"figure_id": figure_id, "likeness": likeness, "face_preservation": entry.face_preservation,
+                             "keep_style": bool(keep_style)}}
         params = TextToImageParams(prompt=prompt, model=entry.id, negative_prompt=negative_prompt, aspect_ratio=aspect_ratio,
                                    resolution=resolution, count=count, seed=seed)
+        styled = params if lock is None else replace(params, prompt=lock.prompt(prompt), negative_prompt=lock.negative(negative_prompt))
         if entry.face_preservation == "reference":
             task = Task.REFERENCE
-            _, request = self.text.build_request(params, task)
+            _, request = self.text.build_request(styled, task)
             guidance = round(entry.defaults.guidance * (1.5 - likeness), 3)
             request = replace(request, reference_images=(reference_image,), guidance=guidance)
             mapping = {"likeness": likeness, "guidance": guidance}
@@ -99,44 +104,65 @@ class ReferenceImages:
                     "(PLAYGROUND_FACE_PACK) or pick a reference model (Kontext, FLUX.2, Qwen-Image-Edit)."
                 )
             task = Task.TEXT_TO_IMAGE
-            _, request = self.text.build_request(params, task)
+            _, request = self.text.build_request(styled, task)
             request = replace(request, face=FaceConditioning(tuple(embedding), scale=likeness))
             mapping = {"likeness": likeness, "ip_adapter_scale": likeness}
+        if lock is not None:
+            mapping["style_register"] = lock.record()
         return self._run(account, entry, task, request, params, context, mapping, embedding, idempotency_key, on_step, Surface.IMAGE)
 
     # -- Edit ------------------------------------------------------------------------------------------
     def edit_image(
         self, account: Account, *, request_id: str, index: int, instruction: str, model: str, seed: int | None = None,
-        idempotency_key: str | None = None, on_step: StepCallback | None = None,
+        idempotency_key: str | None = None, on_step: StepCallback | None = None, keep_style: bool = True,
     ) -> ImageOutput:
-        """Change one of your images as the instruction says; the result is a new version linked to its source."""
+        """Change one of your images as the instruction says; the result is a new version linked to its source. An image
+        of one of your figures keeps that figure's style register unless keep_style is off."""
         entry = self.catalogue.require(model, Task.EDIT)
         images = self.history.image_files(account.id, request_id)
         if not 0 <= int(index) < len(images):
             raise RemixError(f"Pick one of your images: {request_id} has {len(images)} image(s).")
         with Image.open(images[int(index)]) as opened:
             source = opened.convert("RGB")
-        return self.edit_picture(account, source, instruction=instruction, model=entry.id, seed=seed,
-                                 context={"edit_of": {"request_id": request_id, "index": int(index)}},
-                                 idempotency_key=idempotency_key, on_step=on_step)
+        context: dict[str, Any] = {"edit_of": {"request_id": request_id, "index": int(index)}}
+        lock = self._lock_of_request(account, request_id, keep_style)
+        if lock is not None:
+            context["keep_style"] = bool(keep_style)
+        return self.edit_picture(account, source, instruction=instruction, model=entry.id, seed=seed, context=context,
+                                 idempotency_key=idempotency_key, on_step=on_step, lock=lock)
+
+    def _lock_of_request(self, account: Account, request_id: str, keep_style: bool):
+        """The style lock of the figure an earlier generation was made of (Remix, Group, a take), if any."""
+        record = self.history.get(account.id, request_id)
+        context = (record.request or {}).get("context") or {} if record else {}
+        figure_id = (context.get("remix") or {}).get("figure_id") or next(iter((context.get("group") or {}).get("figure_ids") or []), None)
+        if not figure_id:
+            return None
+        try:
+            return self.figures.style_lock(self.figures.reference(account, figure_id), keep_style)
+        except UserError:
+            return None  # the figure is gone: nothing to keep
 
     def edit_picture(
         self, account: Account, source: Image.Image, *, instruction: str, model: str, context: dict[str, Any],
-        seed: int | None = None, idempotency_key: str | None = None, on_step: StepCallback | None = None,
+        seed: int | None = None, idempotency_key: str | None = None, on_step: StepCallback | None = None, lock=None,
     ) -> ImageOutput:
         """The edit path on a picture the caller already holds (e.g. a character's main image); SFW only.
         `context` says what it is an edit of (recorded with the request)."""
         entry = self.catalogue.require(model, Task.EDIT)
         ratio = self.catalogue.nearest_ratio(entry, source.width, source.height)
         params = TextToImageParams(prompt=instruction, model=entry.id, aspect_ratio=ratio, resolution="1K", count=1, seed=seed)
-        _, request = self.text.build_request(params, Task.EDIT)
+        styled = params if lock is None else replace(params, prompt=lock.instruction(instruction))
+        _, request = self.text.build_request(styled, Task.EDIT)
         request = replace(request, reference_images=(source.convert("RGB"),))
-        return self._run(account, entry, Task.EDIT, request, params, context, {}, None, idempotency_key, on_step, Surface.EDIT)
+        mapping = {} if lock is None else {"style_register": lock.record()}
+        return self._run(account, entry, Task.EDIT, request, params, context, mapping, None, idempotency_key, on_step, Surface.EDIT)
 
     # -- Group -----------------------------------------------------------------------------------------
     def group_image(
         self, account: Account, *, figure_ids: list[str], prompt: str, model: str, aspect_ratio: str = "16:9",
         seed: int | None = None, idempotency_key: str | None = None, on_step: StepCallback | None = None,
+        keep_style: bool = True,
     ) -> ImageOutput:
         figure_ids = list(dict.fromkeys(f for f in figure_ids if f))
         if not 2 <= len(figure_ids) <= MAX_GROUP:
@@ -148,10 +174,14 @@ class ReferenceImages:
             with Image.open(ref.image) as opened:
                 images.append(opened.convert("RGB"))
         params = TextToImageParams(prompt=prompt, model=entry.id, aspect_ratio=aspect_ratio, resolution="1K", count=1, seed=seed)
-        _, request = self.text.build_request(params, Task.MULTI_REFERENCE)
+        # the group takes the first figure's register (the one the visitor put first)
+        lock = self.figures.style_lock(refs[0], keep_style)
+        styled = params if lock is None else replace(params, prompt=lock.prompt(prompt), negative_prompt=lock.negative(""))
+        _, request = self.text.build_request(styled, Task.MULTI_REFERENCE)
         request = replace(request, reference_images=tuple(images))
-        context = {"group": {"figure_ids": figure_ids}}
-        return self._run(account, entry, Task.MULTI_REFERENCE, request, params, context, {}, refs[0].embedding,
+        context = {"group": {"figure_ids": figure_ids}, "keep_style": bool(keep_style)}
+        mapping = {} if lock is None else {"style_register": lock.record()}
+        return self._run(account, entry, Task.MULTI_REFERENCE, request, params, context, mapping, refs[0].embedding,
                          idempotency_key, on_step, Surface.IMAGE, figures=len(figure_ids))
 
     # -- shared ----------------------------------------------------------------------------------------

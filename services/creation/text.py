@@ -120,13 +120,29 @@ class TextImages:
             inputs = ((cleaned, ".png"),)
             asked["init_image"] = self.store.name_for(cleaned, ".png")
             request = replace(request, reference_images=(start,), strength=strength)
+        stages: tuple[Stage, ...] = (Stage("generate", entry, task, request, params.resolution),)
+        if params.resolution == "4K" and not entry.is_remote:
+            stages = self.four_k(entry, task, request, params.aspect_ratio)
         return PaidRun(
-            stages=(Stage("generate", entry, task, request, params.resolution),),
+            stages=stages,
             surface=surface,
             replay=asked,
             prompts=(PromptCheck(params.prompt or "", params.prompt_style, params.negative_prompt or ""),),
             record={"aspect_ratio": params.aspect_ratio, "resolution": params.resolution, "prompt_style": params.prompt_style},
             inputs=inputs,
+        )
+
+    def four_k(self, entry: ModelEntry, task: Task, request: GenerationRequest, ratio: str) -> tuple[Stage, ...]:
+        """4K on a local model: the 2K generation, then the 2x upscale of every output (a tiled image-to-image pass of
+        the same model); one quote at the 4K price covers both, and a failure in either refunds it all."""
+        if entry.upscale is None:
+            raise InvalidRequest(f"{entry.name} has no 4K; pick 2K, or a model that offers 4K.")
+        w2, h2 = self.catalogue.size(entry, ratio, "2K")
+        upscale = entry.upscale
+        refine = replace(request, reference_images=(), strength=upscale.strength, tile=upscale.tile, tile_overlap=upscale.overlap)
+        return (
+            Stage("generate", entry, task, replace(request, width=w2, height=h2), "4K", label="4K (2K + 2x upscale)"),
+            Stage("upscale", entry, Task.IMAGE_TO_IMAGE, refine, "4K", chain_all=True, priced=False),
         )
 
     def text_to_image(

@@ -160,16 +160,17 @@ class VideoService:
     def figure_to_video(self, account: Account, figure_id: str, action: str, *, background: str | None = None,
                         outfit: str | None = None, prompt: str = "", model: str | None = None, aspect_ratio: str = "16:9",
                         resolution: str | None = None, seed: int | None = None, idempotency_key: str | None = None,
-                        on_step: StepCallback | None = None, script: str = "", voice: str | None = None) -> VideoOutput:
+                        on_step: StepCallback | None = None, script: str = "", voice: str | None = None,
+                        keep_style: bool = True) -> VideoOutput:
         act = self._preset("actions", action, required=True)
         bg = self._preset("backgrounds", background, required=False)
         wear = self._preset("outfits", outfit, required=False)
         text = (prompt or "").strip()
         reference = self.figures.reference(account, figure_id)
         asked = {"mode": "figure", "figure_id": figure_id, "action": action, "background": background or "",
-                 "outfit": outfit or "", "prompt": text}
+                 "outfit": outfit or "", "prompt": text, "keep_style": bool(keep_style)}
         return self._run(account, reference.image, act, bg, wear, text, model, aspect_ratio, resolution, seed, asked, (),
-                         idempotency_key, on_step, script, voice)
+                         idempotency_key, on_step, script, voice, self.figures.style_lock(reference, keep_style))
 
     def image_to_video(self, account: Account, request_id: str, index: int, action: str, *, prompt: str = "",
                        model: str | None = None, aspect_ratio: str = "16:9", resolution: str | None = None,
@@ -228,7 +229,7 @@ class VideoService:
         )
 
     def _run(self, account, source: Path, act: Preset, bg: Preset | None, wear: Preset | None, text: str, model, aspect_ratio,
-             resolution, seed, asked, requires, idempotency_key, on_step, script="", voice=None) -> VideoOutput:
+             resolution, seed, asked, requires, idempotency_key, on_step, script="", voice=None, lock=None) -> VideoOutput:
         entry = self.catalogue.require(model or self.presets.defaults.figure_model, Task.IMAGE_TO_VIDEO)
         script, voice = self._speech(entry, script, voice)
         if script:
@@ -239,10 +240,13 @@ class VideoService:
         seed = checked_seed(seed)
         scene = [p.prompt for p in (wear, bg) if p is not None]
         motion = ", ".join([f"the person {act.prompt}", *scene, self.presets.defaults.identity, *([text] if text else [])])
+        negative = self.presets.defaults.negative
+        if lock is not None:  # the figure's style register holds through the motion (and the start frame)
+            motion, negative = lock.instruction(motion), lock.negative(negative)
         with Image.open(source) as opened:
             start_image = opened.convert("RGB")
         video_request = GenerationRequest(
-            prompt=motion, negative_prompt=self.presets.defaults.negative, width=width, height=height,
+            prompt=motion, negative_prompt=negative, width=width, height=height,
             steps=entry.defaults.steps, guidance=entry.defaults.guidance, seed=seed, count=1,
             num_frames=entry.defaults.num_frames, fps=entry.defaults.fps, scheduler=entry.defaults.scheduler,
             reference_images=(start_image,), script=script, voice=voice,
@@ -252,7 +256,8 @@ class VideoService:
             start_entry = self.start_frame_entry()
             sw, sh = self.catalogue.size(start_entry, self.start_frame_ratio(aspect_ratio), "1K")
             start_request = GenerationRequest(
-                prompt=", ".join(["the same person, identical face and hairstyle", *scene, "photorealistic, full body visible"]),
+                prompt=", ".join(["the same person, identical face and hairstyle", *scene,
+                                  *([lock.register.positive] if lock is not None and lock.locked else []), "full body visible"]),
                 width=sw, height=sh, steps=start_entry.defaults.steps, guidance=start_entry.defaults.guidance, seed=seed,
                 count=1, scheduler=start_entry.defaults.scheduler, reference_images=(start_image,),
             )
@@ -264,7 +269,8 @@ class VideoService:
             # a script is free text the figure speaks: the same SFW policy and members-only rule as a video prompt
             prompts=tuple(PromptCheck(t) for t in (text, script) if t),
             requires=tuple(requires) + (("video_prompt",) if text or script else ()),
-            record={"aspect_ratio": aspect_ratio, "resolution": resolution, "action": asked["action"]},
+            record={"aspect_ratio": aspect_ratio, "resolution": resolution, "action": asked["action"],
+                    **({"style_register": lock.record()} if lock is not None else {})},
             record_stages=True,
         )
         return self._output(self.runner.run(account, run, idempotency_key, on_step))

@@ -60,6 +60,8 @@ class Stage:
     chain: bool = False  # take the previous stage's first output as this stage's (only) reference image
     keep: bool = False  # store this stage's first output as an intermediate file (recorded with the stage)
     label: str = ""  # how the price breakdown names the stage (default: its name)
+    chain_all: bool = False  # take every output of the previous stage as this stage's inputs (a 4K upscale)
+    priced: bool = True  # False: paid by an earlier stage's quote (the upscale of a 4K request is in its 4K price)
 
     @property
     def planned_steps(self) -> int:
@@ -133,16 +135,15 @@ class Runner:
             raise InvalidRequest(f"Guidance must be between 0 and {GUIDANCE_MAX:g}, not {request.guidance}.")
         if request.strength is not None:
             checked_strength(request.strength, math.nan)
-        if stage.chain and first:
+        if (stage.chain or stage.chain_all) and first:
             raise InvalidRequest(f"Stage {stage.name!r} takes the previous stage's output, and there is none.")
 
     def quote(self, run: PaidRun) -> Quote:
-        quotes = [
-            self.plans.quote(stage.entry, stage.task, stage.tier, stage.request.count, stage.figures) for stage in run.stages
-        ]
+        priced = [stage for stage in run.stages if stage.priced]
+        quotes = [self.plans.quote(stage.entry, stage.task, stage.tier, stage.request.count, stage.figures) for stage in priced]
         if len(quotes) == 1:
             return quotes[0]
-        return Quote.combined(quotes, [stage.label or stage.name.replace("_", " ") for stage in run.stages])
+        return Quote.combined(quotes, [stage.label or stage.name.replace("_", " ") for stage in priced])
 
     def cancel(self, account: Account) -> int:
         """The Stop button: the account's running generations end at their next step and are refunded."""
@@ -180,6 +181,9 @@ class Runner:
             if stage.chain:
                 assert previous is not None  # validate() refuses a chained first stage
                 request = replace(request, reference_images=(previous.images[0],))
+            if stage.chain_all:
+                assert previous is not None
+                request = replace(request, reference_images=tuple(previous.images), count=len(previous.images))
             offset, later = done_before, total - done_before - stage.planned_steps
 
             def progress(done: int, steps: int, offset: int = offset, later: int = later) -> None:
