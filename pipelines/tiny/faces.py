@@ -60,8 +60,12 @@ _ARCFACE_TEMPLATE = (
 _SEED = 20240611
 
 
-def build_tiny_face_pack(out_dir: pathlib.Path) -> pathlib.Path:
+def build_tiny_face_pack(out_dir: pathlib.Path, faces: int = 1) -> pathlib.Path:
     """Write the tiny pack under ``out_dir`` and return the pack folder.
+
+    ``faces=2`` builds a variant (folder ``tiny_faces_2``) whose detector also reports a second face of the same
+    size, 30% of the input's width to the right of the first (centre at 70%, 40%), scoring 0.97; it too needs
+    contrast where it sits. Group identity tests compose images holding two known faces for it.
 
     The pack folder is ``out_dir/models/tiny_faces``. That is the
     ``<root>/models/<name>`` layout insightface expects, with ``root=out_dir``
@@ -70,9 +74,11 @@ def build_tiny_face_pack(out_dir: pathlib.Path) -> pathlib.Path:
     """
     import onnx
 
-    pack = pathlib.Path(out_dir) / "models" / PACK_NAME
+    if faces not in (1, 2):
+        raise ValueError("the tiny pack reports 1 or 2 faces")
+    pack = pathlib.Path(out_dir) / "models" / (PACK_NAME if faces == 1 else f"{PACK_NAME}_{faces}")
     pack.mkdir(parents=True, exist_ok=True)
-    for filename, model in ((DETECTOR_FILE, _detector_model()), (RECOGNISER_FILE, _recogniser_model())):
+    for filename, model in ((DETECTOR_FILE, _detector_model(faces)), (RECOGNISER_FILE, _recogniser_model())):
         onnx.checker.check_model(model, full_check=True)
         (pack / filename).write_bytes(model.SerializeToString())
     return pack
@@ -126,7 +132,7 @@ def _model(graph: _Graph, name: str, inputs, outputs):
     return model
 
 
-def _detector_model():
+def _detector_model(faces: int = 1):
     import numpy as np
     from onnx import TensorProto, helper
 
@@ -155,6 +161,15 @@ def _detector_model():
                           g.op("ReduceMin", [crop], "crop_min", axes=[2, 3], keepdims=0)], "spread")
     contrast = g.op("ReduceMax", [spread], "contrast", keepdims=0)
     has_face = g.op("Cast", [g.op("Greater", [contrast, g.const(0.05, f32)], "textured")], "has_face", to=TensorProto.FLOAT)
+    if faces == 2:  # the second face's region: 60-80% of the width, same rows
+        w0b = g.op("Div", [g.op("Mul", [width, g.const([6], i64)], "w6"), ten], "w0b")
+        w1b = g.op("Div", [g.op("Mul", [width, g.const([8], i64)], "w8"), ten], "w1b")
+        crop_b = g.op("Slice", [x, g.op("Concat", [h0, w0b], "crop_b_starts", axis=0), g.op("Concat", [h1, w1b], "crop_b_ends", axis=0),
+                                g.const([2, 3], i64, "crop_b_axes")], "crop_b")
+        spread_b = g.op("Sub", [g.op("ReduceMax", [crop_b], "crop_b_max", axes=[2, 3], keepdims=0),
+                                g.op("ReduceMin", [crop_b], "crop_b_min", axes=[2, 3], keepdims=0)], "spread_b")
+        contrast_b = g.op("ReduceMax", [spread_b], "contrast_b", keepdims=0)
+        has_face_b = g.op("Cast", [g.op("Greater", [contrast_b, g.const(0.05, f32)], "textured_b")], "has_face_b", to=TensorProto.FLOAT)
 
     x1, y1, x2, y2 = _BOX
     bw, bh = x2 - x1, y2 - y1
@@ -207,6 +222,12 @@ def _detector_model():
             target = g.const([-1], i64, "no_target")
         hit = g.op("Cast", [g.op("Equal", [index, target], "eq")], "hit", to=TensorProto.FLOAT)
         high = g.op("Mul", [g.op("Mul", [hit, g.const(_HIGH_SCORE - _LOW_SCORE, f32)], "hi_raw"), has_face], "hi")
+        if faces == 2 and stride == _FACE_STRIDE:
+            # the same box, shifted right by 3/10 of the grid's columns (a second anchor decodes it shifted)
+            shift = g.op("Div", [g.op("Mul", [cols, g.const([3], i64)], "cols3"), ten], "shift")
+            target_b = g.op("Mul", [g.op("Add", [cell, shift], "cell_b"), g.const([_NUM_ANCHORS], i64)], "target_b")
+            hit_b = g.op("Cast", [g.op("Equal", [index, target_b], "eq_b")], "hit_b", to=TensorProto.FLOAT)
+            high = g.op("Add", [high, g.op("Mul", [g.op("Mul", [hit_b, g.const(0.97 - _LOW_SCORE, f32)], "hi_b_raw"), has_face_b], "hi_b")], "hi_2")
         score = g.op("Add", [high, g.const(_LOW_SCORE, f32)], "score")
         score = g.op("Add", [score, pixel_zero], "score_px")
         scores_out.append((g.op("Unsqueeze", [score, g.const([1], i64)], f"score{stride}"), stride))

@@ -22,7 +22,8 @@ from ..accounts.history import History
 from ..accounts.identity import Account
 from ..catalogue import Catalogue
 from ..errors import InvalidRequest, UserError
-from ..faces.engine import FaceEngine, similarity
+from ..faces.engine import FaceEngine
+from ..faces.scores import group_scores, single_score
 from ..runs.params import RANDOM_SEED
 from ..runs.runner import PaidRun, PromptCheck, Runner, Stage
 from ..safety.policy import Surface
@@ -38,14 +39,18 @@ class RemixError(InvalidRequest):
 
 
 def identity_scores(faces: FaceEngine | None, reference: list[float] | None, images: list[Image.Image]) -> list[Any] | None:
-    """One entry per image: a cosine in [-1, 1], or "no face found"; None when identity features are off."""
+    """One entry per image: a cosine in [-1, 1], "no face found", or the best match flagged "several faces"; None
+    when identity features are off."""
     if faces is None or reference is None:
         return None
-    out: list[Any] = []
-    for image in images:
-        embedding = faces.embed(image)
-        out.append("no face found" if embedding is None else round(similarity(reference, embedding), 4))
-    return out
+    return [single_score(faces, reference, image) for image in images]
+
+
+def group_identity_scores(faces: FaceEngine | None, references: dict[str, list[float] | None], images: list[Image.Image]) -> list[Any] | None:
+    """Per image, one score per figure of a group (faces assigned by best match); None when identity features are off."""
+    if faces is None or not any(v is not None for v in references.values()):
+        return None
+    return [group_scores(faces, references, image) for image in images]
 
 
 class ReferenceImages:
@@ -181,7 +186,8 @@ class ReferenceImages:
         request = replace(request, reference_images=tuple(images))
         context = {"group": {"figure_ids": figure_ids}, "keep_style": bool(keep_style)}
         mapping = {} if lock is None else {"style_register": lock.record()}
-        return self._run(account, entry, Task.MULTI_REFERENCE, request, params, context, mapping, refs[0].embedding,
+        references = {ref.figure_id: ref.embedding for ref in refs}
+        return self._run(account, entry, Task.MULTI_REFERENCE, request, params, context, mapping, references,
                          idempotency_key, on_step, Surface.IMAGE, figures=len(figure_ids))
 
     # -- shared ----------------------------------------------------------------------------------------
@@ -195,7 +201,10 @@ class ReferenceImages:
             record["figure_ids"] = [f for f in figure_ids if f]  # recorded in the PNG's JSON chunk
 
         def annotate(result: GenerationResult) -> None:
-            scores = identity_scores(self.faces, embedding, result.images)
+            if isinstance(embedding, dict):  # a group: one score per figure
+                scores = group_identity_scores(self.faces, embedding, result.images)
+            else:
+                scores = identity_scores(self.faces, embedding, result.images)
             if scores is not None:
                 result.parameters["identity_scores"] = scores
 

@@ -58,13 +58,21 @@ class FaceEngine:
         if not found:
             return None
         face = max(found, key=lambda f: float((f.bbox[2] - f.bbox[0]) * (f.bbox[3] - f.bbox[1])))
-        vector = np.asarray(face.normed_embedding if getattr(face, "normed_embedding", None) is not None else face.embedding, dtype=np.float32)
-        vector = vector / (np.linalg.norm(vector) or 1.0)
-        return [float(x) for x in vector]
+        return _normed(face)
+
+    def detect(self, image: Image.Image) -> list[tuple[list[int], list[float]]]:
+        """Every face found: (box [x0, y0, x1, y1] in pixels, normalised embedding)."""
+        return [([int(round(float(v))) for v in face.bbox[:4]], _normed(face)) for face in self.faces(image)]
 
     def embed_path(self, path: Path) -> list[float] | None:
         with Image.open(path) as image:
             return self.embed(image)
+
+
+def _normed(face) -> list[float]:
+    vector = np.asarray(face.normed_embedding if getattr(face, "normed_embedding", None) is not None else face.embedding, dtype=np.float32)
+    vector = vector / (np.linalg.norm(vector) or 1.0)
+    return [float(x) for x in vector]
 
 
 def similarity(a: list[float], b: list[float]) -> float:
