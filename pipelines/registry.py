@@ -99,6 +99,8 @@ class Upscale(_Strict):
     """How a local entry reaches 4K: its 2K output refined by a tiled image-to-image pass of the same model."""
 
     method: Literal["tiled-img2img"] = "tiled-img2img"
+    # the entry whose image-to-image refines the tiles: the entry itself unless its family has none (FLUX.2 -> FLUX.1)
+    model: str | None = None
     strength: float = Field(default=0.3, gt=0.0, le=1.0)  # low: new detail, same picture
     tile: int = Field(default=1024, ge=64, le=2048)
     overlap: int = Field(default=128, ge=0, le=512)
@@ -169,8 +171,9 @@ class ModelEntry(_Strict):
             raise ValueError(f"tiny: family {self.family!r} has tiny variants {sorted(family.tiny_builders)}, got {self.tiny!r}")
         for ratio, tiers in self.sizes.items():
             if "4K" in tiers:
-                if self.upscale is None or Task.IMAGE_TO_IMAGE not in family.tasks:
-                    raise ValueError("sizes: a local 4K tier needs `upscale` and a family with image-to-image")
+                if self.upscale is None or (self.upscale.model is None and Task.IMAGE_TO_IMAGE not in family.tasks):
+                    raise ValueError("sizes: a local 4K tier needs `upscale`, with a family that has image-to-image or "
+                                     "upscale.model naming an entry that has")
                 if "2K" not in tiers or tuple(tiers["4K"]) != (2 * tiers["2K"][0], 2 * tiers["2K"][1]):
                     raise ValueError(f"sizes.{ratio}: 4K must be exactly twice the 2K size (it is a 2x upscale of it)")
             for tier, (w, h) in tiers.items():
@@ -207,6 +210,11 @@ class Registry:
 
     def __init__(self, entries: list[ModelEntry]):
         self._entries = {e.id: e for e in entries}
+        for entry in entries:
+            upscaler = entry.upscale.model if entry.upscale else None
+            if upscaler and (upscaler not in self._entries or Task.IMAGE_TO_IMAGE not in self._entries[upscaler].tasks
+                             or self._entries[upscaler].is_remote):
+                raise RegistryError(f"entry '{entry.id}': field 'upscale.model': {upscaler!r} is not a local image-to-image entry")
 
     def __iter__(self):
         return iter(self._entries.values())

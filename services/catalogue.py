@@ -108,6 +108,10 @@ class Catalogue:
         """A quote for display (no size check): e.g. a model picker's "credits per image"."""
         return self._plans.quote(entry, Task(task), resolution, count, figures)
 
+    def mode(self, name: str):
+        """An image mode's rules (presets/plans.toml [modes])."""
+        return self._plans.modes[name]
+
     def unit_price(self, entry: ModelEntry, task: Task | str | None = None) -> int:
         """Credits for one output of the entry at its base tier (its first task when none is given): model pickers."""
         return self._plans.prices.unit(entry.id, task_of(task) if task is not None else entry.tasks[0])

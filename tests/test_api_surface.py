@@ -91,6 +91,7 @@ def test_every_endpoint_runs_with_only_its_required_arguments(app_server, api):
         "/figure_duplicate": lambda: {"token": state["token"], "figure_id": state["figure"]["id"]},
         "/figure_delete": lambda: {"token": state["token"], "figure_id": state["copy"]["id"], "confirm": True},
         "/figure_remix": lambda: {"figure_id": state["figure"]["id"], "prompt": "reading in a library", "token": state["token"]},
+        "/advanced_image": lambda: {"figure_id": state["figure"]["id"], "description": "She reads by a window.", "token": state["token"]},
         "/edit_image": lambda: {"request_id": state["image"], "instruction": "paint the door red", "token": state["token"]},
         "/group_image": lambda: {"figure_ids": [state["figure"]["id"], state["second"]["id"]], "prompt": "two friends at a campfire",
                                  "token": state["token"]},

@@ -30,10 +30,10 @@ def test_remix_edit_and_group_through_the_api(client, token):
     edited, edit_info, _, _ = client.predict(info["request_id"], 0, "make it snow", "flux.1-kontext-dev", -1, token, api_name="/edit_image")
     assert [size_of(g) for g in edited] == [(1344, 768)] and edit_info["charged"] == 3
 
-    group, group_info, _, _ = client.predict([first["id"], second["id"]], "two painters sharing a studio", "qwen-image-edit-plus",
+    group, group_info, _, _ = client.predict([first["id"], second["id"]], "two painters sharing a studio", "flux.2-dev",
                                              "16:9", 3, token, api_name="/group_image")
-    assert [size_of(g) for g in group] == [(1344, 768)] and group_info["charged"] == 2 * 3
+    assert [size_of(g) for g in group] == [(1344, 768)] and group_info["charged"] == 2 * 5
     with pytest.raises(AppError, match="Pick 2 or 3"):
-        client.predict([first["id"]], "alone", "qwen-image-edit-plus", "16:9", -1, token, api_name="/group_image")
+        client.predict([first["id"]], "alone", "flux.2-dev", "16:9", -1, token, api_name="/group_image")
     balance = client.predict(token, api_name="/balance")["balance"]
-    assert balance == 50 - 1 - 1 - 3 - 3 - 6
+    assert balance == 50 - 1 - 1 - 3 - 3 - 10

@@ -70,7 +70,7 @@ def test_a_group_image_stores_one_score_per_figure(make_services, face_pack):
     account = services.identity.start(None, ip="10.8.0.1").account
     first, second = make_figure(services, account, "Ivy", 31), make_figure(services, account, "Oak", 32)
     output = services.remix.group_image(account, figure_ids=[first.id, second.id], prompt="two friends at a fair",
-                                        model="qwen-image-edit-plus", aspect_ratio="1:1")
+                                        model="flux.2-dev", aspect_ratio="1:1")
     record = read_png_metadata(output.files[0].read_bytes())["record"]
     score = record["identity_score"]
     assert set(score["scores"]) == {first.id, second.id} and score["faces"] <= 1  # the tiny pack sees one face at most

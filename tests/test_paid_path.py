@@ -71,7 +71,7 @@ SURFACES = {
     "edit": ("guest", lambda w, s: s.remix.edit_image(w.guest, request_id=w.image, index=0, instruction="paint the door red",
                                                        model="qwen-image-edit"), 1, [Task.EDIT]),
     "group": ("guest", lambda w, s: s.remix.group_image(w.guest, figure_ids=[w.figure.id, w.other.id], prompt="two friends at a campfire",
-                                                         model="qwen-image-edit-plus"), 1, [Task.MULTI_REFERENCE]),
+                                                         model="flux.2-dev"), 1, [Task.MULTI_REFERENCE]),
     "figure-to-video": ("guest", lambda w, s: s.video.figure_to_video(w.guest, w.figure.id, "wave", background="beach", model="ltx-video",
                                                                        aspect_ratio="1:1"), 1, [Task.IMAGE_TO_VIDEO]),
     "image-to-video": ("member", lambda w, s: s.video.image_to_video(w.member, w.member_image, 0, "smile-nod", model="ltx-video",

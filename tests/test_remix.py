@@ -94,17 +94,17 @@ def test_group_of_three_costs_three_times_and_receives_every_canonical(make_serv
     services = make_services()
     account = services.identity.start(None, ip="10.4.0.3").account
     figures = [make_figure(services, account, name, seed) for name, seed in (("A", 1), ("B", 2), ("C", 3))]
-    calls = spy_calls(services, "qwen-image-edit-plus", Task.MULTI_REFERENCE)
+    calls = spy_calls(services, "flux.2-dev", Task.MULTI_REFERENCE)
     before = services.ledger.balance(account.id)
-    output = services.remix.group_image(account, figure_ids=[f.id for f in figures], prompt="three friends at a campfire", model="qwen-image-edit-plus")
-    assert output.charged == 3 * services.plans.prices.unit("qwen-image-edit-plus", Task.MULTI_REFERENCE) == 9
-    assert services.ledger.balance(account.id) == before - 9
+    output = services.remix.group_image(account, figure_ids=[f.id for f in figures], prompt="three friends at a campfire", model="flux.2-dev")
+    assert output.charged == 3 * services.plans.prices.unit("flux.2-dev", Task.MULTI_REFERENCE) == 15
+    assert services.ledger.balance(account.id) == before - 15
     images = calls[0]["image"]
     assert len(images) == 3 and all(same_pixels(img, f.canonical_path) for img, f in zip(images, figures))
     with Image.open(output.files[0]) as image:
-        assert image.size == (1344, 768)
+        assert image.size == (2560, 1440)
     with pytest.raises(RemixError, match="Pick 2 or 3"):
-        services.remix.group_image(account, figure_ids=[figures[0].id], prompt="alone", model="qwen-image-edit-plus")
+        services.remix.group_image(account, figure_ids=[figures[0].id], prompt="alone", model="flux.2-dev")
 
 
 def test_prices_and_refunds(make_services, registry):
@@ -182,8 +182,9 @@ def test_sdxl_remix_goes_through_faceid(make_services, face_pack):
     base = services.text.text_to_image(account, TextToImageParams(**common, steps=2, count=1))
     # Steps follow the model default in Remix; match them for the comparison.
     steps = base.parameters["steps"]
-    free = services.remix.figure_remix(account, figure_id=figure.id, likeness=0.0, **common)
-    close = services.remix.figure_remix(account, figure_id=figure.id, likeness=1.0, **common)
+    # keep_style off: the plain run below has no style fragments either (test_style_lock.py covers the lock)
+    free = services.remix.figure_remix(account, figure_id=figure.id, likeness=0.0, keep_style=False, **common)
+    close = services.remix.figure_remix(account, figure_id=figure.id, likeness=1.0, keep_style=False, **common)
     plain = services.text.text_to_image(account, TextToImageParams(**common, steps=free.parameters["steps"]))
     assert steps == 2 and free.parameters["ip_adapter_scale"] == 0.0 and close.parameters["ip_adapter_scale"] == 1.0
 

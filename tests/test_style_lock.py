@@ -54,8 +54,8 @@ def test_edit_group_and_video_keep_the_register_unless_overridden(make_services,
                               keep_style=False)
     assert edits[-1]["prompt"] == "make it rain"
 
-    groups = spy_calls(services, "qwen-image-edit-plus", Task.MULTI_REFERENCE)
-    group = services.remix.group_image(account, figure_ids=[figure.id, other.id], prompt="two friends at a fair", model="qwen-image-edit-plus")
+    groups = spy_calls(services, "flux.2-dev", Task.MULTI_REFERENCE)
+    group = services.remix.group_image(account, figure_ids=[figure.id, other.id], prompt="two friends at a fair", model="flux.2-dev")
     assert register.positive in groups[-1]["prompt"] and group.parameters["style_register"]["style"] == "photoreal"
 
     video = services.video.figure_to_video(account, figure.id, "wave", model="ltx-video", aspect_ratio="1:1")

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import gradio as gr
 
-from services.catalogue import Task
+from services.catalogue import ASPECT_RATIOS, Task
 from services.container import Services
 
 from .api import bounds, public, ui_event
@@ -14,8 +14,9 @@ from .session import SessionUI, account_for, optional_account, stop_button, wire
 
 
 def build(services: Services, demo: gr.Blocks, session: SessionUI, tab: gr.Tab) -> None:
-    models = [(f"{e.name} · {services.catalogue.unit_price(e, Task.MULTI_REFERENCE)} credits per figure", e.id)
-              for e in services.catalogue.entries(Task.MULTI_REFERENCE, local=True)]
+    models = [(f"{e.name} · {services.catalogue.unit_price(e, Task.MULTI_REFERENCE)} credits per figure at 2K"
+               f"{' · API' if e.is_remote else ''}", e.id) for e in services.remix.group_models()]
+    tiers = services.catalogue.mode("advanced").tiers
     with gr.Row():
         with gr.Column(scale=3):
             figures = gr.Dropdown([], multiselect=True, max_choices=3, allow_custom_value=True, label="Figures (2 or 3)", elem_id="group-figures")
@@ -23,7 +24,8 @@ def build(services: Services, demo: gr.Blocks, session: SessionUI, tab: gr.Tab) 
                                 value="the friends laughing together around a campfire at night")
             model = gr.Dropdown(models, value=models[0][1], label="Model", elem_id="group-model")
             with gr.Row():
-                ratio = gr.Radio(["16:9", "1:1", "4:3"], value="16:9", label="Aspect ratio")
+                ratio = gr.Radio(list(ASPECT_RATIOS), value="16:9", label="Aspect ratio", elem_id="group-ratio")
+                tier = gr.Radio(list(tiers), value=tiers[0], label="Resolution", elem_id="group-tier")
                 seed = gr.Number(value=-1, precision=0, label="Seed (-1 = random)", **bounds("seed"))
             keep_style = gr.Checkbox(value=True, label="Keep the first figure's style (untick to override it)", elem_id="group-keep-style")
             price = gr.Markdown("", elem_id="group-price")
@@ -41,18 +43,19 @@ def build(services: Services, demo: gr.Blocks, session: SessionUI, tab: gr.Tab) 
 
     gr.on([tab.select], list_figures, [session.token], [figures], api_visibility="private")
 
-    def show_price(model_id, chosen, token, profile: gr.OAuthProfile | None = None):
+    def show_price(model_id, chosen, tier_value, token, profile: gr.OAuthProfile | None = None):
         n = max(2, len(chosen or []))
-        quote = services.catalogue.price(services.catalogue.get(model_id), Task.MULTI_REFERENCE, "1K", 1, n)
+        quote = services.catalogue.price(services.catalogue.get(model_id), Task.MULTI_REFERENCE, tier_value, 1, n)
         account = optional_account(services, token, profile)
         return f"**Price:** {quote.text()}" + (f" · you have {account.balance_text()}" if account else "")
 
-    gr.on([model.change, figures.change, tab.select], show_price, [model, figures, session.token], [price], api_visibility="private")
+    gr.on([model.change, figures.change, tier.change, tab.select], show_price, [model, figures, tier, session.token], [price],
+          api_visibility="private")
 
     @user_errors
     def group_image(figure_ids: list[str], prompt: str = "", model: str = "", aspect_ratio: str = "16:9", seed: int = -1,
-                    token: str = "", idempotency_key: str = "", keep_style: bool = True, profile: gr.OAuthProfile | None = None,
-                    progress=gr.Progress()):
+                    token: str = "", idempotency_key: str = "", keep_style: bool = True, resolution: str = "2K",
+                    profile: gr.OAuthProfile | None = None, progress=gr.Progress()):
         """2-3 of your figures in one scene through a multi-reference model; the price is per figure. Returns the
         PNG, JSON with settings, a notice, and the balance line.
 
@@ -60,18 +63,19 @@ def build(services: Services, demo: gr.Blocks, session: SessionUI, tab: gr.Tab) 
             figure_ids: two or three of your figure ids.
             prompt: the scene.
             model: a multi-reference model id from /models; "" takes the first one.
-            aspect_ratio: 16:9, 1:1 or 4:3.
+            aspect_ratio: 1:1, 16:9, 9:16, 4:3 or 3:4.
             seed: -1 for random.
             token: your session token from /session_start.
             idempotency_key: send the same key again to get the first result without being charged twice.
             keep_style: true (default) applies the first figure's style register (its prompt fragments and negative prompt);
                 false overrides it. The output's metadata records which.
+            resolution: 2K or 4K (4K doubles the per-figure price).
         """
         account = account_for(services, token, profile)
         progress(0, desc="Loading model")
         output = services.remix.group_image(
             account, figure_ids=list(figure_ids or []), prompt=prompt, model=model or models[0][1], aspect_ratio=aspect_ratio,
-            seed=seed_or_random(seed), idempotency_key=idempotency_key or None, keep_style=bool(keep_style),
+            seed=seed_or_random(seed), idempotency_key=idempotency_key or None, keep_style=bool(keep_style), resolution=resolution,
             on_step=lambda done, total: progress((done, total), desc="Composing", unit="steps"),
         )
         return result(services, output, token, profile)
@@ -79,5 +83,6 @@ def build(services: Services, demo: gr.Blocks, session: SessionUI, tab: gr.Tab) 
     wire_stop(services, session, stop, notice)
     outputs = [gallery, info, notice, session.bar]
     ui_event(services, go.click, group_image, {"figure_ids": figures, "prompt": prompt, "model": model, "aspect_ratio": ratio, "seed": seed,
-                                     "token": session.token, "keep_style": keep_style}, outputs, api_name="group_image")
+                                     "token": session.token, "keep_style": keep_style, "resolution": tier}, outputs,
+             api_name="group_image")
     public(services, group_image, outputs, api_name="group_image", like={"aspect_ratio": ratio})

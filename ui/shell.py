@@ -5,7 +5,7 @@ import gradio as gr
 
 from services.container import Services
 
-from . import characters, compare, credits, edit, figures_custom, figures_library, figures_quick, group, history, remix, session, text_mode, text_video, video
+from . import advanced, characters, compare, credits, edit, figures_custom, figures_library, figures_quick, group, history, remix, session, text_mode, text_video, video
 from .api import api
 
 TITLE = "Character Playground"
@@ -50,6 +50,8 @@ def build_app(services: Services) -> gr.Blocks:
                 with gr.Tabs() as image_tabs:
                     with gr.Tab("Text", id="images-text"):
                         text = text_mode.build(services, demo, current)
+                    with gr.Tab("Advanced", id="images-advanced") as advanced_tab:
+                        advanced.build(services, demo, current, advanced_tab, current_figure)
                     with gr.Tab("Figure Remix", id="images-remix") as remix_tab:
                         remix.build(services, demo, current, remix_tab, current_figure)
                     with gr.Tab("Edit", id="images-edit") as edit_tab:

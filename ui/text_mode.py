@@ -105,8 +105,10 @@ def build(services: Services, demo: gr.Blocks, session: SessionUI) -> TextModeUI
                         )
                         for library in ("outfits", "actions", "scenes")
                     }
+            premium = services.catalogue.mode("premium")
             style = gr.Radio(
-                [(f"Natural description (up to {limits.natural:,} characters)", "natural"), (f"Tags, comma-separated (up to {limits.tags:,})", "tags")],
+                [(f"Natural description (up to {limits.natural:,} characters)", "natural"),
+                 (f"{premium.label}: comma-separated tags (up to {limits.tags:,}), local models, batch up to {premium.max_batch}", "tags")],
                 value="natural",
                 label="Prompt style",
                 elem_id="text-style",

@@ -101,18 +101,31 @@ class AlbumTerms(BaseModel):
         return int(price * self.creator_share)  # whole credits, rounded down
 
 
+class Mode(BaseModel):
+    """An image mode's rules, enforced by the service whatever the UI shows."""
+
+    model_config = ConfigDict(extra="forbid")
+    label: str
+    prompt_style: Literal["tags", "natural"]
+    max_batch: int = Field(ge=1, le=8)
+    tiers: list[Literal["1K", "2K", "4K"]] = Field(min_length=1)
+
+
 class Plans(BaseModel):
     model_config = ConfigDict(extra="forbid")
     tiers: dict[str, Tier]
     visitor_grants: VisitorGrants
     prices: Prices
     albums: AlbumTerms
+    modes: dict[Literal["premium", "advanced"], Mode]
 
     @model_validator(mode="after")
     def _required_tiers(self) -> "Plans":
         missing = {"guest", "member", "qa"} - set(self.tiers)
         if missing:
             raise ValueError(f"tiers {sorted(missing)} are required")
+        if set(self.modes) != {"premium", "advanced"}:
+            raise ValueError("modes: give both [modes.premium] and [modes.advanced]")
         return self
 
     def tier(self, name: str) -> Tier:

@@ -71,7 +71,7 @@ class ReferenceImages:
         self, account: Account, *, prompt: str, model: str, figure_id: str | None = None, face_photo: str | None = None,
         likeness: float = 0.7, negative_prompt: str = "", aspect_ratio: str = "1:1", resolution: str = "1K",
         count: int = 1, seed: int | None = None, idempotency_key: str | None = None, on_step: StepCallback | None = None,
-        keep_style: bool = True,
+        keep_style: bool = True, mode: str | None = None,
     ) -> ImageOutput:
         likeness = float(likeness)
         if not 0.0 <= likeness <= 1.0:
@@ -92,7 +92,7 @@ class ReferenceImages:
             reference_image = load_image(face_photo, self.text.uploads).convert("RGB")
             embedding = self.faces.embed(reference_image) if self.faces else None
         context = {"remix": {"figure_id": figure_id, "likeness": likeness, "face_preservation": entry.face_preservation,
-                             "keep_style": bool(keep_style)}}
+                             "keep_style": bool(keep_style), **({"mode": mode} if mode else {})}}
         params = TextToImageParams(prompt=prompt, model=entry.id, negative_prompt=negative_prompt, aspect_ratio=aspect_ratio,
                                    resolution=resolution, count=count, seed=seed)
         styled = params if lock is None else replace(params, prompt=lock.prompt(prompt), negative_prompt=lock.negative(negative_prompt))
@@ -115,6 +115,42 @@ class ReferenceImages:
         if lock is not None:
             mapping["style_register"] = lock.record()
         return self._run(account, entry, task, request, params, context, mapping, embedding, idempotency_key, on_step, Surface.IMAGE)
+
+    # -- Advanced ----------------------------------------------------------------------------------------
+    def advanced_models(self) -> list[ModelEntry]:
+        """Face-keeping models that reach Advanced's tiers (2K natively, 4K natively or through their upscale)."""
+        tiers = set(self.catalogue.mode("advanced").tiers)
+        return [e for e in self.catalogue.entries() if e.face_preservation != "none"
+                and (Task.REFERENCE in e.tasks or (Task.TEXT_TO_IMAGE in e.tasks and not e.is_remote))
+                and tiers & {t for sizes in e.sizes.values() for t in sizes}]
+
+    def advanced_image(
+        self, account: Account, *, figure_id: str, description: str, model: str, aspect_ratio: str = "3:4",
+        resolution: str = "2K", likeness: float = 0.8, count: int = 1, seed: int | None = None, keep_style: bool = True,
+        idempotency_key: str | None = None, on_step: StepCallback | None = None,
+    ) -> ImageOutput:
+        """Advanced: a natural scene description of one of your figures at 2K or 4K; its likeness is kept by the
+        model's face-preservation path (reference image or face adapter); no presets."""
+        mode = self.catalogue.mode("advanced")
+        if resolution not in mode.tiers:
+            raise RemixError(f"{mode.label} makes {' or '.join(mode.tiers)} images, not {resolution}; pick one of them.")
+        if int(count) > mode.max_batch:
+            raise RemixError(f"{mode.label} makes {mode.max_batch} image{'s' if mode.max_batch > 1 else ''} per request, "
+                             f"not {int(count)}.")
+        if not figure_id:
+            raise RemixError(f"{mode.label} describes one of your figures: pick a figure first.")
+        entry = self.catalogue.get(model)
+        if entry.id not in {e.id for e in self.advanced_models()}:
+            names = ", ".join(e.name for e in self.advanced_models())
+            raise RemixError(f"{entry.name} cannot keep a face at 2K/4K; {mode.label} models are: {names}.")
+        return self.figure_remix(account, prompt=description, model=entry.id, figure_id=figure_id, likeness=likeness,
+                                 aspect_ratio=aspect_ratio, resolution=resolution, count=int(count), seed=seed,
+                                 keep_style=keep_style, idempotency_key=idempotency_key, on_step=on_step, mode="advanced")
+
+    def group_models(self) -> list[ModelEntry]:
+        """Multi-reference models that reach Advanced's tiers."""
+        tiers = set(self.catalogue.mode("advanced").tiers)
+        return [e for e in self.catalogue.entries(Task.MULTI_REFERENCE) if tiers & {t for s in e.sizes.values() for t in s}]
 
     # -- Edit ------------------------------------------------------------------------------------------
     def edit_image(
@@ -167,18 +203,25 @@ class ReferenceImages:
     def group_image(
         self, account: Account, *, figure_ids: list[str], prompt: str, model: str, aspect_ratio: str = "16:9",
         seed: int | None = None, idempotency_key: str | None = None, on_step: StepCallback | None = None,
-        keep_style: bool = True,
+        keep_style: bool = True, resolution: str = "2K",
     ) -> ImageOutput:
+        """2-3 figures in one scene; Advanced's rules (its tiers, any aspect ratio), priced per figure."""
         figure_ids = list(dict.fromkeys(f for f in figure_ids if f))
         if not 2 <= len(figure_ids) <= MAX_GROUP:
             raise RemixError(f"Pick 2 or 3 of your figures for a group shot, not {len(figure_ids)}.")
+        tiers = self.catalogue.mode("advanced").tiers
+        if resolution not in tiers:
+            raise RemixError(f"Group shots are made at {' or '.join(tiers)}, not {resolution}.")
         entry = self.catalogue.require(model, Task.MULTI_REFERENCE)
+        if entry.id not in {e.id for e in self.group_models()}:
+            raise RemixError(f"{entry.name} does not make group shots at {' or '.join(tiers)}; pick one of "
+                             f"{', '.join(e.name for e in self.group_models())}.")
         refs = [self.figures.reference(account, f) for f in figure_ids]
         images = []
         for ref in refs:
             with Image.open(ref.image) as opened:
                 images.append(opened.convert("RGB"))
-        params = TextToImageParams(prompt=prompt, model=entry.id, aspect_ratio=aspect_ratio, resolution="1K", count=1, seed=seed)
+        params = TextToImageParams(prompt=prompt, model=entry.id, aspect_ratio=aspect_ratio, resolution=resolution, count=1, seed=seed)
         # the group takes the first figure's register (the one the visitor put first)
         lock = self.figures.style_lock(refs[0], keep_style)
         styled = params if lock is None else replace(params, prompt=lock.prompt(prompt), negative_prompt=lock.negative(""))
@@ -208,8 +251,13 @@ class ReferenceImages:
             if scores is not None:
                 result.parameters["identity_scores"] = scores
 
+        if params.resolution == "4K" and not entry.is_remote:  # a 2K generation, then the 2x upscale stage
+            stages = self.text.four_k(entry, task, request, params.aspect_ratio)
+            stages = (replace(stages[0], figures=figures), stages[1])
+        else:
+            stages = (Stage("generate", entry, task, request, params.resolution, figures=figures),)
         run = PaidRun(
-            stages=(Stage("generate", entry, task, request, params.resolution, figures=figures),),
+            stages=stages,
             surface=surface,
             replay=asked,
             prompts=(PromptCheck(params.prompt or "", negative=params.negative_prompt or ""),),

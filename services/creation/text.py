@@ -109,6 +109,15 @@ class TextImages:
         the request (e.g. a figure's picker choices, a comparison's group)."""
         task = Task.IMAGE_TO_IMAGE if params.init_image else Task.TEXT_TO_IMAGE
         entry, request = self.build_request(params, task)
+        if params.prompt_style == PromptStyle.TAGS.value:  # Premium: its rules, whatever the UI shows
+            premium = self.catalogue.mode("premium")
+            if entry.is_remote:
+                raise InvalidRequest(f"{premium.label} runs on local models; {entry.name} is API-only. Pick a local model, "
+                                     "or write a natural description instead of tags.")
+            if request.count > premium.max_batch:
+                raise InvalidRequest(f"{premium.label} makes up to {premium.max_batch} images at once, not {request.count}.")
+            if params.resolution not in premium.tiers:
+                raise InvalidRequest(f"{premium.label} offers {', '.join(premium.tiers)}, not {params.resolution}.")
         asked = asdict(params)
         if context:
             asked["context"] = context
@@ -139,10 +148,14 @@ class TextImages:
             raise InvalidRequest(f"{entry.name} has no 4K; pick 2K, or a model that offers 4K.")
         w2, h2 = self.catalogue.size(entry, ratio, "2K")
         upscale = entry.upscale
-        refine = replace(request, reference_images=(), strength=upscale.strength, tile=upscale.tile, tile_overlap=upscale.overlap)
+        upscaler = self.catalogue.get(upscale.model or entry.id)
+        refine = replace(request, reference_images=(), strength=upscale.strength, tile=upscale.tile, tile_overlap=upscale.overlap,
+                         steps=request.steps if upscaler.id == entry.id else upscaler.defaults.steps,
+                         guidance=request.guidance if upscaler.id == entry.id else upscaler.defaults.guidance,
+                         face=None, true_cfg=None, max_reference_area=None, scheduler=upscaler.defaults.scheduler)
         return (
             Stage("generate", entry, task, replace(request, width=w2, height=h2), "4K", label="4K (2K + 2x upscale)"),
-            Stage("upscale", entry, Task.IMAGE_TO_IMAGE, refine, "4K", chain_all=True, priced=False),
+            Stage("upscale", upscaler, Task.IMAGE_TO_IMAGE, refine, "4K", chain_all=True, priced=False, check_size=False),
         )
 
     def text_to_image(

@@ -62,6 +62,7 @@ class Stage:
     label: str = ""  # how the price breakdown names the stage (default: its name)
     chain_all: bool = False  # take every output of the previous stage as this stage's inputs (a 4K upscale)
     priced: bool = True  # False: paid by an earlier stage's quote (the upscale of a 4K request is in its 4K price)
+    check_size: bool = True  # False: an inner stage whose size is the request's, not one its own model lists (upscale)
 
     @property
     def planned_steps(self) -> int:
@@ -124,7 +125,7 @@ class Runner:
         self.catalogue.require(entry.id, stage.task)
         with model_refusals():
             self.runtime.check_options(entry, stage.task, request)  # a field the family cannot use is refused now
-        if (request.width, request.height) not in self.catalogue.sizes_offered(entry):
+        if stage.check_size and (request.width, request.height) not in self.catalogue.sizes_offered(entry):
             raise InvalidRequest(f"{entry.name} does not offer {request.width}x{request.height}; pick an aspect ratio and resolution it lists.")
         if not request.prompt.strip():
             raise InvalidRequest("Write a prompt first: describe what the image should show.")

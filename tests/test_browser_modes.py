@@ -1,0 +1,58 @@
+"""The two image modes as a visitor meets them in headless chromium: Advanced on a saved figure at 2K (price before,
+balance after, no presets), then Premium (tags) with a preset. Screenshots land in tests/artifacts/."""
+from __future__ import annotations
+
+import pytest
+
+from .browser import browser_page, open_app
+
+pytestmark = pytest.mark.browser
+
+
+def test_advanced_on_a_saved_figure_at_2k_then_premium_with_a_preset(app_server, artifacts):
+    url, _ = app_server
+    with browser_page(height=1300) as page:
+        open_app(page, url, "Figures", "Quick", balance="50 credits")
+        for step in range(7):
+            page.locator(f"#quick-next-{step}").click()
+        page.locator("#quick-model input").click()
+        page.get_by_role("option", name="SDXL base 1.0").first.click()
+        page.locator("#quick-generate").click()
+        page.locator("#quick-takes img").first.wait_for(state="visible", timeout=90_000)
+        page.locator("#quick-takes img").first.click()
+        page.locator("#quick-name input, #quick-name textarea").first.fill("Wren")
+        page.locator("#quick-save").click()
+        page.locator("#quick-saved").get_by_text("with 2 take(s)").wait_for(timeout=20_000)
+        page.locator("#account-bar").get_by_text("48 credits").wait_for(timeout=10_000)
+
+        page.get_by_role("tab", name="Images", exact=True).click()
+        page.get_by_role("tab", name="Advanced", exact=True).click()
+        page.locator("#adv-figure input").wait_for(timeout=10_000)
+        page.wait_for_function("() => document.querySelector('#adv-figure input').value.includes('Wren')", timeout=15_000)
+        page.locator("#adv-tier").get_by_text("2K", exact=True).click()
+        price = page.locator("#adv-price")
+        price.get_by_text("= 4 credits").wait_for(timeout=10_000)
+        assert "you have 48 credits" in price.inner_text()
+        assert page.locator("[id^=adv-preset], [id^=adv-chips]").count() == 0  # no presets in Advanced
+        assert "FLUX.2 [dev]" in page.locator("#adv-prompt-note").inner_text()
+        page.screenshot(path=str(artifacts / "advanced-before.png"), full_page=True)
+        page.locator("#adv-generate").click()
+        page.locator("#adv-gallery img").first.wait_for(state="visible", timeout=120_000)
+        page.locator("#account-bar").get_by_text("44 credits").wait_for(timeout=10_000)
+        info = "".join(page.locator("#adv-info").inner_text().split())  # the JSON view breaks lines between tokens
+        assert '"resolution":"2K"' in info and '"locked":true' in info
+        page.screenshot(path=str(artifacts / "advanced-after.png"), full_page=True)
+
+        page.get_by_role("tab", name="Text", exact=True).click()
+        page.locator("#text-style").get_by_text("Premium", exact=False).click()
+        page.locator("#text-prompt textarea").fill("lighthouse keeper, stormy coast, oil painting")
+        page.get_by_text("Tags and presets").click()
+        page.locator("#text-preset-outfits input").click()
+        page.get_by_role("option", name="Explorer gear").click()
+        page.wait_for_function("() => document.querySelector('#text-prompt textarea').value.includes('olive field jacket')",
+                               timeout=10_000)
+        page.locator("#text-generate").click()
+        page.locator("#text-gallery img").first.wait_for(state="visible", timeout=60_000)
+        page.locator("#account-bar").get_by_text("43 credits").wait_for(timeout=10_000)
+        assert '"prompt_style":"tags"' in "".join(page.locator("#text-info").inner_text().split())
+        page.screenshot(path=str(artifacts / "premium-after.png"), full_page=True)

@@ -1,0 +1,139 @@
+"""Images > Advanced: a natural scene description of one of your figures at 2K or 4K. The figure's likeness is kept
+by the picked model's face-preservation path; no presets (the rules are presets/plans.toml [modes.advanced])."""
+from __future__ import annotations
+
+import gradio as gr
+
+from services.catalogue import ASPECT_RATIOS, Task
+from services.container import Services
+
+from .api import bounds, public, ui_event
+from .errors import user_errors
+from .figures_common import seed_or_random
+from .remix import figure_choices, result
+from .session import SessionUI, account_for, optional_account, stop_button, wire_stop
+from .text_mode import note_text
+
+
+def _models(services: Services) -> list[tuple[str, str]]:
+    out = []
+    for entry in services.remix.advanced_models():
+        how = "reference image" if entry.face_preservation == "reference" else "face adapter"
+        api = " · API" if entry.is_remote else ""
+        out.append((f"{entry.name} · keeps the face via {how}{api}", entry.id))
+    return out
+
+
+def price_text(services: Services, model_id: str, ratio: str, tier: str, account) -> str:
+    try:
+        entry = services.catalogue.get(model_id)
+        task = Task.REFERENCE if entry.face_preservation == "reference" else Task.TEXT_TO_IMAGE
+        quote = services.catalogue.quote(entry.id, task, ratio, tier, 1)
+    except Exception as exc:  # noqa: BLE001 - the price line says what is wrong instead
+        return f"**Price:** {exc}"
+    return f"**Price:** {quote.text()}" + (f" · you have {account.balance_text()}" if account else "")
+
+
+def build(services: Services, demo: gr.Blocks, session: SessionUI, tab: gr.Tab, current_figure: gr.State) -> None:
+    mode = services.catalogue.mode("advanced")
+    choices = _models(services)
+    default = choices[0][1] if choices else None
+    with gr.Row():
+        with gr.Column(scale=3):
+            gr.Markdown(f"**{mode.label}**: describe a scene for one of your figures in plain sentences; its face, hair "
+                        f"and build are kept. {' or '.join(mode.tiers)}, one image per request.")
+            with gr.Row():
+                figure = gr.Dropdown([], label="Figure", allow_custom_value=True, scale=3, elem_id="adv-figure")
+                refresh = gr.Button("Refresh", size="sm", scale=0, min_width=100)
+            description = gr.Textbox(label="Scene description", lines=4, max_length=services.policy.limit("natural"),
+                                     elem_id="adv-description",
+                                     value="She stands on a windswept cliff at golden hour, coat collar up, looking out to sea.")
+            model = gr.Dropdown(choices, value=default, label="Model", elem_id="adv-model")
+            note = gr.Markdown(note_text(services, default), elem_id="adv-prompt-note")
+            with gr.Row():
+                ratio = gr.Radio(list(ASPECT_RATIOS), value="3:4", label="Aspect ratio", elem_id="adv-ratio")
+                tier = gr.Radio(list(mode.tiers), value=mode.tiers[0], label="Resolution", elem_id="adv-tier")
+            likeness = gr.Slider(value=0.8, step=0.05, **bounds("likeness"), label="Likeness ↔ freedom (1 = closest to the figure)",
+                                 elem_id="adv-likeness")
+            with gr.Row():
+                keep_style = gr.Checkbox(value=True, label="Keep the figure's style (untick to override it)", elem_id="adv-keep-style")
+                seed = gr.Number(value=-1, precision=0, label="Seed (-1 = random)", **bounds("seed"))
+            price = gr.Markdown("", elem_id="adv-price")
+            with gr.Row():
+                go = gr.Button("Generate", variant="primary", elem_id="adv-generate")
+                stop = stop_button("adv-stop")
+        with gr.Column(scale=3):
+            canonical = gr.Image(label="Canonical image", interactive=False, height=200, format="png")
+            notice = gr.Markdown("", elem_id="adv-notice")
+            gallery = gr.Gallery(label="Advanced image", columns=1, height=460, format="png", type="filepath", elem_id="adv-gallery")
+            info = gr.JSON(label="Settings used", elem_id="adv-info")
+
+    @user_errors
+    def list_figures(selected, token, profile: gr.OAuthProfile | None = None):
+        options = figure_choices(services, token, profile)
+        ids = [v for _, v in options]
+        value = selected if selected in ids else (ids[0] if ids else None)
+        account = optional_account(services, token, profile)
+        image = str(services.figures.get(account, value).canonical_path) if value and account else None
+        return gr.Dropdown(choices=options, value=value), image
+
+    gr.on([tab.select, refresh.click, current_figure.change], list_figures, [current_figure, session.token], [figure, canonical],
+          api_visibility="private")
+
+    def show_price(model_id, ratio_value, tier_value, token, profile: gr.OAuthProfile | None = None):
+        return price_text(services, model_id, ratio_value, tier_value, optional_account(services, token, profile))
+
+    price_inputs = [model, ratio, tier, session.token]
+    gr.on([model.change, ratio.change, tier.change, tab.select], show_price, price_inputs, [price], api_visibility="private")
+    model.change(lambda model_id: note_text(services, model_id), [model], [note], api_visibility="private")
+
+    @user_errors
+    def advanced_image(
+        figure_id: str,
+        description: str,
+        model: str = "",
+        aspect_ratio: str = "3:4",
+        resolution: str = "2K",
+        likeness: float = 0.8,
+        seed: int = -1,
+        keep_style: bool = True,
+        count: int = 1,
+        token: str = "",
+        idempotency_key: str = "",
+        profile: gr.OAuthProfile | None = None,
+        progress=gr.Progress(),
+    ):
+        """Advanced mode: one of your figures in a scene you describe in plain sentences, at 2K or 4K, keeping its
+        likeness through the model's face-preservation path. Returns the PNG, JSON with settings and identity scores,
+        a notice, and the balance line.
+
+        Args:
+            figure_id: one of your figures.
+            description: the scene in natural sentences (up to 2,000 characters); no presets.
+            model: an Advanced model id (face-keeping, 2K/4K); "" takes the first (FLUX.2 [dev]).
+            aspect_ratio: 1:1, 16:9, 9:16, 4:3 or 3:4.
+            resolution: 2K or 4K (4K costs twice 2K; on local models it is 2K plus a 2x upscale).
+            likeness: 0-1: 1 keeps closest to the figure.
+            seed: -1 for random.
+            keep_style: true applies the figure's style register; false overrides it (recorded in the metadata).
+            count: images per request; Advanced makes 1 (presets/plans.toml [modes.advanced]).
+            token: your session token from /session_start.
+            idempotency_key: send the same key again to get the first result without being charged twice.
+        """
+        account = account_for(services, token, profile)
+        progress(0, desc="Loading model")
+        output = services.remix.advanced_image(
+            account, figure_id=figure_id, description=description, model=model or default or "", aspect_ratio=aspect_ratio,
+            resolution=resolution, likeness=likeness, count=int(count), seed=seed_or_random(seed), keep_style=bool(keep_style),
+            idempotency_key=idempotency_key or None,
+            on_step=lambda done, total: progress((done, total), desc="Generating", unit="steps"),
+        )
+        return result(services, output, token, profile)
+
+    wire_stop(services, session, stop, notice)
+    outputs = [gallery, info, notice, session.bar]
+    ui_event(services, go.click, advanced_image, {
+        "figure_id": figure, "description": description, "model": model, "aspect_ratio": ratio, "resolution": tier,
+        "likeness": likeness, "seed": seed, "keep_style": keep_style, "token": session.token,
+    }, outputs, api_name="advanced_image").then(show_price, price_inputs, [price], api_visibility="private")
+    public(services, advanced_image, outputs, api_name="advanced_image", like={"aspect_ratio": ratio, "resolution": tier})
