@@ -1,5 +1,5 @@
 """The two image modes as a visitor meets them in headless chromium: Advanced on a saved figure at 2K (price before,
-balance after, no presets), then Premium (tags) with a preset. Screenshots land in tests/artifacts/."""
+balance after, no presets), Figure Remix's recommended scenes, then Premium (tags) with a preset. Screenshots land in tests/artifacts/."""
 from __future__ import annotations
 
 import pytest
@@ -42,6 +42,14 @@ def test_advanced_on_a_saved_figure_at_2k_then_premium_with_a_preset(app_server,
         info = "".join(page.locator("#adv-info").inner_text().split())  # the JSON view breaks lines between tokens
         assert '"resolution":"2K"' in info and '"locked":true' in info
         page.screenshot(path=str(artifacts / "advanced-after.png"), full_page=True)
+
+        # Figure Remix shows recommended scenes below the figure picker; a click writes the scene into the prompt.
+        page.get_by_role("tab", name="Figure Remix", exact=True).click()
+        page.locator("#remix-scenes img").nth(4).wait_for(state="visible", timeout=10_000)
+        page.locator("#remix-scenes img").nth(3).click()
+        page.wait_for_function("() => document.querySelector('#remix-prompt textarea').value.includes('quiet beach at sunset')",
+                               timeout=10_000)
+        page.screenshot(path=str(artifacts / "remix-scenes.png"), full_page=True)
 
         page.get_by_role("tab", name="Text", exact=True).click()
         page.locator("#text-style").get_by_text("Premium", exact=False).click()

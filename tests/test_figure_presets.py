@@ -78,3 +78,17 @@ def test_style_models_must_exist(registry):
     PRESETS.check_models(set(registry.ids()))
     with pytest.raises(FigurePresetsError, match="styles.photoreal.models"):
         PRESETS.check_models({"sdxl-base"})
+
+
+def test_every_scene_has_a_thumbnail_drawn_from_its_palette():
+    import numpy as np
+
+    from services.creation.image_presets import load_image_presets, scene_thumbnail
+
+    scenes = load_image_presets().scenes
+    thumbs = {key: np.asarray(scene_thumbnail(scene)) for key, scene in scenes.items()}
+    assert all(t.shape == (128, 192, 3) and t.std() > 10 for t in thumbs.values())
+    sky = {key: tuple(int(v) for v in t[0, 96]) for key, t in thumbs.items()}
+    assert len(set(sky.values())) == len(scenes)  # each scene's own palette
+    beach = scenes["beach"].palette[0]
+    assert sky["beach"] == tuple(int(beach[i:i + 2], 16) for i in (1, 3, 5))

@@ -6,6 +6,7 @@ import gradio as gr
 
 from services.catalogue import ASPECT_RATIOS, Task
 from services.container import Services
+from services.creation.image_presets import scene_thumbnail
 
 from .api import bounds, public, ui_event
 from .errors import user_errors
@@ -70,6 +71,9 @@ def build(services: Services, demo: gr.Blocks, session: SessionUI, tab: gr.Tab, 
             with gr.Row():
                 figure = gr.Dropdown([], label="Figure", allow_custom_value=True, scale=3, elem_id="remix-figure")
                 refresh = gr.Button("Refresh", size="sm", scale=0, min_width=100)
+            scenes = services.image_presets.scenes
+            scene_gallery = gr.Gallery([(scene_thumbnail(s), s.label) for s in scenes.values()], label="Recommended scenes — click one",
+                                       columns=5, height=150, allow_preview=False, format="png", elem_id="remix-scenes")
             with gr.Accordion("…or upload a face photo instead", open=False):
                 face_photo = gr.File(label="Face photo (PNG, JPEG or WEBP)", file_types=[".png", ".jpg", ".jpeg", ".webp"], type="filepath", height=100)
             prompt = gr.Textbox(label="New scene", lines=3, max_length=services.policy.limit("natural"), elem_id="remix-prompt",
@@ -108,6 +112,11 @@ def build(services: Services, demo: gr.Blocks, session: SessionUI, tab: gr.Tab, 
         return str(services.figures.get(account, figure_id).canonical_path) if figure_id and account else None
 
     figure.input(show_canonical, [figure, session.token], [canonical], api_visibility="private")
+
+    def pick_scene(evt: gr.SelectData):
+        return list(scenes.values())[evt.index].fragment
+
+    scene_gallery.select(pick_scene, None, [prompt], api_visibility="private")
 
     def show_price(model_id, images, token, profile: gr.OAuthProfile | None = None):
         entry = services.catalogue.get(model_id)
