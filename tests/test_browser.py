@@ -202,11 +202,11 @@ def test_compare_in_the_browser(app_server, artifacts):
         page.screenshot(path=str(artifacts / "compare-before.png"), full_page=True)
         # A third model: the price follows before anything runs.
         page.locator("#compare-models").get_by_text("FLUX.1 [dev]", exact=False).first.click()
-        price.get_by_text("= 5 credits").wait_for(timeout=10_000)
+        price.get_by_text("= 6 credits").wait_for(timeout=10_000)
         page.locator("#compare-run").click()
         page.locator("#compare-gallery img").nth(2).wait_for(state="visible", timeout=120_000)
-        page.locator("#compare-notice").get_by_text("balance now 45 credits").wait_for(timeout=10_000)
-        page.locator("#account-bar").get_by_text("45 credits").wait_for(timeout=10_000)
+        page.locator("#compare-notice").get_by_text("balance now 44 credits").wait_for(timeout=10_000)
+        page.locator("#account-bar").get_by_text("44 credits").wait_for(timeout=10_000)
         table = page.locator("#compare-table").inner_text()
         assert "FLUX.1 [dev]" in table and "offline preview" in table
         page.screenshot(path=str(artifacts / "compare-after.png"), full_page=True)

@@ -153,7 +153,7 @@ def test_over_balance_charges_nothing_and_writes_no_record(make_services):
     account = visitor(services).account
     with services.db.begin() as conn:
         services.ledger.adjust(conn, account.id, -48, "test", "leave 2")
-    with pytest.raises(InsufficientCredits, match="costs 3 credits but your balance is 2"):
+    with pytest.raises(InsufficientCredits, match="costs 4 credits but your balance is 2"):
         services.text.text_to_image(account, _params(model="flux.1-dev"))
     assert services.ledger.balance(account.id) == 2 == services.ledger.total(account.id)
     assert services.history.list(account.id, include_failed=True) == []
@@ -222,9 +222,9 @@ def test_qa_mode_needs_the_admin_secret_and_reviews_reports(make_services):
 
     guest = visitor(services).account
     out = services.text.text_to_image(guest, _params(model="flux.1-dev", count=2))
-    assert services.ledger.balance(guest.id) == 44
+    assert services.ledger.balance(guest.id) == 42
     report = services.history.report(guest, out.request_id, 1, "broken", "all noise")
-    assert report["status"] == "pending" and report["refund"] == 3
+    assert report["status"] == "pending" and report["refund"] == 4
     from services.accounts.history import ReportError
 
     with pytest.raises(ReportError, match="already reported"):
@@ -235,12 +235,12 @@ def test_qa_mode_needs_the_admin_secret_and_reviews_reports(make_services):
         services.history.review(guest, report["id"], approve=True)
     assert [r["id"] for r in services.history.reports()] == [report["id"]]
     services.history.review(qa, report["id"], approve=True)
-    assert services.ledger.balance(guest.id) == 47 == services.ledger.total(guest.id)
+    assert services.ledger.balance(guest.id) == 46 == services.ledger.total(guest.id)
     with pytest.raises(ReportError, match="already reviewed"):
         services.history.review(qa, report["id"], approve=True)
     rejected = services.history.report(guest, out.request_id, 0, "wrong_prompt")
     services.history.review(qa, rejected["id"], approve=False)
-    assert services.ledger.balance(guest.id) == 47
+    assert services.ledger.balance(guest.id) == 46
     # QA's own reports are approved at once.
     assert services.history.report(qa, output.request_id, 0, "anatomy")["status"] == "approved"
     # QA sessions stop working when the server has no admin secret.

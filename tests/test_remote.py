@@ -243,19 +243,24 @@ def test_the_guard_refuses_any_address_but_loopback(only_loopback):
     only_loopback.remove("('10.255.255.1', 80)")
 
 
-def test_app_start_up_opens_no_outside_connection(tmp_path, tiny_root, only_loopback):
-    from .conftest import launch_app, stop_app
+def test_app_start_up_opens_no_outside_connection(tmp_path, tiny_root, only_loopback, monkeypatch):
+    """The start-up path with the real remote settings (no keys, default provider URLs): services, the registry's
+    provider checks and the whole UI are built, and nothing dials out (every app launch of the suite runs under the
+    same guard too)."""
+    import app as app_module
+    from services.config import AppSettings
 
+    for name in ("FAL_KEY", "GEMINI_API_KEY", "WAVESPEED_API_KEY", "HF_TOKEN", "PLAYGROUND_HF_TOKEN", "PLAYGROUND_HF_ROUTER"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("PLAYGROUND_TINY_DIR", str(tiny_root))
     before = list(only_loopback)
-    url, demo, app_services = launch_app(tmp_path / "data", tiny_root)
+    demo, _, app_services = app_module.create(AppSettings.from_env(data_dir=tmp_path / "data", preview="force", device="cpu"))
     try:
-        import httpx
-
-        assert httpx.get(url, timeout=10).status_code == 200
-        models = {m["id"]: m for m in json.loads(json.dumps(app_services.catalogue.models()))}
-        assert models["flux.2-pro"]["weights"] == "remote"
+        models = {m["id"]: m for m in app_services.catalogue.models()}
+        assert models["flux.2-pro"]["weights"] == "remote" and models["flux.2-pro"]["runnable"] is False
+        assert demo is not None
     finally:
-        stop_app(demo, app_services)
+        app_services.close()
     assert only_loopback == before
 
 

@@ -105,7 +105,7 @@ def test_a_live_instance_keeps_its_reservation(make_services):
     assert started.wait(120)
     second = make_services()  # starts while the first is mid-generation
     assert second.recovered == []
-    assert second.ledger.balance(session.account.id) == 47
+    assert second.ledger.balance(session.account.id) == 46
     release.set()
     worker.join(120)
-    assert result["out"].charged == 3 and second.ledger.balance(session.account.id) == 47
+    assert result["out"].charged == 4 and second.ledger.balance(session.account.id) == 46

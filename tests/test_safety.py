@@ -213,7 +213,7 @@ def test_the_real_detector_blocks_refunds_and_says_so(make_services):
     # A member's 18+ request on a non-SFW surface keeps the flagged output, privately.
     member = services.identity.start(None, ip="10.1.0.3", hf_user=HFUser("43", "m")).account
     kept = services.jobs.run(member, quote=quote, request={"p": 3}, work=work, allow_flagged=True)
-    assert kept.safety == ["flagged"] and kept.charged == 3
+    assert kept.safety == ["flagged"] and kept.charged == quote.total == 4
     assert services.history.list(member.id)[0].safety == "flagged-private"
 
 

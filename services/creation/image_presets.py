@@ -72,7 +72,8 @@ def remove_fragment(prompt: str, fragment: str) -> str:
 
 
 def scene_thumbnail(scene: Scene, size: tuple[int, int] = (192, 128)):
-    """The scene's thumbnail: its own image file, or a card drawn from its palette (sky fading into ground, a horizon), so the offline app shows recommended scenes without shipping pictures."""
+    """The scene's thumbnail: its own image file, or a card drawn from its palette (sky fading into ground, a
+    horizon), so the offline app shows recommended scenes without shipping pictures."""
     from PIL import Image, ImageDraw
 
     if scene.thumbnail:
