@@ -189,7 +189,7 @@ def test_a_call_without_a_token_gets_the_apps_own_message(client, api):
     """No client-side TypeError: the app answers, naming /session_start."""
     required = readme_endpoints()
     filler = {"prompt": "a lighthouse", "model": "sdxl-base", "appearance": "a tall adult", "name": "x", "request_id": "x",
-              "figure_id": "x", "take_id": "x", "confirm": True, "instruction": "x", "figure_ids": ["x", "y"],
+              "figure_id": "x", "take_id": "x", "confirm": True, "instruction": "x", "figure_ids": ["x", "y"], "description": "x",
               "models": ["sdxl-base", "flux.1-schnell"], "fields": {"name": "x"}, "character_id": "x", "report_id": "x",
               "approve": True, "intro": "x", "tags": ["x"], "visibility": "private", "greeting": "x", "media_id": "x",
               "source": "generate", "price": 10, "verify": True, "card": handle_file(str(ROOT / "tests" / "data" / "card-v1.json"))}

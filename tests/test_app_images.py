@@ -32,7 +32,7 @@ def test_remix_edit_and_group_through_the_api(client, token):
 
     group, group_info, _, _ = client.predict([first["id"], second["id"]], "two painters sharing a studio", "flux.2-dev",
                                              "16:9", 3, token, api_name="/group_image")
-    assert [size_of(g) for g in group] == [(1344, 768)] and group_info["charged"] == 2 * 5
+    assert [size_of(g) for g in group] == [(2560, 1440)] and group_info["charged"] == 2 * 5  # groups are 2K or 4K
     with pytest.raises(AppError, match="Pick 2 or 3"):
         client.predict([first["id"]], "alone", "flux.2-dev", "16:9", -1, token, api_name="/group_image")
     balance = client.predict(token, api_name="/balance")["balance"]

@@ -86,7 +86,7 @@ def test_stop_ends_a_generation_and_refunds_it(app_server, artifacts):
     url, services = app_server
     with browser_page() as page:
         open_app(page, url, "Images", "Text", balance="50 credits")
-        page.get_by_text("Advanced", exact=True).click()
+        page.get_by_text("Advanced settings", exact=True).click()
         page.locator("#text-steps input[type=number]").fill("200")
         page.locator("#text-steps input[type=number]").press("Enter")
         page.locator("#text-count input[type=number]").fill("8")

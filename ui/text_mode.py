@@ -136,7 +136,7 @@ def build(services: Services, demo: gr.Blocks, session: SessionUI) -> TextModeUI
             with gr.Accordion("Reuse settings from a PNG", open=False):
                 settings_png = gr.File(label="Drop a PNG made here (or by an A1111-style tool)", file_types=[".png"], type="filepath", height=100, elem_id="text-settings-png")
                 settings_note = gr.Markdown("", elem_id="text-settings-note")
-            with gr.Accordion("Advanced", open=False):
+            with gr.Accordion("Advanced settings", open=False, elem_id="text-advanced"):
                 steps = gr.Slider(value=0, step=1, label="Steps (0 = model default)", elem_id="text-steps", **bounds("steps"))
                 guidance = gr.Number(value=-1, label="Guidance (-1 = model default)", **bounds("guidance"))
             price = gr.Markdown(price_text(services, first, 1, "1:1", "1K"), elem_id="text-price")
