@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from pipelines.registry import Registry, load_registry
 from pipelines.runtime import PipelineRuntime
+from pipelines.types import Task
 
 from .accounts.db import Database
 from .accounts.history import History
@@ -29,6 +30,7 @@ from .creation.figures import Figures
 from .creation.image_presets import ImagePresets, load_image_presets
 from .creation.remix import ReferenceImages
 from .creation.text import TextImages
+from .creation.reference_sheets import ReferenceSheets
 from .creation.video import VideoPresets, VideoService, load_video_presets
 from .faces.engine import FaceEngine
 from .media.storage import OutputStore
@@ -70,6 +72,7 @@ class Services:
     compare: CompareService
     characters: Characters
     albums: Albums
+    sheets: ReferenceSheets
 
     def cancel(self, account) -> int:
         """Stop the account's running generations at their next step; each is refunded. Returns how many."""
@@ -87,6 +90,9 @@ def check_plans(plans: Plans, registry: Registry) -> None:
     unknown = sorted(set(plans.prices.models) - set(registry.ids()))
     if unknown:
         raise PlansError(f"plans.toml prices name models not in the registry: {unknown}")
+    sheet_model = plans.reference_sheets.model
+    if sheet_model not in registry.ids() or Task.REFERENCE not in registry.get(sheet_model).tasks:
+        raise PlansError(f"plans.toml [reference_sheets] model {sheet_model!r} is not a registry model that takes a reference")
     unpriced_models = [e.id for e in registry if e.id not in plans.prices.models]
     if unpriced_models:
         raise PlansError(f"plans.toml [prices.models] has no price for {unpriced_models}")
@@ -148,4 +154,5 @@ def build_services(
         settings, registry, runtime, store, db, plans, ledger, identity, ProxyTrust(settings.proxy_hops, settings.trusted_proxies), instances, jobs, history, catalogue, policy, runner,
         text, recovered, safety_file, safety, figure_presets, figures, faces, video_presets, video, load_image_presets(),
         remix, CompareService(catalogue, text, runner, identity), characters, Albums(db, ledger, characters, plans.albums),
+        ReferenceSheets(catalogue, plans, text, runner, figures, history),
     )

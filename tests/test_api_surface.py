@@ -92,6 +92,8 @@ def test_every_endpoint_runs_with_only_its_required_arguments(app_server, api):
         "/figure_delete": lambda: {"token": state["token"], "figure_id": state["copy"]["id"], "confirm": True},
         "/figure_remix": lambda: {"figure_id": state["figure"]["id"], "prompt": "reading in a library", "token": state["token"]},
         "/advanced_image": lambda: {"figure_id": state["figure"]["id"], "description": "She reads by a window.", "token": state["token"]},
+        "/reference_sheet": lambda: {"figure_id": state["figure"]["id"], "token": state["token"]},
+        "/reference_sheet_pick": lambda: {"token": state["token"], "figure_id": state["figure"]["id"], "request_id": state["sheet"]},
         "/edit_image": lambda: {"request_id": state["image"], "instruction": "paint the door red", "token": state["token"]},
         "/group_image": lambda: {"figure_ids": [state["figure"]["id"], state["second"]["id"]], "prompt": "two friends at a campfire",
                                  "token": state["token"]},
@@ -139,6 +141,8 @@ def test_every_endpoint_runs_with_only_its_required_arguments(app_server, api):
             state["qa_image"] = client.predict(prompt="a red kite", model="sdxl-base", token=state["qa"], api_name="/text_to_image")[1]["request_id"]
         elif name == "/text_to_image":
             state["image"] = result[1]["request_id"]
+        elif name == "/reference_sheet":
+            state["sheet"] = result[1]["request_id"]
         elif name == "/figure_quick":
             state["takes"] = result[1]["request_id"]
         elif name == "/figure_custom":

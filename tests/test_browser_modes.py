@@ -1,5 +1,5 @@
 """The two image modes as a visitor meets them in headless chromium: Advanced on a saved figure at 2K (price before,
-balance after, no presets), Figure Remix's recommended scenes, then Premium (tags) with a preset. Screenshots land in tests/artifacts/."""
+balance after, no presets) after picking its reference sheet in All Figures, Figure Remix's recommended scenes, then Premium (tags) with a preset. Screenshots land in tests/artifacts/."""
 from __future__ import annotations
 
 import pytest
@@ -25,6 +25,20 @@ def test_advanced_on_a_saved_figure_at_2k_then_premium_with_a_preset(app_server,
         page.locator("#quick-saved").get_by_text("with 2 take(s)").wait_for(timeout=20_000)
         page.locator("#account-bar").get_by_text("48 credits").wait_for(timeout=10_000)
 
+        # All Figures: make the figure's Advanced reference (full-body options) and pick one.
+        page.get_by_role("tab", name="All Figures", exact=True).click()
+        page.locator("#figures-gallery img").first.wait_for(state="visible", timeout=20_000)
+        page.locator("#figures-gallery img").first.click()
+        page.get_by_text("Advanced reference (full body, front-facing)").click()
+        page.locator("#sheet-price").get_by_text("= 3 credits").wait_for(timeout=10_000)
+        page.locator("#sheet-generate").click()
+        page.locator("#sheet-options img").nth(3).wait_for(state="visible", timeout=90_000)
+        page.locator("#account-bar").get_by_text("45 credits").wait_for(timeout=10_000)
+        page.locator("#sheet-options img").nth(1).click()
+        page.locator("#sheet-picked").get_by_text("Option 2 is now this figure's Advanced reference").wait_for(timeout=10_000)
+        page.locator("#sheet-price").get_by_text("= 6 credits").wait_for(timeout=10_000)  # a regeneration costs twice
+        page.screenshot(path=str(artifacts / "reference-sheet.png"), full_page=True)
+
         page.get_by_role("tab", name="Images", exact=True).click()
         page.get_by_role("tab", name="Advanced", exact=True).click()
         page.locator("#adv-figure input").wait_for(timeout=10_000)
@@ -32,15 +46,15 @@ def test_advanced_on_a_saved_figure_at_2k_then_premium_with_a_preset(app_server,
         page.locator("#adv-tier").get_by_text("2K", exact=True).click()
         price = page.locator("#adv-price")
         price.get_by_text("= 4 credits").wait_for(timeout=10_000)
-        assert "you have 48 credits" in price.inner_text()
+        assert "you have 45 credits" in price.inner_text()
         assert page.locator("[id^=adv-preset], [id^=adv-chips]").count() == 0  # no presets in Advanced
         assert "FLUX.2 [dev]" in page.locator("#adv-prompt-note").inner_text()
         page.screenshot(path=str(artifacts / "advanced-before.png"), full_page=True)
         page.locator("#adv-generate").click()
         page.locator("#adv-gallery img").first.wait_for(state="visible", timeout=120_000)
-        page.locator("#account-bar").get_by_text("44 credits").wait_for(timeout=10_000)
+        page.locator("#account-bar").get_by_text("41 credits").wait_for(timeout=10_000)
         info = "".join(page.locator("#adv-info").inner_text().split())  # the JSON view breaks lines between tokens
-        assert '"resolution":"2K"' in info and '"locked":true' in info
+        assert '"resolution":"2K"' in info and '"locked":true' in info and '"reference":"sheet"' in info
         page.screenshot(path=str(artifacts / "advanced-after.png"), full_page=True)
 
         # Figure Remix shows recommended scenes below the figure picker; a click writes the scene into the prompt.
@@ -61,6 +75,6 @@ def test_advanced_on_a_saved_figure_at_2k_then_premium_with_a_preset(app_server,
                                timeout=10_000)
         page.locator("#text-generate").click()
         page.locator("#text-gallery img").first.wait_for(state="visible", timeout=60_000)
-        page.locator("#account-bar").get_by_text("43 credits").wait_for(timeout=10_000)
+        page.locator("#account-bar").get_by_text("40 credits").wait_for(timeout=10_000)
         assert '"prompt_style":"tags"' in "".join(page.locator("#text-info").inner_text().split())
         page.screenshot(path=str(artifacts / "premium-after.png"), full_page=True)

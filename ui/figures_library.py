@@ -6,6 +6,7 @@ import gradio as gr
 
 from services.container import Services
 
+from . import reference_sheet
 from .api import api, required
 from .errors import user_errors
 from .text import md
@@ -44,6 +45,7 @@ def build(services: Services, demo: gr.Blocks, session: SessionUI, tab: gr.Tab, 
             confirm = gr.Checkbox(label="Yes, delete this figure", value=False, elem_id="figure-confirm")
             delete = gr.Button("Delete", variant="stop", size="sm", elem_id="figure-delete")
         action = gr.Markdown("", elem_id="figure-action")
+        reference_sheet.build(services, session, current_figure)
         params = gr.JSON(label="Every parameter", elem_id="figure-params")
 
     @user_errors

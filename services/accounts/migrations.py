@@ -166,6 +166,12 @@ def m008_character_catalogue(conn: sa.Connection) -> None:
         conn.execute(tables.characters.update().where(tables.characters.c.id == row["id"]).values(avatar=avatar, card={}))
 
 
+def m009_reference_sheets(conn: sa.Connection) -> None:
+    """Figures get an Advanced reference (the picked full-body option) and a count of the sheets made for them."""
+    _add_column(conn, "figures", "reference_sheet", "JSON")
+    _add_column(conn, "figures", "reference_runs", "INTEGER NOT NULL DEFAULT 0")
+
+
 MIGRATIONS: list[Migration] = [
     (1, "initial", m001_initial),
     (2, "figures", m002_figures),
@@ -175,4 +181,5 @@ MIGRATIONS: list[Migration] = [
     (6, "age confirmation", m006_age_confirmation),
     (7, "public ids", m007_public_ids),
     (8, "character catalogue", m008_character_catalogue),
+    (9, "reference sheets", m009_reference_sheets),
 ]

@@ -111,6 +111,16 @@ class Mode(BaseModel):
     tiers: list[Literal["1K", "2K", "4K"]] = Field(min_length=1)
 
 
+class SheetTerms(BaseModel):
+    """Advanced reference sheets: the model, how many options a sheet holds, and its price in image prices."""
+
+    model_config = ConfigDict(extra="forbid")
+    model: str
+    options: int = Field(ge=1, le=8)
+    first: int = Field(ge=0)
+    regenerate: int = Field(ge=0)
+
+
 class Plans(BaseModel):
     model_config = ConfigDict(extra="forbid")
     tiers: dict[str, Tier]
@@ -118,6 +128,7 @@ class Plans(BaseModel):
     prices: Prices
     albums: AlbumTerms
     modes: dict[Literal["premium", "advanced"], Mode]
+    reference_sheets: SheetTerms
 
     @model_validator(mode="after")
     def _required_tiers(self) -> "Plans":
@@ -137,6 +148,15 @@ class Plans(BaseModel):
         multiplier = self.prices.multiplier(entry, resolution)
         per_output = unit * multiplier * (figures if self.prices.group_per_figure else 1)
         return Quote(entry.id, task.value, unit, multiplier, figures, count, per_output * count)
+
+    def sheet_quote(self, entry: ModelEntry, regenerate: bool) -> "Quote":
+        """A reference sheet's price: `first` (or `regenerate`) times the model's image price, for all its options."""
+        terms = self.reference_sheets
+        times = terms.regenerate if regenerate else terms.first
+        unit = self.prices.unit(entry.id, Task.REFERENCE)
+        label = "regenerated reference sheet" if regenerate else "reference sheet"
+        return Quote(entry.id, Task.REFERENCE.value, unit, times, 1, 1, unit * times,
+                     note=f"{unit} (image price) × {times} ({label}, {terms.options} options)")
 
     def with_prices(self, extra: dict[str, int]) -> "Plans":
         """These plans plus per-output prices for models built in code (benchmarks, tests)."""

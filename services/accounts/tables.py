@@ -143,6 +143,9 @@ figures = sa.Table(
     sa.Column("created_at", sa.Float, nullable=False),
     sa.Column("updated_at", sa.Float, nullable=False),
     sa.Column("deleted_at", sa.Float, nullable=True),
+    # the picked Advanced reference (full body, front-facing): {"path", "generation_id", "idx"} (migration 9)
+    sa.Column("reference_sheet", sa.JSON, nullable=True),
+    sa.Column("reference_runs", sa.Integer, nullable=False, server_default="0"),  # sheets made so far (regenerations pay more)
 )
 
 figure_takes = sa.Table(

@@ -103,6 +103,7 @@ class Reference:
     image: Path
     embedding: list[float] | None
     style: str | None = None  # the figure's style register (presets/figures.toml [styles]); the style lock applies it
+    source: str = "canonical"  # "sheet" when `image` is the figure's picked Advanced reference
 
 
 class Figures:
@@ -341,13 +342,17 @@ class Figures:
             self._row(conn, account, figure_id)
             conn.execute(sa.update(figures).where(figures.c.id == figure_id).values(deleted_at=time.time()))
 
-    def reference(self, account: Account, figure_id: str) -> Reference:
-        """The canonical image and embedding every identity-preserving feature defaults to."""
+    def reference(self, account: Account, figure_id: str, purpose: str = "canonical") -> Reference:
+        """The image and embedding identity-preserving features use: the canonical image, or for Advanced, Group and
+        video (`purpose="advanced"`) the figure's picked reference sheet when it has one."""
         figure = self.get(account, figure_id)
         if figure.canonical_path is None:
             raise FigureError("This figure has no canonical take; pick one in All Figures.")
         with self.db.engine.connect() as conn:
-            embedding = conn.execute(sa.select(figures.c.embedding).where(figures.c.id == figure.id)).scalar()
+            row = conn.execute(sa.select(figures.c.embedding, figures.c.reference_sheet).where(figures.c.id == figure.id)).first()
+        embedding, sheet = row.embedding, row.reference_sheet
+        if purpose == "advanced" and sheet:
+            return Reference(figure.id, self.store.path(sheet["path"]), embedding, figure.style, source="sheet")
         return Reference(figure.id, figure.canonical_path, embedding, figure.style)
 
     def style_lock(self, ref: Reference, keep_style: bool = True) -> StyleLock | None:

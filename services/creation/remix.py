@@ -82,8 +82,10 @@ class ReferenceImages:
         if bool(figure_id) == bool(face_photo):
             raise RemixError("Pick one of your figures, or upload a face photo (one of the two).")
         lock = None
+        reference_source = None
         if figure_id:
-            ref = self.figures.reference(account, figure_id)
+            ref = self.figures.reference(account, figure_id, purpose="advanced" if mode == "advanced" else "canonical")
+            reference_source = ref.source
             with Image.open(ref.image) as opened:
                 reference_image = opened.convert("RGB")
             embedding = ref.embedding
@@ -114,6 +116,8 @@ class ReferenceImages:
             mapping = {"likeness": likeness, "ip_adapter_scale": likeness}
         if lock is not None:
             mapping["style_register"] = lock.record()
+        if reference_source:
+            mapping["reference"] = reference_source  # canonical image or the figure's reference sheet
         return self._run(account, entry, task, request, params, context, mapping, embedding, idempotency_key, on_step, Surface.IMAGE)
 
     # -- Advanced ----------------------------------------------------------------------------------------
@@ -216,7 +220,7 @@ class ReferenceImages:
         if entry.id not in {e.id for e in self.group_models()}:
             raise RemixError(f"{entry.name} does not make group shots at {' or '.join(tiers)}; pick one of "
                              f"{', '.join(e.name for e in self.group_models())}.")
-        refs = [self.figures.reference(account, f) for f in figure_ids]
+        refs = [self.figures.reference(account, f, purpose="advanced") for f in figure_ids]  # reference sheets when picked
         images = []
         for ref in refs:
             with Image.open(ref.image) as opened:
@@ -228,7 +232,8 @@ class ReferenceImages:
         _, request = self.text.build_request(styled, Task.MULTI_REFERENCE)
         request = replace(request, reference_images=tuple(images))
         context = {"group": {"figure_ids": figure_ids}, "keep_style": bool(keep_style)}
-        mapping = {} if lock is None else {"style_register": lock.record()}
+        mapping: dict[str, Any] = {} if lock is None else {"style_register": lock.record()}
+        mapping["references"] = [ref.source for ref in refs]  # canonical image or reference sheet, per figure
         references = {ref.figure_id: ref.embedding for ref in refs}
         return self._run(account, entry, Task.MULTI_REFERENCE, request, params, context, mapping, references,
                          idempotency_key, on_step, Surface.IMAGE, figures=len(figure_ids))

@@ -166,9 +166,9 @@ class VideoService:
         bg = self._preset("backgrounds", background, required=False)
         wear = self._preset("outfits", outfit, required=False)
         text = (prompt or "").strip()
-        reference = self.figures.reference(account, figure_id)
+        reference = self.figures.reference(account, figure_id, purpose="advanced")  # the reference sheet when picked
         asked = {"mode": "figure", "figure_id": figure_id, "action": action, "background": background or "",
-                 "outfit": outfit or "", "prompt": text, "keep_style": bool(keep_style)}
+                 "outfit": outfit or "", "prompt": text, "keep_style": bool(keep_style), "reference": reference.source}
         return self._run(account, reference.image, act, bg, wear, text, model, aspect_ratio, resolution, seed, asked, (),
                          idempotency_key, on_step, script, voice, self.figures.style_lock(reference, keep_style))
 

@@ -82,6 +82,7 @@ class PaidRun:
     inputs: tuple[tuple[bytes, str], ...] = ()  # input files to keep (bytes, suffix), stored once the run is reserved
     annotate: Callable[[GenerationResult], None] | None = None  # after the last stage (e.g. identity scores)
     record_stages: bool = False  # record each stage's parameters under "stages" even for a single stage
+    price: Quote | None = None  # a surface's own price from the plans (a reference sheet); else the stages' quotes
 
     @property
     def final(self) -> Stage:
@@ -140,6 +141,8 @@ class Runner:
             raise InvalidRequest(f"Stage {stage.name!r} takes the previous stage's output, and there is none.")
 
     def quote(self, run: PaidRun) -> Quote:
+        if run.price is not None:
+            return run.price
         priced = [stage for stage in run.stages if stage.priced]
         quotes = [self.plans.quote(stage.entry, stage.task, stage.tier, stage.request.count, stage.figures) for stage in priced]
         if len(quotes) == 1:
