@@ -18,6 +18,7 @@ import torch
 from .cache import PipelineCache
 from .errors import AcceleratorBusy, RemoteBackendUnavailable, RequestRefused, UnsupportedOption, WeightsUnavailable
 from .family import Family, get_family
+from .lora import LoraUse, load_lora_library
 from .registry import ModelEntry, Registry
 from .remote import RemoteBackend, RemoteSettings
 from .upscale import run_tiled
@@ -63,6 +64,8 @@ def pick_dtype(device: torch.device, override: str | None = None) -> torch.dtype
 FACEID_REPO = "h94/IP-Adapter-FaceID"
 FACEID_REAL_FILE = "ip-adapter-faceid_sdxl.bin"
 FACEID_FILE = "ip-adapter-faceid_sdxl.safetensors"
+FACEID_LORA_FILE = "ip-adapter-faceid_sdxl_lora.safetensors"
+FACEID_LORA = "faceid-lora"  # its peft adapter name
 
 
 @dataclass(frozen=True)
@@ -295,7 +298,62 @@ class PipelineRuntime:
             request = replace(request, one_call=True)
         if request.face is not None and request.face.weights is None:
             request = replace(request, face=replace(request.face, weights=str(self.faceid_weights(entry))))
+        if request.face is not None and request.face.lora_weight is not None and entry.family == "sdxl":
+            faceid = self.faceid_lora(entry, float(request.face.lora_weight))
+            request = replace(request, loras=(*request.loras, faceid))
+        if any(lora.folder is None for lora in request.loras):
+            request = replace(request, loras=tuple(self.lora_weights(entry, lora) if lora.folder is None else lora
+                                                   for lora in request.loras))
         return request
+
+    def faceid_lora(self, entry: ModelEntry, weight: float) -> LoraUse:
+        """IP-Adapter FaceID's own LoRA (the FaceID SDXL recipe loads it beside the adapter): a tiny random one in the
+        offline preview, else the real file (h94/IP-Adapter-FaceID, non-commercial research only)."""
+        if self.resolve(entry).preview:
+            from .tiny.lora import LORA_FILE, build_tiny_sdxl_lora
+
+            folder = self.settings.tiny_root / f"faceid-lora-{entry.tiny}"
+            with self._lock_for(("faceid-lora", entry.tiny)):
+                if not (folder / LORA_FILE).exists():
+                    build_tiny_sdxl_lora(folder, self.ensure_tiny(entry), seed=2024)
+            return LoraUse(FACEID_LORA, weight, str(folder), LORA_FILE)
+        try:
+            from huggingface_hub import hf_hub_download
+
+            file = Path(hf_hub_download(FACEID_REPO, FACEID_LORA_FILE, local_files_only=not self.downloads_allowed))
+        except Exception as exc:
+            raise WeightsUnavailable(f"the FaceID LoRA ({FACEID_REPO}/{FACEID_LORA_FILE}) is not on this machine and downloads "
+                                     "are off; pick a reference model for Remix") from exc
+        return LoraUse(FACEID_LORA, weight, str(file.parent), file.name)
+
+    def lora_weights(self, entry: ModelEntry, lora: LoraUse) -> LoraUse:
+        """Where a library LoRA's weights are for this entry: a tiny random one of its own in the offline preview
+        (built once), else its file from the local HF cache, a local folder, or a download where allowed."""
+        try:
+            spec = load_lora_library().get(lora.name)
+        except KeyError:
+            raise UnsupportedOption(f"LoRA {lora.name!r} is not in the library (presets/loras.toml)") from None
+        if spec.family != entry.family:
+            raise UnsupportedOption(f"LoRA {spec.name} is for {spec.family} models, not {entry.name}")
+        if self.resolve(entry).preview:
+            from .tiny.lora import LORA_FILE, build_tiny_sdxl_lora
+
+            folder = self.settings.tiny_root / f"lora-{spec.id}-{entry.tiny}"
+            with self._lock_for(("lora", spec.id, entry.tiny)):
+                if not (folder / LORA_FILE).exists():
+                    seed = sum(ord(c) for c in spec.id)  # stable per entry
+                    build_tiny_sdxl_lora(folder, self.ensure_tiny(entry), seed)
+            return replace(lora, folder=str(folder), weight_name=LORA_FILE)
+        if spec.source.path:
+            return replace(lora, folder=spec.source.path, weight_name=spec.source.file)
+        try:
+            from huggingface_hub import hf_hub_download
+
+            file = Path(hf_hub_download(spec.source.repo, spec.source.file, local_files_only=not self.downloads_allowed))
+        except Exception as exc:
+            raise WeightsUnavailable(f"LoRA {spec.name} ({spec.source.repo}/{spec.source.file}) is not on this machine and "
+                                     "downloads are off; unpin it, or download it first") from exc
+        return replace(lora, folder=str(file.parent), weight_name=file.name)
 
     def run(
         self,

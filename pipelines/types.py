@@ -7,6 +7,8 @@ from typing import Any, Callable
 
 from PIL import Image
 
+from .lora import LoraUse
+
 
 class Task(str, Enum):
     TEXT_TO_IMAGE = "text-to-image"
@@ -56,6 +58,7 @@ class FaceConditioning:
     embedding: tuple[float, ...]  # insightface-style normed embedding (512 floats), or several of them flattened
     scale: float | None = None  # the adapter scale for this request; None keeps the loaded scale; 0 = no effect
     weights: str | None = None  # the adapter weight file; None: the runtime resolves the entry's own weights
+    lora_weight: float | None = None  # the FaceID LoRA's weight (the recipe pairs the adapter with it); None: no LoRA
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "embedding", tuple(float(x) for x in self.embedding))
@@ -71,6 +74,7 @@ OPTION_LABELS = {
     "max_reference_area": "a reference-area cap",
     "true_cfg": "true classifier-free guidance",
     "tile": "tiled upscaling",
+    "loras": "LoRAs",
     "script": "a spoken script",
     "voice": "a voice",
 }
@@ -100,6 +104,7 @@ class GenerationRequest:
     # Edit pipelines scale references to about 1 MP before their VAE; this caps that area (pixels).
     max_reference_area: int | None = None
     true_cfg: float | None = None  # FLUX.1: > 1 runs true CFG with the negative prompt (a second pass per step)
+    loras: tuple[LoraUse, ...] = ()  # LoRA library entries to apply for this request (pipelines/lora.py)
     tile: int | None = None  # image-to-image as a tiled upscale: tile side in pixels (pipelines/upscale.py)
     tile_overlap: int = 128
     script: str | None = None  # talking video: the words the avatar says (the prompt policy checks it)

@@ -108,6 +108,13 @@ class Catalogue:
         """A quote for display (no size check): e.g. a model picker's "credits per image"."""
         return self._plans.quote(entry, Task(task), resolution, count, figures)
 
+    @staticmethod
+    def loras() -> list:
+        """The LoRA library's entries (presets/loras.toml): id, name, kind, family, licence, default weight."""
+        from pipelines.lora import load_lora_library
+
+        return list(load_lora_library().loras)
+
     def mode(self, name: str):
         """An image mode's rules (presets/plans.toml [modes])."""
         return self._plans.modes[name]

@@ -94,6 +94,7 @@ def test_every_endpoint_runs_with_only_its_required_arguments(app_server, api):
         "/advanced_image": lambda: {"figure_id": state["figure"]["id"], "description": "She reads by a window.", "token": state["token"]},
         "/reference_sheet": lambda: {"figure_id": state["figure"]["id"], "token": state["token"]},
         "/reference_sheet_pick": lambda: {"token": state["token"], "figure_id": state["figure"]["id"], "request_id": state["sheet"]},
+        "/figure_loras": lambda: {"token": state["token"], "figure_id": state["figure"]["id"]},
         "/edit_image": lambda: {"request_id": state["image"], "instruction": "paint the door red", "token": state["token"]},
         "/group_image": lambda: {"figure_ids": [state["figure"]["id"], state["second"]["id"]], "prompt": "two friends at a campfire",
                                  "token": state["token"]},

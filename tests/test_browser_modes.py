@@ -38,6 +38,12 @@ def test_advanced_on_a_saved_figure_at_2k_then_premium_with_a_preset(app_server,
         page.locator("#sheet-picked").get_by_text("Option 2 is now this figure's Advanced reference").wait_for(timeout=10_000)
         page.locator("#sheet-price").get_by_text("= 6 credits").wait_for(timeout=10_000)  # a regeneration costs twice
         page.screenshot(path=str(artifacts / "reference-sheet.png"), full_page=True)
+        # ...and pin a style LoRA to it (applied by Remix and Advanced on SDXL models).
+        page.get_by_text("LoRAs (a character or style LoRA pinned to this figure)").click()
+        page.locator("#loras-pick input").click()
+        page.get_by_role("option", name="Pixel Art XL (style)", exact=False).first.click()
+        page.locator("#loras-pin").click()
+        page.locator("#loras-notice").get_by_text("Pinned: pixel-art-xl (0.8)").wait_for(timeout=10_000)
 
         page.get_by_role("tab", name="Images", exact=True).click()
         page.get_by_role("tab", name="Advanced", exact=True).click()

@@ -6,7 +6,7 @@ import gradio as gr
 
 from services.container import Services
 
-from . import reference_sheet
+from . import figure_loras, reference_sheet
 from .api import api, required
 from .errors import user_errors
 from .text import md
@@ -46,6 +46,7 @@ def build(services: Services, demo: gr.Blocks, session: SessionUI, tab: gr.Tab, 
             delete = gr.Button("Delete", variant="stop", size="sm", elem_id="figure-delete")
         action = gr.Markdown("", elem_id="figure-action")
         reference_sheet.build(services, session, current_figure)
+        figure_loras.build(services, session, current_figure)
         params = gr.JSON(label="Every parameter", elem_id="figure-params")
 
     @user_errors

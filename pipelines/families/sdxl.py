@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from ..face_adapter import ip_adapter_call
+from ..lora import applied
 from ..family import Family, common_parameters, register_family, request_kwargs, run_per_seed
 from ..tiny import sdxl as tiny_sdxl
 from ..types import Task
@@ -22,7 +23,7 @@ def text_to_image(pipe, request, on_step, cancel):
             )
 
     params = common_parameters(request, sampler=type(pipe.scheduler).__name__, **ip_params)
-    return run_per_seed(pipe, request, on_step, cancel, call, params)
+    return with_loras(pipe, request, lambda: run_per_seed(pipe, request, on_step, cancel, call, params))
 
 
 def image_to_image(pipe, request, on_step, cancel):
@@ -42,7 +43,16 @@ def image_to_image(pipe, request, on_step, cancel):
             )
 
     params = common_parameters(request, sampler=type(pipe.scheduler).__name__, strength=request.strength, **ip_params)
-    return run_per_seed(pipe, request, on_step, cancel, call, params)
+    return with_loras(pipe, request, lambda: run_per_seed(pipe, request, on_step, cancel, call, params))
+
+
+def with_loras(pipe, request, run):
+    """Run with the request's LoRAs active (the library's adapters on the shared UNet and text encoders), then off."""
+    with applied(pipe, request.loras) as used:
+        result = run()
+    if used:
+        result.parameters["loras"] = used
+    return result
 
 
 FAMILY = register_family(
@@ -55,7 +65,7 @@ FAMILY = register_family(
         runners={Task.TEXT_TO_IMAGE: text_to_image, Task.IMAGE_TO_IMAGE: image_to_image},
         tiny_builders={"sdxl": tiny_sdxl.build, "playground-v2.5": tiny_sdxl.build_playground},
         size_multiple=8,
-        options={Task.TEXT_TO_IMAGE: frozenset({"face"}), Task.IMAGE_TO_IMAGE: frozenset({"face"})},
+        options={Task.TEXT_TO_IMAGE: frozenset({"face", "loras"}), Task.IMAGE_TO_IMAGE: frozenset({"face", "loras"})},
         batch_tasks=frozenset({Task.TEXT_TO_IMAGE}),
     )
 )

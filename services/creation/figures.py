@@ -14,6 +14,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from pipelines.lora import load_lora_library
 from pipelines.types import StepCallback
 
 from ..errors import UserError
@@ -104,6 +105,7 @@ class Reference:
     embedding: list[float] | None
     style: str | None = None  # the figure's style register (presets/figures.toml [styles]); the style lock applies it
     source: str = "canonical"  # "sheet" when `image` is the figure's picked Advanced reference
+    loras: tuple[dict[str, Any], ...] = ()  # pinned LoRA library entries: {"id", "weight"}
 
 
 class Figures:
@@ -351,9 +353,35 @@ class Figures:
         with self.db.engine.connect() as conn:
             row = conn.execute(sa.select(figures.c.embedding, figures.c.reference_sheet).where(figures.c.id == figure.id)).first()
         embedding, sheet = row.embedding, row.reference_sheet
+        loras = tuple(figure.settings.get("loras") or ())
         if purpose == "advanced" and sheet:
-            return Reference(figure.id, self.store.path(sheet["path"]), embedding, figure.style, source="sheet")
-        return Reference(figure.id, figure.canonical_path, embedding, figure.style)
+            return Reference(figure.id, self.store.path(sheet["path"]), embedding, figure.style, source="sheet", loras=loras)
+        return Reference(figure.id, figure.canonical_path, embedding, figure.style, loras=loras)
+
+    def pin_loras(self, account: Account, figure_id: str, loras: list[dict[str, Any]]) -> Figure:
+        """Pin LoRA library entries (presets/loras.toml) to a figure, each with a weight; [] unpins them all. Remix and
+        Advanced apply them on models of the LoRA's family."""
+        library = load_lora_library()
+        if len(loras) > library.max_per_figure:
+            raise FigureError(f"A figure pins up to {library.max_per_figure} LoRAs, not {len(loras)}.")
+        pinned = []
+        for item in loras:
+            lora_id = str((item or {}).get("id", ""))
+            try:
+                spec = library.get(lora_id)
+            except KeyError:
+                raise FigureError(f"LoRA {lora_id!r} is not in the library; pick one of {', '.join(e.id for e in library.loras)}.") from None
+            weight = float(item.get("weight", spec.weight))
+            if not 0.0 <= weight <= 2.0:
+                raise FigureError(f"A LoRA weight is between 0 and 2, not {weight}.")
+            pinned.append({"id": spec.id, "weight": weight})
+        if len({p["id"] for p in pinned}) != len(pinned):
+            raise FigureError("Pin each LoRA once.")
+        with self.db.begin() as conn:
+            row = self._row(conn, account, figure_id)
+            settings = dict(row.settings or {}, loras=pinned)
+            conn.execute(sa.update(figures).where(figures.c.id == figure_id).values(settings=settings, updated_at=time.time()))
+        return self.get(account, figure_id)
 
     def style_lock(self, ref: Reference, keep_style: bool = True) -> StyleLock | None:
         """The figure's style register, applied unless the visitor overrides it (None: no register)."""

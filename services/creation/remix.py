@@ -15,6 +15,7 @@ from typing import Any
 
 from PIL import Image
 
+from pipelines.lora import LoraUse, load_lora_library
 from pipelines.registry import ModelEntry
 from pipelines.types import FaceConditioning, GenerationResult, StepCallback, Task
 
@@ -83,6 +84,7 @@ class ReferenceImages:
             raise RemixError("Pick one of your figures, or upload a face photo (one of the two).")
         lock = None
         reference_source = None
+        pinned: tuple = ()
         if figure_id:
             ref = self.figures.reference(account, figure_id, purpose="advanced" if mode == "advanced" else "canonical")
             reference_source = ref.source
@@ -90,6 +92,7 @@ class ReferenceImages:
                 reference_image = opened.convert("RGB")
             embedding = ref.embedding
             lock = self.figures.style_lock(ref, keep_style)
+            pinned = ref.loras
         else:
             reference_image = load_image(face_photo, self.text.uploads).convert("RGB")
             embedding = self.faces.embed(reference_image) if self.faces else None
@@ -112,12 +115,19 @@ class ReferenceImages:
                 )
             task = Task.TEXT_TO_IMAGE
             _, request = self.text.build_request(styled, task)
-            request = replace(request, face=FaceConditioning(tuple(embedding), scale=likeness))
-            mapping = {"likeness": likeness, "ip_adapter_scale": likeness}
+            # the FaceID recipe: the adapter at `likeness`, and its LoRA at the same weight (0 and 0 = plain text-to-image)
+            request = replace(request, face=FaceConditioning(tuple(embedding), scale=likeness, lora_weight=likeness))
+            mapping = {"likeness": likeness, "ip_adapter_scale": likeness, "faceid_lora_weight": likeness}
         if lock is not None:
             mapping["style_register"] = lock.record()
         if reference_source:
             mapping["reference"] = reference_source  # canonical image or the figure's reference sheet
+        if pinned:  # the figure's LoRAs, on models of their family (others say why they were left out)
+            usable = [p for p in pinned if load_lora_library().get(p["id"]).family == entry.family]
+            if usable:
+                request = replace(request, loras=tuple(LoraUse(p["id"], float(p["weight"])) for p in usable))
+            mapping["pinned_loras"] = {"applied": [p["id"] for p in usable],
+                                       "skipped": [p["id"] for p in pinned if p not in usable]}
         return self._run(account, entry, task, request, params, context, mapping, embedding, idempotency_key, on_step, Surface.IMAGE)
 
     # -- Advanced ----------------------------------------------------------------------------------------
