@@ -47,3 +47,16 @@ def browser_page(width: int = 1400, height: int = 1000):
             yield page
         finally:
             browser.close()
+
+
+def save_quick_figure(page, name: str) -> None:
+    """In Figures › Quick (open): walk the seven pickers, make takes on SDXL, pick the first, name it and save."""
+    for step in range(7):
+        page.locator(f"#quick-next-{step}").click()
+    page.locator("#quick-model input").click()
+    page.get_by_role("option", name="SDXL base 1.0").first.click()
+    page.locator("#quick-generate").click()
+    page.locator("#quick-takes img").first.wait_for(state="visible", timeout=90_000)
+    page.locator("#quick-takes img").first.click()
+    page.locator("#quick-name input, #quick-name textarea").first.fill(name)
+    page.locator("#quick-save").click()

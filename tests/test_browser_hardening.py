@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from .browser import browser_page, open_app
+from .browser import browser_page, open_app, save_quick_figure
 
 pytestmark = pytest.mark.browser
 
@@ -43,15 +43,7 @@ def test_user_text_renders_as_text_everywhere(app_server, artifacts, watched_ser
     assert len(name) <= 60
     with browser_page(height=1100) as page:
         open_app(page, url, "Figures", "Quick")
-        for step in range(7):
-            page.locator(f"#quick-next-{step}").click()
-        page.locator("#quick-model input").click()
-        page.get_by_role("option", name="SDXL base 1.0").first.click()
-        page.locator("#quick-generate").click()
-        page.locator("#quick-takes img").first.wait_for(state="visible", timeout=90_000)
-        page.locator("#quick-takes img").first.click()
-        page.locator("#quick-name input, #quick-name textarea").first.fill(name)
-        page.locator("#quick-save").click()
+        save_quick_figure(page, name)
         saved = page.locator("#quick-saved")
         saved.get_by_text("with 2 take(s)").wait_for(timeout=20_000)
         assert name in saved.inner_text()  # the literal characters, as typed

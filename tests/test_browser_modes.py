@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from .browser import browser_page, open_app
+from .browser import browser_page, open_app, save_quick_figure
 
 pytestmark = pytest.mark.browser
 
@@ -13,15 +13,7 @@ def test_advanced_on_a_saved_figure_at_2k_then_premium_with_a_preset(app_server,
     url, _ = app_server
     with browser_page(height=1300) as page:
         open_app(page, url, "Figures", "Quick", balance="50 credits")
-        for step in range(7):
-            page.locator(f"#quick-next-{step}").click()
-        page.locator("#quick-model input").click()
-        page.get_by_role("option", name="SDXL base 1.0").first.click()
-        page.locator("#quick-generate").click()
-        page.locator("#quick-takes img").first.wait_for(state="visible", timeout=90_000)
-        page.locator("#quick-takes img").first.click()
-        page.locator("#quick-name input, #quick-name textarea").first.fill("Wren")
-        page.locator("#quick-save").click()
+        save_quick_figure(page, "Wren")
         page.locator("#quick-saved").get_by_text("with 2 take(s)").wait_for(timeout=20_000)
         page.locator("#account-bar").get_by_text("48 credits").wait_for(timeout=10_000)
 

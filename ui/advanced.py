@@ -10,7 +10,7 @@ from services.container import Services
 from .api import bounds, public, ui_event
 from .errors import user_errors
 from .figures_common import seed_or_random
-from .remix import figure_choices, result
+from .remix import figure_picker, result
 from .session import SessionUI, account_for, optional_account, stop_button, wire_stop
 from .text_mode import note_text
 
@@ -70,12 +70,7 @@ def build(services: Services, demo: gr.Blocks, session: SessionUI, tab: gr.Tab, 
 
     @user_errors
     def list_figures(selected, token, profile: gr.OAuthProfile | None = None):
-        options = figure_choices(services, token, profile)
-        ids = [v for _, v in options]
-        value = selected if selected in ids else (ids[0] if ids else None)
-        account = optional_account(services, token, profile)
-        image = str(services.figures.get(account, value).canonical_path) if value and account else None
-        return gr.Dropdown(choices=options, value=value), image
+        return figure_picker(services, selected, token, profile)
 
     gr.on([tab.select, refresh.click, current_figure.change], list_figures, [current_figure, session.token], [figure, canonical],
           api_visibility="private")

@@ -52,6 +52,17 @@ def result(services: Services, output, token, profile):
     return [str(p) for p in output.files], info, "  \n".join(lines), bar_text(after)
 
 
+def figure_picker(services: Services, selected, token, profile=None):
+    """The figure dropdown (the session's figures, keeping the selection when it is still one of them) and the
+    picked figure's canonical image."""
+    options = figure_choices(services, token, profile)
+    ids = [v for _, v in options]
+    value = selected if selected in ids else (ids[0] if ids else None)
+    account = optional_account(services, token, profile)
+    image = str(services.figures.get(account, value).canonical_path) if value and account else None
+    return gr.Dropdown(choices=options, value=value), image
+
+
 def figure_choices(services: Services, token, profile=None):
     account = optional_account(services, token, profile)
     figures = services.figures.list(account) if account else []
@@ -97,12 +108,7 @@ def build(services: Services, demo: gr.Blocks, session: SessionUI, tab: gr.Tab, 
 
     @user_errors
     def list_figures(selected, token, profile: gr.OAuthProfile | None = None):
-        options = figure_choices(services, token, profile)
-        ids = [v for _, v in options]
-        value = selected if selected in ids else (ids[0] if ids else None)
-        account = optional_account(services, token, profile)
-        image = str(services.figures.get(account, value).canonical_path) if value and account else None
-        return gr.Dropdown(choices=options, value=value), image
+        return figure_picker(services, selected, token, profile)
 
     gr.on([tab.select, refresh.click, current_figure.change], list_figures, [current_figure, session.token], [figure, canonical], api_visibility="private")
 

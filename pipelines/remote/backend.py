@@ -61,6 +61,15 @@ class RemoteSettings:
 class RemoteBackend:
     def __init__(self, settings: RemoteSettings | None = None):
         self.settings = settings or RemoteSettings.from_env()
+        if self.settings.router_url or self.settings.hub_url:
+            from huggingface_hub import constants
+
+            # A proxy or the tests' local server stands in for the router and the Hub's provider mapping (once, for
+            # the process: huggingface_hub reads these module constants at call time).
+            if self.settings.router_url:
+                constants.INFERENCE_PROXY_TEMPLATE = self.settings.router_url.rstrip("/") + "/{provider}"
+            if self.settings.hub_url:
+                constants.ENDPOINT = self.settings.hub_url.rstrip("/")
 
     # -- what a visitor sees before running ------------------------------------------------------------------------
     def status(self, entry: ModelEntry) -> dict[str, Any]:
@@ -133,13 +142,8 @@ class RemoteBackend:
 
     # -- InferenceClient ---------------------------------------------------------------------------------------------
     def _client(self, key: str, provider: str):
-        from huggingface_hub import InferenceClient, constants
+        from huggingface_hub import InferenceClient
 
-        # A proxy or the tests' local server stands in for the router and the Hub's provider mapping.
-        if self.settings.router_url:
-            constants.INFERENCE_PROXY_TEMPLATE = self.settings.router_url.rstrip("/") + "/{provider}"
-        if self.settings.hub_url:
-            constants.ENDPOINT = self.settings.hub_url.rstrip("/")
         return InferenceClient(provider=provider, api_key=key, timeout=self.settings.request_timeout_s)
 
     def _client_call(self, key: str, entry: ModelEntry, task: Task, model: str, request: GenerationRequest, seed: int) -> bytes:
