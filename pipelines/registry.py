@@ -121,7 +121,10 @@ class ModelEntry(_Strict):
     defaults: Defaults
     sizes: dict[str, dict[str, Size]]
     licence: Licence
-    face_preservation: Literal["none", "ip-adapter-faceid", "reference"] = "none"
+    # how Remix and Advanced keep a face: a reference image, or a face adapter (FACE_PATHS); `face_paths` offers
+    # further adapters on the same base for a visitor to pick (the first one, face_preservation, is the default)
+    face_preservation: Literal["none", "ip-adapter-faceid", "ip-adapter-faceid-plusv2", "instantid", "reference"] = "none"
+    face_paths: tuple[Literal["ip-adapter-faceid", "ip-adapter-faceid-plusv2", "instantid"], ...] = ()
     gpu: GpuTiming | None = None  # required for local entries (ZeroGPU durations)
     prompt_note: str = Field(default="", max_length=200)  # how to write prompts for it (shown by the prompt box)
     tiny: str | None = None
@@ -130,6 +133,13 @@ class ModelEntry(_Strict):
     # per-seed (default): a batch runs one pipeline call per seed, so every seed reproduces alone exactly;
     # one-call: the whole batch in one call (faster; seeds then differ from their single runs by rounding)
     batch: Literal["per-seed", "one-call"] = "per-seed"
+
+    @property
+    def offered_face_paths(self) -> tuple[str, ...]:
+        """The face adapters a visitor may pick for this entry, the default first (none for reference models)."""
+        if self.face_preservation in ("none", "reference"):
+            return ()
+        return tuple(dict.fromkeys((self.face_preservation, *self.face_paths)))
 
     @model_validator(mode="after")
     def _check(self) -> "ModelEntry":
@@ -162,6 +172,11 @@ class ModelEntry(_Strict):
         if self.gpu is None:
             raise ValueError("gpu: local entries need their ZeroGPU timing, e.g. gpu = { overhead_s = 10, step_s = 0.6 }")
         family = get_family(self.family)
+        adapters = {self.face_preservation, *self.face_paths} - {"none", "reference"}
+        if adapters and not family.accepts(Task.TEXT_TO_IMAGE) >= {"face"}:
+            raise ValueError(f"face_preservation: family {self.family!r} takes no face adapter ({', '.join(sorted(adapters))})")
+        if self.face_paths and self.face_preservation in ("none", "reference"):
+            raise ValueError("face_paths: further face adapters go with an adapter as face_preservation")
         unsupported = [t.value for t in self.tasks if t not in family.tasks]
         if unsupported:
             raise ValueError(f"tasks: family {self.family!r} has no runner for {unsupported}")

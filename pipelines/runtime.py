@@ -17,6 +17,7 @@ import torch
 
 from .cache import PipelineCache
 from .errors import AcceleratorBusy, RemoteBackendUnavailable, RequestRefused, UnsupportedOption, WeightsUnavailable
+from .face_weights import complete_face, face_lora
 from .family import Family, get_family
 from .lora import LoraUse, load_lora_library
 from .registry import ModelEntry, Registry
@@ -59,13 +60,6 @@ def pick_dtype(device: torch.device, override: str | None = None) -> torch.dtype
     if override:
         return getattr(torch, override)
     return {"cuda": torch.bfloat16, "mps": torch.float16}.get(device.type, torch.float32)
-
-
-FACEID_REPO = "h94/IP-Adapter-FaceID"
-FACEID_REAL_FILE = "ip-adapter-faceid_sdxl.bin"
-FACEID_FILE = "ip-adapter-faceid_sdxl.safetensors"
-FACEID_LORA_FILE = "ip-adapter-faceid_sdxl_lora.safetensors"
-FACEID_LORA = "faceid-lora"  # its peft adapter name
 
 
 @dataclass(frozen=True)
@@ -191,29 +185,6 @@ class PipelineRuntime:
     def tiny_folder(self, variant: str) -> Path:
         return Path(self.settings.tiny_root) / variant
 
-    def faceid_weights(self, entry: ModelEntry) -> Path:
-        """The IP-Adapter FaceID weights for an SDXL-family entry: tiny ones (built once, next to the tiny
-        pipeline) in the offline preview, else the real file from the local HF cache (or a download when
-        allowed). The real weights (h94/IP-Adapter-FaceID) are for non-commercial research only."""
-        resolved = self.resolve(entry)
-        if resolved.preview:
-            path = self.settings.tiny_root / f"faceid-{entry.tiny}" / FACEID_FILE
-            with self._lock_for(("faceid", entry.tiny)):
-                if not path.exists():
-                    from .tiny.ip_adapter import build_faceid_sdxl
-
-                    build_faceid_sdxl(path.parent, self.ensure_tiny(entry), weight_name=FACEID_FILE)
-            return path
-        try:
-            from huggingface_hub import hf_hub_download
-
-            return Path(hf_hub_download(FACEID_REPO, FACEID_REAL_FILE, local_files_only=not self.downloads_allowed))
-        except Exception as exc:
-            raise WeightsUnavailable(
-                f"IP-Adapter FaceID weights ({FACEID_REPO}/{FACEID_REAL_FILE}) are not on this machine and downloads are off; "
-                "pick a reference model for Remix (they are non-commercial-licensed)"
-            ) from exc
-
     def ensure_tiny(self, entry: ModelEntry) -> Path:
         folder = self.tiny_folder(entry.tiny or "")
         if (folder / "model_index.json").exists():
@@ -296,35 +267,15 @@ class PipelineRuntime:
             request = replace(request, strength=entry.defaults.strength)
         if entry.batch == "one-call" and request.count > 1 and task in get_family(entry.family).batch_tasks:
             request = replace(request, one_call=True)
-        if request.face is not None and request.face.weights is None:
-            request = replace(request, face=replace(request.face, weights=str(self.faceid_weights(entry))))
-        if request.face is not None and request.face.lora_weight is not None and entry.family == "sdxl":
-            faceid = self.faceid_lora(entry, float(request.face.lora_weight))
-            request = replace(request, loras=(*request.loras, faceid))
+        if request.face is not None:
+            request = replace(request, face=complete_face(self, entry, request.face))
+            own = None if request.face.lora_weight is None else face_lora(self, entry, request.face.path, float(request.face.lora_weight))
+            if own is not None:
+                request = replace(request, loras=(*request.loras, own))
         if any(lora.folder is None for lora in request.loras):
             request = replace(request, loras=tuple(self.lora_weights(entry, lora) if lora.folder is None else lora
                                                    for lora in request.loras))
         return request
-
-    def faceid_lora(self, entry: ModelEntry, weight: float) -> LoraUse:
-        """IP-Adapter FaceID's own LoRA (the FaceID SDXL recipe loads it beside the adapter): a tiny random one in the
-        offline preview, else the real file (h94/IP-Adapter-FaceID, non-commercial research only)."""
-        if self.resolve(entry).preview:
-            from .tiny.lora import LORA_FILE, build_tiny_sdxl_lora
-
-            folder = self.settings.tiny_root / f"faceid-lora-{entry.tiny}"
-            with self._lock_for(("faceid-lora", entry.tiny)):
-                if not (folder / LORA_FILE).exists():
-                    build_tiny_sdxl_lora(folder, self.ensure_tiny(entry), seed=2024)
-            return LoraUse(FACEID_LORA, weight, str(folder), LORA_FILE)
-        try:
-            from huggingface_hub import hf_hub_download
-
-            file = Path(hf_hub_download(FACEID_REPO, FACEID_LORA_FILE, local_files_only=not self.downloads_allowed))
-        except Exception as exc:
-            raise WeightsUnavailable(f"the FaceID LoRA ({FACEID_REPO}/{FACEID_LORA_FILE}) is not on this machine and downloads "
-                                     "are off; pick a reference model for Remix") from exc
-        return LoraUse(FACEID_LORA, weight, str(file.parent), file.name)
 
     def lora_weights(self, entry: ModelEntry, lora: LoraUse) -> LoraUse:
         """Where a library LoRA's weights are for this entry: a tiny random one of its own in the offline preview

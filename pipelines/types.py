@@ -51,17 +51,37 @@ class GenerationCancelled(RuntimeError):
     """Raised when a request's cancel flag is set between denoising steps."""
 
 
+FACE_PATHS = ("ip-adapter-faceid", "ip-adapter-faceid-plusv2", "instantid")  # the face adapters (SDXL)
+
+
 @dataclass(frozen=True)
 class FaceConditioning:
-    """A face to keep through an adapter (SDXL IP-Adapter FaceID): one value instead of loose keys."""
+    """A face to keep through an adapter (SDXL): one value instead of loose keys.
+
+    `path` picks the adapter: IP-Adapter FaceID (the embedding alone), FaceID Plus v2 (the embedding plus a CLIP
+    image embedding of `crop`, the aligned face crop) or InstantID (the embedding through its resampler, plus a
+    ControlNet on a keypoint image drawn from `keypoints`, fractions of the output's width and height)."""
 
     embedding: tuple[float, ...]  # insightface-style normed embedding (512 floats), or several of them flattened
     scale: float | None = None  # the adapter scale for this request; None keeps the loaded scale; 0 = no effect
     weights: str | None = None  # the adapter weight file; None: the runtime resolves the entry's own weights
-    lora_weight: float | None = None  # the FaceID LoRA's weight (the recipe pairs the adapter with it); None: no LoRA
+    lora_weight: float | None = None  # the adapter's own LoRA weight (FaceID recipes pair them); None: no LoRA
+    path: str = "ip-adapter-faceid"
+    crop: Image.Image | None = None  # Plus v2: the aligned face crop its CLIP image encoder sees
+    keypoints: tuple[tuple[float, float], ...] = ()  # InstantID: the five face keypoints as (x, y) fractions
+    control_scale: float | None = None  # InstantID: the ControlNet conditioning scale
+    image_encoder: str | None = None  # Plus v2: the CLIP image encoder folder (the runtime fills it)
+    controlnet: str | None = None  # InstantID: the IdentityNet ControlNet folder (the runtime fills it)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "embedding", tuple(float(x) for x in self.embedding))
+        object.__setattr__(self, "keypoints", tuple((float(x), float(y)) for x, y in self.keypoints))
+        if self.path not in FACE_PATHS:
+            raise ValueError(f"unknown face path {self.path!r} (one of {', '.join(FACE_PATHS)})")
+        if self.path == "instantid" and len(self.keypoints) != 5:
+            raise ValueError("InstantID needs the face's five keypoints")
+        if self.path == "ip-adapter-faceid-plusv2" and self.crop is None:
+            raise ValueError("FaceID Plus v2 needs the aligned face crop")
 
 
 # The optional fields of a request (beyond prompt, size, steps, guidance, seed, count) and how a refusal names them.

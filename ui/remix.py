@@ -7,6 +7,7 @@ import gradio as gr
 from services.catalogue import ASPECT_RATIOS, Task
 from services.container import Services
 from services.creation.image_presets import scene_thumbnail
+from services.creation.remix import FACE_PATH_LABELS
 
 from .api import bounds, public, ui_event
 from .errors import user_errors
@@ -17,7 +18,8 @@ from .session import SessionUI, account_for, bar_text, optional_account, stop_bu
 def model_choices(services: Services) -> list[tuple[str, str]]:
     out = []
     for e in services.remix.remix_models():
-        how = "keeps the face via reference image" if e.face_preservation == "reference" else "keeps the face via FaceID adapter"
+        how = ("keeps the face via reference image" if e.face_preservation == "reference"
+               else "keeps the face via " + " / ".join(FACE_PATH_LABELS[p] for p in e.offered_face_paths))
         flags = " · non-commercial" if e.licence.non_commercial else ""
         out.append((f"{e.name} · {services.catalogue.unit_price(e)} credits · {how}{flags}", e.id))
     return out
@@ -69,6 +71,13 @@ def figure_choices(services: Services, token, profile=None):
     return [(f.name, f.id) for f in figures]
 
 
+def face_path_picker(services: Services, model_id: str):
+    """The face-path choice for a model: shown when it offers more than one adapter, its default first."""
+    paths = services.catalogue.get(model_id).offered_face_paths if model_id else ()
+    return gr.Dropdown(choices=[(FACE_PATH_LABELS[p], p) for p in paths], value=paths[0] if paths else None,
+                       visible=len(paths) > 1)
+
+
 def default_remix_model(services: Services) -> str:
     ids = [e.id for e in services.remix.remix_models()]
     return "qwen-image-edit" if "qwen-image-edit" in ids else ids[0]
@@ -90,6 +99,9 @@ def build(services: Services, demo: gr.Blocks, session: SessionUI, tab: gr.Tab, 
             prompt = gr.Textbox(label="New scene", lines=3, max_length=services.policy.limit("natural"), elem_id="remix-prompt",
                                 value="sitting at a café table by a rainy window, warm evening light")
             model = gr.Dropdown(choices, value=default, label="Model", elem_id="remix-model")
+            face_path = gr.Dropdown([], label="Face path (how the adapter keeps the face)", elem_id="remix-face-path",
+                                    visible=False, info="FaceID: the face embedding · FaceID Plus v2: and the aligned face "
+                                    "crop · InstantID: and the face's keypoints (ControlNet)")
             likeness = gr.Slider(value=0.7, step=0.05, **bounds("likeness"), label="Likeness ↔ freedom (1 = closest to the figure)", elem_id="remix-likeness")
             keep_style = gr.Checkbox(value=True, label="Keep the figure's style (untick to override it)", elem_id="remix-keep-style")
             with gr.Row():
@@ -132,6 +144,8 @@ def build(services: Services, demo: gr.Blocks, session: SessionUI, tab: gr.Tab, 
         return f"**Price:** {quote.text()}" + (f" · you have {account.balance_text()}" if account else "")
 
     gr.on([model.change, count.change, tab.select], show_price, [model, count, session.token], [price], api_visibility="private")
+    gr.on([model.change, tab.select], lambda model_id: face_path_picker(services, model_id), [model], [face_path],
+          api_visibility="private")
 
     @user_errors
     def figure_remix(
@@ -146,6 +160,7 @@ def build(services: Services, demo: gr.Blocks, session: SessionUI, tab: gr.Tab, 
         token: str = "",
         idempotency_key: str = "",
         keep_style: bool = True,
+        face_path: str = "",
         profile: gr.OAuthProfile | None = None,
         progress=gr.Progress(),
     ):
@@ -165,6 +180,8 @@ def build(services: Services, demo: gr.Blocks, session: SessionUI, tab: gr.Tab, 
             idempotency_key: send the same key again to get the first result without being charged twice.
             keep_style: true (default) applies the figure's style register (its prompt fragments and negative prompt);
                 false overrides it. The output's metadata records which.
+            face_path: for face-adapter models (SDXL base): "ip-adapter-faceid", "ip-adapter-faceid-plusv2" or
+                "instantid"; "" takes the model's first (see /models). Reference models ignore "".
         """
         account = account_for(services, token, profile)
         progress(0, desc="Loading model")
@@ -172,7 +189,7 @@ def build(services: Services, demo: gr.Blocks, session: SessionUI, tab: gr.Tab, 
             account, prompt=prompt, model=model or default_remix_model(services), figure_id=None if face_photo else (figure_id or None),
             face_photo=face_photo or None, idempotency_key=idempotency_key or None,
             likeness=likeness, aspect_ratio=aspect_ratio, count=int(count), seed=seed_or_random(seed), keep_style=bool(keep_style),
-            on_step=lambda done, total: progress((done, total), desc="Remixing", unit="steps"),
+            face_path=face_path or None, on_step=lambda done, total: progress((done, total), desc="Remixing", unit="steps"),
         )
         return result(services, output, token, profile)
 
@@ -180,6 +197,6 @@ def build(services: Services, demo: gr.Blocks, session: SessionUI, tab: gr.Tab, 
     outputs = [gallery, info, notice, session.bar]
     ui_event(services, go.click, figure_remix, {
         "figure_id": figure, "prompt": prompt, "model": model, "likeness": likeness, "aspect_ratio": ratio, "count": count,
-        "seed": seed, "face_photo": face_photo, "token": session.token, "keep_style": keep_style,
+        "seed": seed, "face_photo": face_photo, "token": session.token, "keep_style": keep_style, "face_path": face_path,
     }, outputs, api_name="figure_remix").then(show_price, [model, count, session.token], [price], api_visibility="private")
     public(services, figure_remix, outputs, api_name="figure_remix", like={"face_photo": face_photo, "aspect_ratio": ratio})

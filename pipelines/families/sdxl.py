@@ -9,40 +9,42 @@ from ..types import Task
 
 
 def text_to_image(pipe, request, on_step, cancel):
-    # request.face (a FaceConditioning: insightface-style embedding, scale, weights) conditions on a face through
-    # IP-Adapter FaceID, loaded once per pipeline by pipelines.face_adapter; without it nothing changes.
-    ip_kwargs, ip_params, ip_context = ip_adapter_call(pipe, request)
+    # request.face (a FaceConditioning: embedding, path, scale, weights) conditions on a face through the adapter of
+    # its path (FaceID, FaceID Plus v2, InstantID), loaded once per pipeline by pipelines.face_adapter; without it
+    # nothing changes.
+    # InstantID calls the ControlNet view of the same components (face.pipe) with a keypoint image.
+    face = ip_adapter_call(pipe, request)
 
     def call(generator, callback):
-        with ip_context():
-            return pipe(
+        with face.context():
+            return face.pipe(
                 **request_kwargs(request, generator, callback),
                 negative_prompt=request.negative_prompt or None,
                 guidance_scale=request.guidance,
-                **ip_kwargs,
+                **face.kwargs,
             )
 
-    params = common_parameters(request, sampler=type(pipe.scheduler).__name__, **ip_params)
+    params = common_parameters(request, sampler=type(pipe.scheduler).__name__, **face.params)
     return with_loras(pipe, request, lambda: run_per_seed(pipe, request, on_step, cancel, call, params))
 
 
 def image_to_image(pipe, request, on_step, cancel):
     image = request.reference_images[0].convert("RGB").resize((request.width, request.height))
     # The UNet is shared with text_to_image's view: a loaded FaceID adapter applies (or is muted) here too.
-    ip_kwargs, ip_params, ip_context = ip_adapter_call(pipe, request)
+    face = ip_adapter_call(pipe, request, image_to_image=True)
 
     def call(generator, callback):
-        with ip_context():
-            return pipe(
+        with face.context():
+            return face.pipe(
                 **request_kwargs(request, generator, callback, size=False),
                 negative_prompt=request.negative_prompt or None,
                 image=image,
                 strength=request.strength,
                 guidance_scale=request.guidance,
-                **ip_kwargs,
+                **face.kwargs,
             )
 
-    params = common_parameters(request, sampler=type(pipe.scheduler).__name__, strength=request.strength, **ip_params)
+    params = common_parameters(request, sampler=type(pipe.scheduler).__name__, strength=request.strength, **face.params)
     return with_loras(pipe, request, lambda: run_per_seed(pipe, request, on_step, cancel, call, params))
 
 

@@ -3,8 +3,9 @@
 Remix follows the path the model declares (`face_preservation` in the registry):
 - "reference": reference-editing models (FLUX.1 Kontext, FLUX.2, Qwen-Image-Edit) take the canonical image as
   their input image; likeness maps to guidance (high likeness keeps closer to the reference).
-- "ip-adapter-faceid": SDXL-family models take the figure's face embedding through IP-Adapter FaceID; likeness
-  is the adapter scale (0 = plain text-to-image).
+- a face adapter (SDXL; `face_path` picks one of the entry's `offered_face_paths`): IP-Adapter FaceID takes the
+  figure's face embedding, FaceID Plus v2 that and the aligned face crop, InstantID that and the face's keypoints;
+  likeness is the adapter scale, the LoRA weight (FaceID) and the ControlNet scale (InstantID); 0 = plain text-to-image.
 With a face pack configured, every output gets an identity score (cosine of face embeddings, output vs the
 figure's canonical image) or "no face found"; it is stored in the PNG's JSON chunk.
 """
@@ -15,6 +16,7 @@ from typing import Any
 
 from PIL import Image
 
+from pipelines.face_paths import cover_keypoints
 from pipelines.lora import LoraUse, load_lora_library
 from pipelines.registry import ModelEntry
 from pipelines.types import FaceConditioning, GenerationResult, StepCallback, Task
@@ -33,6 +35,7 @@ from .figures import Figures
 from .text import ImageOutput, TextImages, TextToImageParams
 
 MAX_GROUP = 3
+FACE_PATH_LABELS = {"ip-adapter-faceid": "FaceID", "ip-adapter-faceid-plusv2": "FaceID Plus v2", "instantid": "InstantID"}
 
 
 class RemixError(InvalidRequest):
@@ -72,7 +75,7 @@ class ReferenceImages:
         self, account: Account, *, prompt: str, model: str, figure_id: str | None = None, face_photo: str | None = None,
         likeness: float = 0.7, negative_prompt: str = "", aspect_ratio: str = "1:1", resolution: str = "1K",
         count: int = 1, seed: int | None = None, idempotency_key: str | None = None, on_step: StepCallback | None = None,
-        keep_style: bool = True, mode: str | None = None,
+        keep_style: bool = True, mode: str | None = None, face_path: str | None = None,
     ) -> ImageOutput:
         likeness = float(likeness)
         if not 0.0 <= likeness <= 1.0:
@@ -80,6 +83,11 @@ class ReferenceImages:
         entry = self.catalogue.get(model)
         if entry.face_preservation == "none":
             raise RemixError(f"{entry.name} cannot keep a face; pick a model marked “keeps the face”.")
+        offered = entry.offered_face_paths
+        if face_path and face_path not in offered:
+            names = ", ".join(FACE_PATH_LABELS[p] for p in offered) or "none (it keeps the face through the reference image)"
+            raise RemixError(f"{entry.name} has no face path {face_path!r}; its face paths are: {names}.")
+        path = face_path or (offered[0] if offered else "reference")
         if bool(figure_id) == bool(face_photo):
             raise RemixError("Pick one of your figures, or upload a face photo (one of the two).")
         lock = None
@@ -96,7 +104,7 @@ class ReferenceImages:
         else:
             reference_image = load_image(face_photo, self.text.uploads).convert("RGB")
             embedding = self.faces.embed(reference_image) if self.faces else None
-        context = {"remix": {"figure_id": figure_id, "likeness": likeness, "face_preservation": entry.face_preservation,
+        context = {"remix": {"figure_id": figure_id, "likeness": likeness, "face_preservation": path,
                              "keep_style": bool(keep_style), **({"mode": mode} if mode else {})}}
         params = TextToImageParams(prompt=prompt, model=entry.id, negative_prompt=negative_prompt, aspect_ratio=aspect_ratio,
                                    resolution=resolution, count=count, seed=seed)
@@ -107,7 +115,7 @@ class ReferenceImages:
             guidance = round(entry.defaults.guidance * (1.5 - likeness), 3)
             request = replace(request, reference_images=(reference_image,), guidance=guidance)
             mapping = {"likeness": likeness, "guidance": guidance}
-        else:  # ip-adapter-faceid
+        else:  # a face adapter
             if embedding is None:
                 raise RemixError(
                     "This model keeps the face through a face embedding, and none is available: configure a face pack "
@@ -115,9 +123,8 @@ class ReferenceImages:
                 )
             task = Task.TEXT_TO_IMAGE
             _, request = self.text.build_request(styled, task)
-            # the FaceID recipe: the adapter at `likeness`, and its LoRA at the same weight (0 and 0 = plain text-to-image)
-            request = replace(request, face=FaceConditioning(tuple(embedding), scale=likeness, lora_weight=likeness))
-            mapping = {"likeness": likeness, "ip_adapter_scale": likeness, "faceid_lora_weight": likeness}
+            face, mapping = self._face(path, embedding, reference_image, likeness, (request.width, request.height))
+            request = replace(request, face=face)
         if lock is not None:
             mapping["style_register"] = lock.record()
         if reference_source:
@@ -130,6 +137,28 @@ class ReferenceImages:
                                        "skipped": [p["id"] for p in pinned if p not in usable]}
         return self._run(account, entry, task, request, params, context, mapping, embedding, idempotency_key, on_step, Surface.IMAGE)
 
+    def _face(self, path: str, embedding: list[float], image: Image.Image, likeness: float,
+              size: tuple[int, int]) -> tuple[FaceConditioning, dict[str, Any]]:
+        """The face conditioning of an adapter path and the likeness mapping it records (README: the likeness control).
+        FaceID (and Plus v2): the adapter and its LoRA at `likeness`; InstantID: the adapter and the ControlNet."""
+        mapping: dict[str, Any] = {"likeness": likeness, "face_path": path, "ip_adapter_scale": likeness}
+        if path == "instantid":
+            points = self.faces.keypoints(image) if self.faces else None
+            if points is None:
+                raise RemixError("InstantID draws the face's keypoints, and no face was found in the figure's image; "
+                                 "pick FaceID or a reference model.")
+            mapping["controlnet_conditioning_scale"] = likeness
+            return FaceConditioning(tuple(embedding), scale=likeness, path=path, control_scale=likeness,
+                                    keypoints=cover_keypoints(points, image.size, size)), mapping
+        crop = None
+        if path == "ip-adapter-faceid-plusv2":
+            crop = self.faces.aligned_crop(image) if self.faces else None
+            if crop is None:
+                raise RemixError("FaceID Plus v2 reads the aligned face, and no face was found in the figure's image; "
+                                 "pick FaceID or a reference model.")
+        mapping["faceid_lora_weight"] = likeness  # the recipe: the adapter and its LoRA (0 and 0 = plain text-to-image)
+        return FaceConditioning(tuple(embedding), scale=likeness, lora_weight=likeness, path=path, crop=crop), mapping
+
     # -- Advanced ----------------------------------------------------------------------------------------
     def advanced_models(self) -> list[ModelEntry]:
         """Face-keeping models that reach Advanced's tiers (2K natively, 4K natively or through their upscale)."""
@@ -141,7 +170,7 @@ class ReferenceImages:
     def advanced_image(
         self, account: Account, *, figure_id: str, description: str, model: str, aspect_ratio: str = "3:4",
         resolution: str = "2K", likeness: float = 0.8, count: int = 1, seed: int | None = None, keep_style: bool = True,
-        idempotency_key: str | None = None, on_step: StepCallback | None = None,
+        idempotency_key: str | None = None, on_step: StepCallback | None = None, face_path: str | None = None,
     ) -> ImageOutput:
         """Advanced: a natural scene description of one of your figures at 2K or 4K; its likeness is kept by the
         model's face-preservation path (reference image or face adapter); no presets."""
@@ -159,7 +188,8 @@ class ReferenceImages:
             raise RemixError(f"{entry.name} cannot keep a face at 2K/4K; {mode.label} models are: {names}.")
         return self.figure_remix(account, prompt=description, model=entry.id, figure_id=figure_id, likeness=likeness,
                                  aspect_ratio=aspect_ratio, resolution=resolution, count=int(count), seed=seed,
-                                 keep_style=keep_style, idempotency_key=idempotency_key, on_step=on_step, mode="advanced")
+                                 keep_style=keep_style, idempotency_key=idempotency_key, on_step=on_step, mode="advanced",
+                                 face_path=face_path)
 
     def group_models(self) -> list[ModelEntry]:
         """Multi-reference models that reach Advanced's tiers."""

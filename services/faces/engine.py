@@ -52,13 +52,33 @@ class FaceEngine:
         bgr = np.ascontiguousarray(np.asarray(image.convert("RGB"))[:, :, ::-1])
         return self._load().get(bgr)
 
-    def embed(self, image: Image.Image) -> list[float] | None:
-        """The normalised embedding of the largest face, or None when no face is found."""
+    def main_face(self, image: Image.Image):
+        """The largest face insightface finds (its bbox, kps, embedding), or None."""
         found = self.faces(image)
         if not found:
             return None
-        face = max(found, key=lambda f: float((f.bbox[2] - f.bbox[0]) * (f.bbox[3] - f.bbox[1])))
-        return _normed(face)
+        return max(found, key=lambda f: float((f.bbox[2] - f.bbox[0]) * (f.bbox[3] - f.bbox[1])))
+
+    def embed(self, image: Image.Image) -> list[float] | None:
+        """The normalised embedding of the largest face, or None when no face is found."""
+        face = self.main_face(image)
+        return None if face is None else _normed(face)
+
+    def keypoints(self, image: Image.Image) -> list[tuple[float, float]] | None:
+        """The largest face's five keypoints (eyes, nose, mouth corners) in pixels, or None."""
+        face = self.main_face(image)
+        return None if face is None else [(float(x), float(y)) for x, y in np.asarray(face.kps)[:5]]
+
+    def aligned_crop(self, image: Image.Image, size: int = 224) -> Image.Image | None:
+        """The largest face aligned on its keypoints to the ArcFace template (insightface's norm_crop), as FaceID
+        Plus v2 feeds its image encoder; None when no face is found."""
+        face = self.main_face(image)
+        if face is None:
+            return None
+        from insightface.utils import face_align
+
+        rgb = np.ascontiguousarray(np.asarray(image.convert("RGB")))
+        return Image.fromarray(face_align.norm_crop(rgb, landmark=np.asarray(face.kps), image_size=size))
 
     def detect(self, image: Image.Image) -> list[tuple[list[int], list[float]]]:
         """Every face found: (box [x0, y0, x1, y1] in pixels, normalised embedding)."""

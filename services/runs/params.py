@@ -79,6 +79,7 @@ ARGUMENTS: dict[str, Rule] = {
     "admin_key": Rule("str", max_len=300),
     "idempotency_key": Rule("str", max_len=MAX_KEY_CHARS),
     "model": Rule("str", max_len=100),
+    "face_path": Rule("str", max_len=100),
     **{ident: Rule("str", max_len=100) for ident in ("request_id", "figure_id", "character_id", "take_id", "report_id")},
     "models": Rule("list", max_len=8),
     "figure_ids": Rule("list", max_len=8),
