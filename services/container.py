@@ -153,6 +153,6 @@ def build_services(
     return Services(
         settings, registry, runtime, store, db, plans, ledger, identity, ProxyTrust(settings.proxy_hops, settings.trusted_proxies), instances, jobs, history, catalogue, policy, runner,
         text, recovered, safety_file, safety, figure_presets, figures, faces, video_presets, video, load_image_presets(),
-        remix, CompareService(catalogue, text, runner, identity), characters, Albums(db, ledger, characters, plans.albums),
+        remix, CompareService(catalogue, text, runner, identity, figures, faces), characters, Albums(db, ledger, characters, plans.albums),
         ReferenceSheets(catalogue, plans, text, runner, figures, history),
     )

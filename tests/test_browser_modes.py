@@ -1,5 +1,5 @@
 """The two image modes as a visitor meets them in headless chromium: Advanced on a saved figure at 2K (price before,
-balance after, no presets) after picking its reference sheet in All Figures, Figure Remix's recommended scenes, then Premium (tags) with a preset. Screenshots land in tests/artifacts/."""
+balance after, no presets) after picking its reference sheet in All Figures, Figure Remix's recommended scenes and face paths, then Premium (tags) with a preset, then Compare with identity scores. Screenshots land in tests/artifacts/."""
 from __future__ import annotations
 
 import pytest
@@ -62,6 +62,16 @@ def test_advanced_on_a_saved_figure_at_2k_then_premium_with_a_preset(app_server,
         page.wait_for_function("() => document.querySelector('#remix-prompt textarea').value.includes('quiet beach at sunset')",
                                timeout=10_000)
         page.screenshot(path=str(artifacts / "remix-scenes.png"), full_page=True)
+        # SDXL base keeps the face through an adapter: its three face paths are offered, FaceID first.
+        assert not page.locator("#remix-face-path").is_visible()  # Qwen-Image-Edit: the reference image, no choice
+        page.locator("#remix-model input").click()
+        page.get_by_role("option", name="SDXL base 1.0", exact=False).first.click()
+        page.locator("#remix-face-path").wait_for(state="visible", timeout=10_000)
+        page.locator("#remix-face-path input").click()
+        names = [page.get_by_role("option").nth(i).inner_text().replace("✓", "").strip() for i in range(page.get_by_role("option").count())]
+        assert names == ["FaceID", "FaceID Plus v2", "InstantID"], names
+        page.get_by_role("option", name="InstantID").click()
+        page.screenshot(path=str(artifacts / "remix-face-paths.png"), full_page=True)
 
         page.get_by_role("tab", name="Text", exact=True).click()
         page.locator("#text-style").get_by_text("Premium", exact=False).click()
@@ -76,3 +86,15 @@ def test_advanced_on_a_saved_figure_at_2k_then_premium_with_a_preset(app_server,
         page.locator("#account-bar").get_by_text("40 credits").wait_for(timeout=10_000)
         assert '"prompt_style":"tags"' in "".join(page.locator("#text-info").inner_text().split())
         page.screenshot(path=str(artifacts / "premium-after.png"), full_page=True)
+
+        # Compare with the figure picked: the table gains its identity column (this app has no face pack: it says so).
+        page.get_by_role("tab", name="Compare", exact=True).click()
+        page.locator("#compare-figure input").click()
+        page.get_by_role("option", name="Wren").click()
+        page.locator("#compare-price").get_by_text("= 2 credits").wait_for(timeout=10_000)
+        page.locator("#compare-run").click()
+        page.locator("#compare-gallery img").nth(1).wait_for(state="visible", timeout=120_000)
+        page.locator("#account-bar").get_by_text("38 credits").wait_for(timeout=10_000)
+        table = page.locator("#compare-table").inner_text()
+        assert "identity" in table and table.count("off (no face pack)") == 2, table
+        page.screenshot(path=str(artifacts / "compare-identity.png"), full_page=True)

@@ -110,3 +110,39 @@ def test_compare_through_gradio_client(client, token):
     with pytest.raises(Exception, match="Pick 2 to 4 different models"):
         client.predict(prompt=PROMPT, models=["sdxl-base"], token=token, api_name="/compare")
     assert client.predict(token, api_name="/balance")["balance"] == 48
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_with_a_figure_each_row_and_png_carries_its_identity_score(make_services, face_pack):
+    from services.faces.engine import FaceEngine, similarity
+    from tests.test_remix import make_figure
+    from ui.compare import identity_cell
+
+    services = make_services(face_pack=face_pack)
+    account = visitor(services)
+    figure = make_figure(services, account)
+    models = ("sdxl-base", "z-image-turbo")
+    out = services.compare.compare(account, CompareParams(PROMPT, models, seed=5, figure_id=figure.id))
+    engine = FaceEngine(face_pack)
+    reference = engine.embed_path(figure.canonical_path)
+    for row in out.rows:
+        with Image.open(row.files[0]) as image:
+            expected = round(similarity(reference, engine.embed(image)), 4)  # the tiny detector finds one face
+        assert row.identity == expected
+        record = read_png_metadata(str(row.files[0]))["record"]
+        assert record["identity_score"] == expected and record["figure_ids"] == [figure.id]
+        assert identity_cell(row.identity) == f"{expected:+.3f}"
+    assert out.rows[0].identity != out.rows[1].identity  # scored per image, not one number copied
+
+    plain = services.compare.compare(account, CompareParams(PROMPT, models, seed=5))
+    assert all(r.identity is None for r in plain.rows) and identity_cell(None) == "—"
+    no_pack = make_services()
+    other = no_pack.identity.start(None, ip="10.0.0.77").account
+    theirs = make_figure(no_pack, other)
+    off = no_pack.compare.compare(other, CompareParams(PROMPT, models, seed=5, figure_id=theirs.id))
+    assert [r.identity for r in off.rows] == ["off (no face pack)"] * 2
+    stranger = no_pack.identity.start(None, ip="10.0.0.78").account
+    before = no_pack.ledger.balance(stranger.id)
+    with pytest.raises(Exception, match="igure"):  # another visitor's figure: refused before anything is reserved
+        no_pack.compare.compare(stranger, CompareParams(PROMPT, models, seed=5, figure_id=theirs.id))
+    assert no_pack.ledger.balance(stranger.id) == before

@@ -12,9 +12,15 @@ from .api import bounds, public, ui_event
 from .errors import user_errors
 from .text import md
 from .session import SessionUI, account_for, bar_text, optional_account, stop_button, wire_stop
+from .remix import score_label, figure_choices
 from .text_mode import model_label
 
-TABLE_HEADERS = ["model", "seconds", "credits", "steps", "result"]
+
+def identity_cell(value) -> str:
+    """The table's identity column: the score against the picked figure's face, or why there is none."""
+    return "—" if value is None else score_label(value)
+
+TABLE_HEADERS = ["model", "seconds", "credits", "steps", "identity", "result"]
 
 
 def default_models(services: Services) -> list[str]:
@@ -45,7 +51,7 @@ def price_text(services: Services, models: list[str], ratio: str, tier: str, acc
     return text
 
 
-def build(services: Services, demo: gr.Blocks, session: SessionUI) -> None:
+def build(services: Services, demo: gr.Blocks, session: SessionUI, tab: gr.Tab | None = None) -> None:
     choices = [(model_label(services, services.catalogue.get(m)), m) for m in services.compare.choices()]
     first = default_models(services)
     gr.Markdown(
@@ -64,6 +70,9 @@ def build(services: Services, demo: gr.Blocks, session: SessionUI) -> None:
                 ratio = gr.Radio(list(ASPECT_RATIOS), value="1:1", label="Aspect ratio", elem_id="compare-ratio")
                 tier = gr.Radio(list(IMAGE_TIERS), value="1K", label="Resolution", elem_id="compare-tier")
             seed = gr.Number(value=42, precision=0, label="Seed (the same for every model; -1 = random)", **bounds("seed"), elem_id="compare-seed")
+            figure = gr.Dropdown([("none", "")], value="", label="Score likeness against a figure (optional)",
+                                 info="Each image gets an identity score: the cosine to the figure's canonical face.",
+                                 elem_id="compare-figure")
             price = gr.Markdown(price_text(services, first, "1:1", "1K"), elem_id="compare-price")
             with gr.Row():
                 go = gr.Button("Compare", variant="primary", elem_id="compare-run")
@@ -76,6 +85,13 @@ def build(services: Services, demo: gr.Blocks, session: SessionUI) -> None:
 
     def on_change(chosen: list[str], ratio_value: str, tier_value: str, token: str, profile: gr.OAuthProfile | None = None):
         return price_text(services, chosen, ratio_value, tier_value, optional_account(services, token, profile))
+
+    def list_figures(selected, token, profile: gr.OAuthProfile | None = None):
+        options = [("none", ""), *figure_choices(services, token, profile)]
+        return gr.Dropdown(choices=options, value=selected if selected in {v for _, v in options} else "")
+
+    if tab is not None:
+        tab.select(list_figures, [figure, session.token], [figure], api_visibility="private")
 
     change_inputs = [models, ratio, tier, session.token]
     session.loaded.then(on_change, change_inputs, [price], api_visibility="private")
@@ -90,12 +106,14 @@ def build(services: Services, demo: gr.Blocks, session: SessionUI) -> None:
         resolution: str = "1K",
         seed: int = 42,
         token: str = "",
+        figure_id: str = "",
         profile: gr.OAuthProfile | None = None,
         progress=gr.Progress(),
     ):
         """Run one prompt with one seed through 2-4 text-to-image models, one image each. All checks (models, size,
         prompt, balance for the whole set) run before any credit is reserved; each model is then its own paid request.
-        Returns the images with captions, a table (model, seconds, credits, steps, result), a notice and the balance line.
+        Returns the images with captions, a table (model, seconds, credits, steps, identity, result), a notice and the
+        balance line.
 
         Args:
             prompt: the prompt every model gets.
@@ -104,6 +122,8 @@ def build(services: Services, demo: gr.Blocks, session: SessionUI) -> None:
             resolution: 1K, 2K or 4K (every model must offer it).
             seed: the seed every model uses; -1 picks one random seed for all.
             token: your session token from /session_start.
+            figure_id: one of your figures, or "" for none: every image is then scored against its canonical face
+                (the identity column, and identity_score in each PNG).
         """
         account = account_for(services, token, profile)
         stage = {"name": ""}
@@ -117,7 +137,7 @@ def build(services: Services, demo: gr.Blocks, session: SessionUI) -> None:
 
         params = CompareParams(
             prompt=prompt, models=tuple(models or ()), aspect_ratio=aspect_ratio, resolution=resolution,
-            seed=None if seed is None else int(seed),
+            seed=None if seed is None else int(seed), figure_id=figure_id or None,
         )
         output = services.compare.compare(account, params, on_model=on_model, on_step=on_step)
         after = services.identity.account(account.id)
@@ -125,7 +145,8 @@ def build(services: Services, demo: gr.Blocks, session: SessionUI) -> None:
         for row in output.rows:
             for path in row.files:
                 images.append((str(path), f"{row.name} · {row.seconds:.1f} s · {row.charged} credit{'s' if row.charged != 1 else ''}"))
-            rows.append([row.name, round(row.seconds, 2), row.charged, row.steps, row.error or ("offline preview" if row.preview else "ok")])
+            rows.append([row.name, round(row.seconds, 2), row.charged, row.steps, identity_cell(row.identity),
+                         row.error or ("offline preview" if row.preview else "ok")])
         lines = []
         if any(r.preview for r in output.rows):
             lines.append("⚠️ **Offline preview**: real weights are not on this machine, so these images come from tiny "
@@ -140,5 +161,5 @@ def build(services: Services, demo: gr.Blocks, session: SessionUI) -> None:
     wire_stop(services, session, stop, notice)
     outputs = [gallery, table, notice, session.bar]
     ui_event(services, go.click, compare, {"prompt": prompt, "models": models, "aspect_ratio": ratio, "resolution": tier, "seed": seed,
-                                 "token": session.token}, outputs, api_name="compare").then(on_change, change_inputs, [price], api_visibility="private")
+                                 "token": session.token, "figure_id": figure}, outputs, api_name="compare").then(on_change, change_inputs, [price], api_visibility="private")
     public(services, compare, outputs, api_name="compare", like={"aspect_ratio": ratio, "resolution": tier})

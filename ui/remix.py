@@ -29,17 +29,17 @@ def score_text(info: dict) -> str:
     scores = info.get("parameters", {}).get("identity_scores")
     if scores is None:
         return "Identity score: off (no face-analysis pack configured)."
-    parts = [f"image {i + 1}: {_score(s)}" for i, s in enumerate(scores)]
+    parts = [f"image {i + 1}: {score_label(s)}" for i, s in enumerate(scores)]
     return "Identity score (cosine to the canonical face): " + ", ".join(parts)
 
 
-def _score(value) -> str:
+def score_label(value) -> str:
     if isinstance(value, str):
         return value
     if isinstance(value, (int, float)):
         return f"{value:+.3f}"
     if "scores" in value:  # a group: one per figure
-        return "; ".join(f"figure {fid[:8]} {_score(s)}" for fid, s in value["scores"].items())
+        return "; ".join(f"figure {fid[:8]} {score_label(s)}" for fid, s in value["scores"].items())
     return f"{value['note']} ({value['faces']}), best match {value['score']:+.3f}"
 
 

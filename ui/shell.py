@@ -67,8 +67,8 @@ def build_app(services: Services) -> gr.Blocks:
                     text_video.build(services, current, text_video_tab)
             with gr.Tab("Characters", id="characters") as characters_tab:
                 characters.build(services, demo, current, characters_tab, current_figure)
-            with gr.Tab("Compare", id="compare"):
-                compare.build(services, demo, current)
+            with gr.Tab("Compare", id="compare") as compare_tab:
+                compare.build(services, demo, current, compare_tab)
             with gr.Tab("History", id="history") as history_tab:
                 history.build(services, demo, current, history_tab, text, {"main": main_tabs, "images": image_tabs})
             with gr.Tab("Credits", id="credits") as credits_tab:

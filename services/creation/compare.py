@@ -1,19 +1,22 @@
 """Compare: one prompt and one seed through 2-4 text-to-image models, side by side.
 
 Everything is checked before the first credit moves: the models (distinct, local, offering the size), the
-prompt policy and the balance for the whole set. Each model then runs as its own paid request (reserve -> run
+prompt policy, the figure when one is given, and the balance for the whole set. Each model then runs as its own paid request (reserve -> run
 -> safety -> store -> capture), so one model failing refunds that model only and the others still show.
+
+With one of the visitor's figures picked, every output gets an identity score against that figure's canonical face
+(services/faces/scores.py): a column of the table and `identity_score` in each PNG's record.
 """
 from __future__ import annotations
 
 import logging
 import secrets
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
-from pipelines.types import Task
+from pipelines.types import GenerationResult, Task
 
 from ..accounts.identity import Account, Identity
 from ..accounts.plans import Quote
@@ -21,7 +24,10 @@ from ..catalogue import Catalogue
 from ..errors import Cancelled, InvalidRequest, UserError
 from ..runs.params import random_seed
 from ..runs.runner import Runner
+from ..faces.engine import FaceEngine
 from ..safety.policy import Surface
+from .figures import Figures
+from .remix import identity_scores
 from .text import ImageOutput, TextImages, TextToImageParams
 
 log = logging.getLogger(__name__)
@@ -39,6 +45,10 @@ class CompareParams:
     seed: int | None = None  # None or negative: one random seed, shared by every model
     negative_prompt: str = ""
     prompt_style: str = "natural"
+    figure_id: str | None = None  # one of the visitor's figures: score every output against its canonical face
+
+
+IDENTITY_OFF = "off (no face pack)"
 
 
 @dataclass
@@ -52,12 +62,13 @@ class CompareRow:
     preview: bool = False
     error: str = ""
     request_id: str = ""
+    identity: Any = None  # with a figure: a cosine, "no face found", a "several faces" match, or IDENTITY_OFF
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "model": self.model, "name": self.name, "files": [str(p) for p in self.files],
             "seconds": round(self.seconds, 3), "charged": self.charged, "steps": self.steps,
-            "preview": self.preview, "error": self.error, "request_id": self.request_id,
+            "preview": self.preview, "error": self.error, "request_id": self.request_id, "identity": self.identity,
         }
 
 
@@ -73,11 +84,14 @@ class CompareOutput:
 
 
 class CompareService:
-    def __init__(self, catalogue: Catalogue, text: TextImages, runner: Runner, identity: Identity):
+    def __init__(self, catalogue: Catalogue, text: TextImages, runner: Runner, identity: Identity,
+                 figures: Figures | None = None, faces: FaceEngine | None = None):
         self.catalogue = catalogue
         self.text = text
         self.runner = runner
         self.identity = identity
+        self.figures = figures
+        self.faces = faces
 
     def choices(self) -> list[str]:
         """The models a comparison can use: local text-to-image entries, in registry order."""
@@ -125,6 +139,8 @@ class CompareService:
             )
             for model in models
         ]
+        if params.figure_id:
+            runs = [self._scored(account, run, params.figure_id) for run in runs]
         total = sum(self.runner.prepare(account, run).total for run in runs)  # policy and validation, nothing reserved
         account = self.identity.account(account.id)
         if not account.unlimited and account.balance < total:
@@ -151,5 +167,22 @@ class CompareService:
             else:
                 row.files, row.charged, row.preview = output.files, output.charged, output.preview
                 row.steps, row.request_id = output.parameters.get("steps"), output.request_id
+                if params.figure_id:
+                    scores = output.parameters.get("identity_scores")
+                    row.identity = IDENTITY_OFF if scores is None else scores[0]
             row.seconds = time.perf_counter() - started
         return CompareOutput(seed, rows, total)
+
+    def _scored(self, account: Account, run, figure_id: str):
+        """The run with the figure recorded and every output scored against its canonical face (the figure is checked
+        to be the visitor's before anything is reserved)."""
+        if self.figures is None:
+            raise InvalidRequest("Identity scores in Compare need the figures service.")
+        reference = self.figures.reference(account, figure_id)
+
+        def annotate(result: GenerationResult) -> None:
+            scores = identity_scores(self.faces, reference.embedding, result.images)
+            if scores is not None:
+                result.parameters["identity_scores"] = scores
+
+        return replace(run, record={**run.record, "figure_ids": [reference.figure_id]}, annotate=annotate)
