@@ -104,8 +104,8 @@ def test_compare_through_gradio_client(client, token):
         with Image.open(Path(item["image"])) as image:
             assert image.size == (1344, 768)
         assert read_png_metadata(item["image"])["parameters"]["seed"] == 7
-    assert table["headers"] == ["model", "seconds", "credits", "steps", "result"]
-    assert [row[4] for row in table["data"]] == ["offline preview", "offline preview"]
+    assert table["headers"] == ["model", "seconds", "credits", "steps", "identity", "result"]
+    assert [row[4:] for row in table["data"]] == [["—", "offline preview"]] * 2  # no figure picked: no identity score
     assert "Seed 7" in notice and "balance now **48 credits**" in notice and "48 credits" in bar
     with pytest.raises(Exception, match="Pick 2 to 4 different models"):
         client.predict(prompt=PROMPT, models=["sdxl-base"], token=token, api_name="/compare")
