@@ -1,6 +1,6 @@
 """The LoRA library: deployer-declared LoRA files (presets/loras.toml, validated on load) that a figure pins with a
 weight, applied and removed per request through diffusers' peft adapters on the loaded pipeline, never reloading
-its base. Several at once where the family's pipeline takes LoRAs (SDXL here)."""
+its base. Several at once where the family's pipeline takes LoRAs (SDXL and FLUX.1 Kontext here)."""
 from __future__ import annotations
 
 import contextlib
@@ -13,7 +13,7 @@ from typing import Any, Iterator, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 DEFAULT_LORAS = Path(__file__).resolve().parent.parent / "presets" / "loras.toml"
-LORA_FAMILIES = frozenset({"sdxl"})  # families whose runners apply LoRAs
+LORA_FAMILIES = frozenset({"sdxl", "flux-kontext"})  # families whose runners apply LoRAs (`run_with_loras`)
 
 
 class LoraLibraryError(ValueError):
@@ -121,3 +121,12 @@ def applied(pipe: Any, loras: tuple[LoraUse, ...]) -> Iterator[list[dict[str, An
         yield [{"lora": lora.name, "weight": lora.weight} for lora in loras]
     finally:
         pipe.disable_lora()
+
+
+def run_with_loras(pipe: Any, request: Any, run: Any) -> Any:
+    """A family runner's body with the request's LoRAs active, then off; the result records which ran at what weight."""
+    with applied(pipe, request.loras) as used:
+        result = run()
+    if used:
+        result.parameters["loras"] = used
+    return result

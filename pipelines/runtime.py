@@ -287,13 +287,13 @@ class PipelineRuntime:
         if spec.family != entry.family:
             raise UnsupportedOption(f"LoRA {spec.name} is for {spec.family} models, not {entry.name}")
         if self.resolve(entry).preview:
-            from .tiny.lora import LORA_FILE, build_tiny_sdxl_lora
+            from .tiny.lora import LORA_FILE, build_tiny_lora
 
             folder = self.settings.tiny_root / f"lora-{spec.id}-{entry.tiny}"
             with self._lock_for(("lora", spec.id, entry.tiny)):
                 if not (folder / LORA_FILE).exists():
                     seed = sum(ord(c) for c in spec.id)  # stable per entry
-                    build_tiny_sdxl_lora(folder, self.ensure_tiny(entry), seed)
+                    build_tiny_lora(folder, self.ensure_tiny(entry), seed, entry.family)
             return replace(lora, folder=str(folder), weight_name=LORA_FILE)
         if spec.source.path:
             return replace(lora, folder=spec.source.path, weight_name=spec.source.file)

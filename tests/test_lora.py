@@ -77,6 +77,11 @@ def test_pinned_loras_apply_to_their_figure_only(make_services, face_pack):
     services.figures.pin_loras(account, first.id, [{"id": ids[0]}])
     output = services.remix.figure_remix(account, figure_id=first.id, prompt="on a pier", model="qwen-image-edit", seed=3)
     assert output.parameters["pinned_loras"] == {"applied": [], "skipped": [ids[0]]}
+    # ...and Kontext applies the figure's Kontext LoRA while skipping the SDXL one
+    services.figures.pin_loras(account, first.id, [{"id": ids[0]}, {"id": "kontext-ghibli", "weight": 1.0}])
+    output = services.remix.figure_remix(account, figure_id=first.id, prompt="on a pier", model="flux.1-kontext-dev", seed=3)
+    assert output.parameters["pinned_loras"] == {"applied": ["kontext-ghibli"], "skipped": [ids[0]]}
+    assert output.parameters["loras"] == [{"lora": "kontext-ghibli", "weight": 1.0}]
 
 
 def test_faceid_runs_with_its_lora_active_and_off_after(preview_runtime, registry, monkeypatch):
@@ -107,3 +112,31 @@ def test_faceid_runs_with_its_lora_active_and_off_after(preview_runtime, registr
     zero = GenerationRequest(**{**base.__dict__, "face": FaceConditioning(embedding, scale=0.0, lora_weight=0.0)})
     assert np.array_equal(pixels(preview_runtime.run(entry, Task.TEXT_TO_IMAGE, zero).images[0]), plain)
     assert np.array_equal(pixels(preview_runtime.run(entry, Task.TEXT_TO_IMAGE, base).images[0]), plain)
+
+
+def test_kontext_takes_two_loras_at_once_and_removing_them_restores_its_base(preview_runtime, registry):
+    entry = registry.get("flux.1-kontext-dev")
+    ids = [e.id for e in load_lora_library().loras if e.family == entry.family]
+    assert len(ids) == 2
+    source = Image.fromarray(np.random.default_rng(3).integers(0, 255, (256, 256, 3), dtype=np.uint8))
+    request = GenerationRequest(prompt="the same person, in a rainy street", width=1024, height=1024, steps=2,
+                                guidance=2.5, seed=6, reference_images=(source,))
+
+    def run(loras=()):
+        result = preview_runtime.run(entry, Task.REFERENCE, GenerationRequest(**{**request.__dict__, "loras": loras}))
+        return pixels(result.images[0]), result.parameters
+
+    base, params = run()
+    assert "loras" not in params
+    both, params = run((LoraUse(ids[0], 1.0), LoraUse(ids[1], 0.7)))
+    assert params["loras"] == [{"lora": ids[0], "weight": 1.0}, {"lora": ids[1], "weight": 0.7}]
+    one, _ = run((LoraUse(ids[0], 1.0),))
+    assert np.abs(both - base).mean() > 0.5 and np.abs(one - base).mean() > 0.5 and np.abs(both - one).mean() > 0.2
+    pipe = preview_runtime.pipeline(entry, Task.REFERENCE)
+    assert set(ids) <= {n for names in pipe.get_list_adapters().values() for n in names}  # on the transformer, kept
+    again, _ = run()
+    assert np.array_equal(again, base)
+    from pipelines.errors import UnsupportedOption
+
+    with pytest.raises(UnsupportedOption, match="for sdxl models"):  # an SDXL LoRA is refused on Kontext, naming why
+        run((LoraUse("pixel-art-xl", 0.8),))

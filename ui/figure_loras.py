@@ -30,7 +30,7 @@ def build(services: Services, session: SessionUI, current_figure: gr.State) -> N
     def figure_loras(token: str = "", figure_id: str = "", loras: list[dict] | None = None,
                      profile: gr.OAuthProfile | None = None) -> dict:
         """Pin LoRA library entries to one of your figures, each {"id": ..., "weight": 0-2}; [] unpins them all.
-        Remix and Advanced apply them on models of the LoRA's family (SDXL), and record it.
+        Remix and Advanced apply them on models of the LoRA's family (SDXL, FLUX.1 Kontext), and record it.
 
         Args:
             token: your session token from /session_start.

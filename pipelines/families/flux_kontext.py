@@ -5,6 +5,7 @@ import math
 
 from PIL import Image
 
+from ..lora import run_with_loras
 from ..family import Family, common_parameters, register_family, request_kwargs, run_per_seed
 from ..tiny import flux_kontext as tiny_flux_kontext
 from ..types import GenerationRequest, Task
@@ -53,7 +54,8 @@ def _run(pipe, request, on_step, cancel, mode: str):
         context_size=f"{image.width}x{image.height}",
         **recorded,
     )
-    return run_per_seed(pipe, request, on_step, cancel, call, params)
+    # a figure's pinned Kontext LoRAs (the library's), through peft adapters on the transformer, off after the call
+    return run_with_loras(pipe, request, lambda: run_per_seed(pipe, request, on_step, cancel, call, params))
 
 
 def edit(pipe, request, on_step, cancel):
@@ -73,6 +75,6 @@ FAMILY = register_family(
         runners={Task.EDIT: edit, Task.REFERENCE: reference},
         tiny_builders={"flux-kontext": tiny_flux_kontext.build},
         size_multiple=16,
-        options={Task.EDIT: frozenset({"true_cfg"}), Task.REFERENCE: frozenset({"true_cfg"})},
+        options={Task.EDIT: frozenset({"true_cfg", "loras"}), Task.REFERENCE: frozenset({"true_cfg", "loras"})},
     )
 )

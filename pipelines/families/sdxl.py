@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from ..face_adapter import ip_adapter_call
-from ..lora import applied
+from ..lora import run_with_loras
 from ..family import Family, common_parameters, register_family, request_kwargs, run_per_seed
 from ..tiny import sdxl as tiny_sdxl
 from ..types import Task
@@ -25,7 +25,7 @@ def text_to_image(pipe, request, on_step, cancel):
             )
 
     params = common_parameters(request, sampler=type(pipe.scheduler).__name__, **face.params)
-    return with_loras(pipe, request, lambda: run_per_seed(pipe, request, on_step, cancel, call, params))
+    return run_with_loras(pipe, request, lambda: run_per_seed(pipe, request, on_step, cancel, call, params))
 
 
 def image_to_image(pipe, request, on_step, cancel):
@@ -45,16 +45,7 @@ def image_to_image(pipe, request, on_step, cancel):
             )
 
     params = common_parameters(request, sampler=type(pipe.scheduler).__name__, strength=request.strength, **face.params)
-    return with_loras(pipe, request, lambda: run_per_seed(pipe, request, on_step, cancel, call, params))
-
-
-def with_loras(pipe, request, run):
-    """Run with the request's LoRAs active (the library's adapters on the shared UNet and text encoders), then off."""
-    with applied(pipe, request.loras) as used:
-        result = run()
-    if used:
-        result.parameters["loras"] = used
-    return result
+    return run_with_loras(pipe, request, lambda: run_per_seed(pipe, request, on_step, cancel, call, params))
 
 
 FAMILY = register_family(
