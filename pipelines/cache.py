@@ -13,14 +13,29 @@ import torch
 log = logging.getLogger(__name__)
 
 
+ATTACHED_PREFIX = "_playground_"  # a dict attribute of a component holding modules a loader attached to it
+
+
+def attached_modules(component: Any) -> list[torch.nn.Module]:
+    """Modules a loader hung on a component at run time (e.g. a face adapter's image encoder or ControlNet, kept in
+    a `_playground_*` dict on the UNet), so the cache counts what a pipeline really holds."""
+    found = []
+    for name, value in vars(component).items():
+        if name.startswith(ATTACHED_PREFIX) and isinstance(value, dict):
+            found += [v for v in value.values() if isinstance(v, torch.nn.Module)]
+    return found
+
+
 def pipeline_bytes(pipe: Any) -> int:
-    """Bytes held by the parameters and buffers of a pipeline's torch modules (shared tensors counted once)."""
+    """Bytes held by the parameters and buffers of a pipeline's torch modules and the modules attached to them
+    (shared tensors counted once)."""
     seen: set[int] = set()
     total = 0
     components = getattr(pipe, "components", None) or {}
-    for component in components.values():
-        if not isinstance(component, torch.nn.Module):
-            continue
+    modules = [c for c in components.values() if isinstance(c, torch.nn.Module)]
+    for module in list(modules):
+        modules += attached_modules(module)
+    for component in modules:
         for tensor in list(component.parameters()) + list(component.buffers()):
             if id(tensor) in seen:
                 continue
@@ -100,6 +115,19 @@ class PipelineCache:
             if slot is None or slot.pipe is not base:
                 return view  # evicted meanwhile: serve it uncached
             return slot.views.setdefault(name, view)
+
+    def remeasure(self, key: Hashable) -> None:
+        """Measure a cached pipeline again after something was loaded into it (a face adapter, LoRAs), evicting the
+        least recently used others when it no longer fits the budget."""
+        with self._lock:
+            slot = self._slots.get(key)
+            if slot is None:
+                return
+        size = self._measure(slot.pipe)
+        with self._lock:
+            if self._slots.get(key) is slot and size != slot.size:
+                slot.size = size
+                self._evict(keep=key)
 
     def _evict(self, keep: Hashable) -> None:
         if self.budget_bytes is None:

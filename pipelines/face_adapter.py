@@ -115,13 +115,18 @@ def set_faceid_scale(pipe: Any, scale: float) -> None:
 
 
 def unload_faceid(pipe: Any) -> bool:
-    """Remove the adapter (UNet attention processors and image projection back to the plain ones)."""
+    """Remove the adapter (UNet attention processors and image projection back to the plain ones) and its LoRA."""
     with _LOCK:
         unet = getattr(pipe, "unet", None)
         if unet is None or getattr(unet, _STATE_ATTR, None) is None:
             return False
         if getattr(unet.config, "encoder_hid_dim_type", None) == "ip_image_proj":
             pipe.unload_ip_adapter()
+        from .face_weights import FACE_LORAS
+
+        loaded = {n for names in pipe.get_list_adapters().values() for n in names} if hasattr(pipe, "get_list_adapters") else set()
+        if loaded & FACE_LORAS:
+            pipe.delete_adapters(sorted(loaded & FACE_LORAS))  # the adapter's own LoRA goes with it
         delattr(unet, _STATE_ATTR)  # with it go the Plus v2 image encoder and InstantID's ControlNet and view
         return True
 

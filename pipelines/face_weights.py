@@ -30,6 +30,7 @@ class FaceWeights:
     encoder: tuple[str, str] | None = None  # (repo, subfolder) of the CLIP image encoder (Plus v2)
     controlnet: str | None = None  # the ControlNet subfolder in `repo` (InstantID)
     tiny_seed: int = 0
+    lora_name: str = "faceid-lora"  # the peft adapter name of its LoRA (one per path: their weights differ)
 
 
 FACE_WEIGHTS = {
@@ -37,10 +38,11 @@ FACE_WEIGHTS = {
                                      lora="ip-adapter-faceid_sdxl_lora.safetensors", tiny_seed=2024),
     "ip-adapter-faceid-plusv2": FaceWeights("h94/IP-Adapter-FaceID", "ip-adapter-faceid-plusv2_sdxl.bin",
                                             lora="ip-adapter-faceid-plusv2_sdxl_lora.safetensors",
-                                            encoder=("h94/IP-Adapter", "models/image_encoder"), tiny_seed=2025),
+                                            encoder=("h94/IP-Adapter", "models/image_encoder"), tiny_seed=2025,
+                                            lora_name="faceid-plusv2-lora"),
     "instantid": FaceWeights("InstantX/InstantID", "ip-adapter.bin", controlnet="ControlNetModel"),
 }
-FACE_LORA = "faceid-lora"  # the peft adapter name of a face path's own LoRA
+FACE_LORAS = frozenset(spec.lora_name for spec in FACE_WEIGHTS.values() if spec.lora)  # their adapter names
 
 
 def _download(runtime: "PipelineRuntime", repo: str, filename: str, what: str) -> Path:
@@ -110,7 +112,7 @@ def face_lora(runtime: "PipelineRuntime", entry: "ModelEntry", path: str, weight
         with runtime._lock_for(("face-lora", path, entry.tiny)):
             if not (folder / LORA_FILE).exists():
                 build_tiny_sdxl_lora(folder, runtime.ensure_tiny(entry), seed=spec.tiny_seed)
-        return LoraUse(FACE_LORA, weight, str(folder), LORA_FILE)
+        return LoraUse(spec.lora_name, weight, str(folder), LORA_FILE)
     file = _download(runtime, spec.repo, spec.lora, f"the {path} LoRA")
-    return LoraUse(FACE_LORA, weight, str(file.parent), file.name)
+    return LoraUse(spec.lora_name, weight, str(file.parent), file.name)
 

@@ -334,6 +334,8 @@ class PipelineRuntime:
                 if request.tile is not None:
                     runner = functools.partial(run_tiled, runner)
                 result = _run_on_accelerator(runner, pipe, run_request, on_step, cancel, gpu_duration(entry, request))
+                if request.face is not None or request.loras:
+                    self.cache.remeasure(self._key(entry, resolved))  # adapters loaded into it count in the budget
             except Exception as exc:
                 refusal = zerogpu_refusal(exc)
                 if refusal is None:

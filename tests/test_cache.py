@@ -82,3 +82,27 @@ def test_views_are_made_once_and_dropped_with_their_base():
     assert len(made) == 1
     cache.get("b", lambda: Thing(10))  # evicts a and its views
     assert "a" not in cache
+
+
+def test_remeasure_counts_attached_modules_and_evicts_to_fit():
+    import torch
+
+    from pipelines.cache import PipelineCache, pipeline_bytes
+
+    class Pipe:
+        def __init__(self):
+            self.unet = torch.nn.Linear(100, 100)  # 40,400 bytes in float32
+
+        @property
+        def components(self):
+            return {"unet": self.unet}
+
+    first, second = Pipe(), Pipe()
+    size = pipeline_bytes(first)
+    cache = PipelineCache(budget_bytes=3 * size)
+    cache.get("a", lambda: first)
+    cache.get("b", lambda: second)
+    assert cache.used_bytes == 2 * size
+    second.unet._playground_adapter = {"controlnet": torch.nn.Linear(100, 200), "note": "not a module"}
+    cache.remeasure("b")  # b now holds 3 sizes: a (least recently used) must go
+    assert pipeline_bytes(second) == size + 80_800 and cache.keys() == ["b"] and cache.evictions == 1

@@ -9,7 +9,6 @@ import torch
 from PIL import Image
 
 from pipelines import face_adapter, face_paths
-from pipelines.face_weights import FACE_LORA
 from pipelines.types import FaceConditioning, GenerationRequest, Task
 from services.creation.remix import RemixError
 from services.creation.text import TextToImageParams
@@ -54,7 +53,7 @@ def test_plusv2_receives_the_face_embedding_and_the_crops_clip_embedding(preview
     assert np.array_equal(pixels(again.images[0]), pixels(first.images[0]))
     assert not np.array_equal(pixels(first.images[0]), plain)
     assert again.parameters["face_path"] == "ip-adapter-faceid-plusv2"
-    assert {"lora": FACE_LORA, "weight": 1.0} in again.parameters["loras"]  # Plus v2's own LoRA, as its recipe pairs
+    assert {"lora": "faceid-plusv2-lora", "weight": 1.0} in again.parameters["loras"]  # its own LoRA, as its recipe pairs
 
     # Both embeddings reach the projection on every step: the face embedding (negative half zeros, CFG) and the CLIP
     # image encoder's penultimate hidden states of the crop (negative: of an all-zero image), computed here apart.
@@ -158,6 +157,13 @@ def test_instantid_at_scale_zero_is_plain_sdxl_and_unloading_restores_the_base(m
     free = services.remix.figure_remix(account, figure_id=figure.id, likeness=0.0, keep_style=False, face_path="instantid", **common)
     close = services.remix.figure_remix(account, figure_id=figure.id, likeness=1.0, keep_style=False, face_path="instantid", **common)
     assert isinstance(pipe.unet.encoder_hid_proj.image_projection_layers[0], IPAdapterPlusImageProjection)
+    # the one cache counts what the pipeline now holds: its components (with the adapter) and the ControlNet
+    runtime = services.runtime
+    slot = runtime.cache._slots[runtime._key(entry, runtime.resolve(entry))]
+    controlnet = face_adapter._state(pipe)["controlnet"]
+    components = sum(t.numel() * t.element_size() for c in slot.pipe.components.values() if isinstance(c, torch.nn.Module)
+                     for t in {id(t): t for t in [*c.parameters(), *c.buffers()]}.values())
+    assert slot.size >= components + sum(p.numel() * p.element_size() for p in controlnet.parameters())
     plain = services.text.text_to_image(account, TextToImageParams(**common, steps=free.parameters["steps"]))
     assert free.parameters["controlnet_conditioning_scale"] == 0.0 and free.parameters["ip_adapter_scale"] == 0.0
     assert np.array_equal(pixels(free.files[0]), pixels(plain.files[0])), "adapter 0 and ControlNet 0 must equal plain SDXL"

@@ -112,6 +112,12 @@ def test_faceid_runs_with_its_lora_active_and_off_after(preview_runtime, registr
     zero = GenerationRequest(**{**base.__dict__, "face": FaceConditioning(embedding, scale=0.0, lora_weight=0.0)})
     assert np.array_equal(pixels(preview_runtime.run(entry, Task.TEXT_TO_IMAGE, zero).images[0]), plain)
     assert np.array_equal(pixels(preview_runtime.run(entry, Task.TEXT_TO_IMAGE, base).images[0]), plain)
+    # unloading the adapter takes its LoRA with it (library LoRAs stay loaded, switched off)
+    from pipelines import face_adapter
+
+    assert face_adapter.unload_faceid(pipe)
+    assert "faceid-lora" not in {n for names in pipe.get_list_adapters().values() for n in names}
+    assert np.array_equal(pixels(preview_runtime.run(entry, Task.TEXT_TO_IMAGE, base).images[0]), plain)
 
 
 def test_kontext_takes_two_loras_at_once_and_removing_them_restores_its_base(preview_runtime, registry):
