@@ -78,10 +78,16 @@ class Resolved:
 ZEROGPU_MAX_S = 300
 
 
+# InstantID runs an SDXL ControlNet (a copy of the UNet's down and mid blocks) beside the UNet on every step: about
+# half a UNet more per step. The registry's step_s times the UNet alone.
+INSTANTID_STEP_COST = 1.5
+
+
 def gpu_duration(entry: ModelEntry, request: GenerationRequest) -> int:
     """The seconds a request borrows a ZeroGPU device for: the entry's timing of the request's steps, outputs,
-    megapixels and frames, at least 1 and at most ZEROGPU_MAX_S."""
-    seconds = entry.gpu.seconds(request.steps, request.count, request.width, request.height, request.num_frames)
+    megapixels and frames (InstantID's ControlNet adds half a UNet per step), at least 1 and at most ZEROGPU_MAX_S."""
+    steps = request.steps * (INSTANTID_STEP_COST if request.face is not None and request.face.path == "instantid" else 1)
+    seconds = entry.gpu.seconds(steps, request.count, request.width, request.height, request.num_frames)
     return max(1, min(ZEROGPU_MAX_S, math.ceil(seconds)))
 
 

@@ -4,6 +4,7 @@ run path (a stand-in `spaces` module records it); ZeroGPU's own errors refund an
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import gradio as gr
 import pytest
@@ -51,6 +52,12 @@ def test_the_duration_follows_the_request_and_is_capped(registry):
     sdxl = registry.get("sdxl-base")
     assert gpu_duration(sdxl, request(1024, 1024)) == math.ceil(sdxl.gpu.seconds(30, 1, 1024, 1024))
     assert gpu_duration(sdxl, request(2048, 2048, count=8)) == ZEROGPU_MAX_S  # capped, not the 5,000 s it computes
+    from pipelines.runtime import INSTANTID_STEP_COST
+    from pipelines.types import FaceConditioning
+
+    kps = ((0.4, 0.4), (0.6, 0.4), (0.5, 0.5), (0.42, 0.6), (0.58, 0.6))
+    instantid = replace(request(1024, 1024), face=FaceConditioning((0.0,) * 512, path="instantid", keypoints=kps))
+    assert gpu_duration(sdxl, instantid) == math.ceil(sdxl.gpu.seconds(30 * INSTANTID_STEP_COST, 1, 1024, 1024))
     wan = registry.get("wan2.1-i2v-480p")
     assert gpu_duration(wan, request(832, 480, steps=30, frames=41)) < gpu_duration(wan, request(832, 480, steps=30, frames=81))
 
