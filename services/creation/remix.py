@@ -170,7 +170,7 @@ class ReferenceImages:
     def advanced_image(
         self, account: Account, *, figure_id: str, description: str, model: str, aspect_ratio: str = "3:4",
         resolution: str = "2K", likeness: float = 0.8, count: int = 1, seed: int | None = None, keep_style: bool = True,
-        idempotency_key: str | None = None, on_step: StepCallback | None = None, face_path: str | None = None,
+        idempotency_key: str | None = None, on_step: StepCallback | None = None,
     ) -> ImageOutput:
         """Advanced: a natural scene description of one of your figures at 2K or 4K; its likeness is kept by the
         model's face-preservation path (reference image or face adapter); no presets."""
@@ -188,8 +188,7 @@ class ReferenceImages:
             raise RemixError(f"{entry.name} cannot keep a face at 2K/4K; {mode.label} models are: {names}.")
         return self.figure_remix(account, prompt=description, model=entry.id, figure_id=figure_id, likeness=likeness,
                                  aspect_ratio=aspect_ratio, resolution=resolution, count=int(count), seed=seed,
-                                 keep_style=keep_style, idempotency_key=idempotency_key, on_step=on_step, mode="advanced",
-                                 face_path=face_path)
+                                 keep_style=keep_style, idempotency_key=idempotency_key, on_step=on_step, mode="advanced")
 
     def group_models(self) -> list[ModelEntry]:
         """Multi-reference models that reach Advanced's tiers."""
