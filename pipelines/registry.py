@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from .errors import InvalidSize, UnknownModel, UnsupportedTask
 from .family import get_family
-from .types import OPTION_LABELS, Task
+from .types import OPTION_LABELS, FacePath, Task
 
 ASPECT_RATIOS = ("1:1", "16:9", "9:16", "4:3", "3:4")
 RESOLUTION_TIERS = ("1K", "2K", "4K", "480p", "720p")
@@ -123,8 +123,8 @@ class ModelEntry(_Strict):
     licence: Licence
     # how Remix and Advanced keep a face: a reference image, or a face adapter (FACE_PATHS); `face_paths` offers
     # further adapters on the same base for a visitor to pick (the first one, face_preservation, is the default)
-    face_preservation: Literal["none", "ip-adapter-faceid", "ip-adapter-faceid-plusv2", "instantid", "reference"] = "none"
-    face_paths: tuple[Literal["ip-adapter-faceid", "ip-adapter-faceid-plusv2", "instantid"], ...] = ()
+    face_preservation: Literal["none", "reference"] | FacePath = "none"
+    face_paths: tuple[FacePath, ...] = ()
     gpu: GpuTiming | None = None  # required for local entries (ZeroGPU durations)
     prompt_note: str = Field(default="", max_length=200)  # how to write prompts for it (shown by the prompt box)
     tiny: str | None = None

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
 from enum import Enum
-from typing import Any, Callable
+from typing import Any, Callable, Literal, get_args
 
 from PIL import Image
 
@@ -51,7 +51,8 @@ class GenerationCancelled(RuntimeError):
     """Raised when a request's cancel flag is set between denoising steps."""
 
 
-FACE_PATHS = ("ip-adapter-faceid", "ip-adapter-faceid-plusv2", "instantid")  # the face adapters (SDXL)
+FacePath = Literal["ip-adapter-faceid", "ip-adapter-faceid-plusv2", "instantid"]  # the face adapters (SDXL)
+FACE_PATHS: tuple[str, ...] = get_args(FacePath)
 
 
 @dataclass(frozen=True)

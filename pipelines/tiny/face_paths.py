@@ -55,6 +55,19 @@ def _blocks(gen: torch.Generator, prefix: str, dim: int) -> dict[str, torch.Tens
     return out
 
 
+def _resampler(gen: torch.Generator, prefix: str, features: int, dim: int, out: int) -> dict[str, torch.Tensor]:
+    """A perceiver resampler (original layout): `features`-wide inputs into `dim`, 4 blocks, out to `out`."""
+    return {
+        f"{prefix}proj_in.weight": _normal(gen, dim, features, std=2.0 * features**-0.5),
+        f"{prefix}proj_in.bias": _normal(gen, dim, std=0.02),
+        f"{prefix}proj_out.weight": _normal(gen, out, dim, std=dim**-0.5),
+        f"{prefix}proj_out.bias": _normal(gen, out, std=0.02),
+        f"{prefix}norm_out.weight": 1.0 + _normal(gen, out, std=0.1),
+        f"{prefix}norm_out.bias": _normal(gen, out, std=0.1),
+        **_blocks(gen, prefix, dim),
+    }
+
+
 def _ip_layers(unet: Any, seed: int) -> dict[str, torch.Tensor]:
     return faceid_state_dict(unet, seed=seed)["ip_adapter"]  # to_k_ip / to_v_ip per cross-attention layer
 
@@ -70,13 +83,7 @@ def plusv2_state_dict(unet: Any, clip_hidden: int, seed: int = 1) -> dict[str, d
         "proj.2.bias": _normal(gen, cross * PLUS_TOKENS, std=0.02),
         "norm.weight": 1.0 + _normal(gen, cross, std=0.1),
         "norm.bias": _normal(gen, cross, std=0.1),
-        "perceiver_resampler.proj_in.weight": _normal(gen, cross, clip_hidden, std=2.0 * clip_hidden**-0.5),
-        "perceiver_resampler.proj_in.bias": _normal(gen, cross, std=0.02),
-        "perceiver_resampler.proj_out.weight": _normal(gen, cross, cross, std=cross**-0.5),
-        "perceiver_resampler.proj_out.bias": _normal(gen, cross, std=0.02),
-        "perceiver_resampler.norm_out.weight": 1.0 + _normal(gen, cross, std=0.1),
-        "perceiver_resampler.norm_out.bias": _normal(gen, cross, std=0.1),
-        **_blocks(gen, "perceiver_resampler.", cross),
+        **_resampler(gen, "perceiver_resampler.", clip_hidden, cross, cross),
     }
     return {"image_proj": image_proj, "ip_adapter": _ip_layers(unet, seed)}
 
@@ -87,13 +94,7 @@ def instantid_state_dict(unet: Any, seed: int = 3) -> dict[str, dict[str, torch.
     gen = torch.Generator().manual_seed(seed)
     image_proj = {
         "latents": _normal(gen, 1, INSTANTID_QUERIES, dim, std=dim**-0.5),
-        "proj_in.weight": _normal(gen, dim, FACE_EMBEDDING_DIM, std=2.0 * FACE_EMBEDDING_DIM**-0.5),
-        "proj_in.bias": _normal(gen, dim, std=0.02),
-        "proj_out.weight": _normal(gen, cross, dim, std=dim**-0.5),
-        "proj_out.bias": _normal(gen, cross, std=0.02),
-        "norm_out.weight": 1.0 + _normal(gen, cross, std=0.1),
-        "norm_out.bias": _normal(gen, cross, std=0.1),
-        **_blocks(gen, "", dim),
+        **_resampler(gen, "", FACE_EMBEDDING_DIM, dim, cross),
     }
     return {"image_proj": image_proj, "ip_adapter": _ip_layers(unet, seed)}
 

@@ -142,8 +142,11 @@ class ReferenceImages:
         """The face conditioning of an adapter path and the likeness mapping it records (README: the likeness control).
         FaceID (and Plus v2): the adapter and its LoRA at `likeness`; InstantID: the adapter and the ControlNet."""
         mapping: dict[str, Any] = {"likeness": likeness, "face_path": path, "ip_adapter_scale": likeness}
+        if self.faces is None and path != "ip-adapter-faceid":
+            raise RemixError(f"{FACE_PATH_LABELS[path]} reads the face in the figure's image, and face analysis is off: "
+                             "configure a face pack (PLAYGROUND_FACE_PACK), or pick FaceID or a reference model.")
         if path == "instantid":
-            points = self.faces.keypoints(image) if self.faces else None
+            points = self.faces.keypoints(image)
             if points is None:
                 raise RemixError("InstantID draws the face's keypoints, and no face was found in the figure's image; "
                                  "pick FaceID or a reference model.")
@@ -152,7 +155,7 @@ class ReferenceImages:
                                     keypoints=cover_keypoints(points, image.size, size)), mapping
         crop = None
         if path == "ip-adapter-faceid-plusv2":
-            crop = self.faces.aligned_crop(image) if self.faces else None
+            crop = self.faces.aligned_crop(image)
             if crop is None:
                 raise RemixError("FaceID Plus v2 reads the aligned face, and no face was found in the figure's image; "
                                  "pick FaceID or a reference model.")
