@@ -54,7 +54,10 @@ def _digest(path: Path) -> str:
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    settings = AppSettings.from_env(data_dir=args.data_dir, preview="force" if args.offline_preview else None)
+    try:
+        settings = AppSettings.from_env(data_dir=args.data_dir, preview="force" if args.offline_preview else None)
+    except ValueError as exc:  # a setting the deployer must change: say which and why, without a traceback
+        raise SystemExit(f"Cannot start: {exc}") from None
     demo, launch_options, services = create(settings)
     try:
         demo.queue(default_concurrency_limit=2).launch(

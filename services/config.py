@@ -8,6 +8,7 @@ from pathlib import Path
 from pipelines.registry import DEFAULT_REGISTRY
 from pipelines.runtime import RuntimeSettings
 
+from .accounts.identity import check_admin_secret
 from .accounts.plans import DEFAULT_PLANS
 from .safety.policy import DEFAULT_SAFETY
 
@@ -73,6 +74,7 @@ class AppSettings:
             object.__setattr__(self, "trusted_proxies", tuple(p.strip() for p in self.trusted_proxies.split(",") if p.strip()))
         if self.face_pack is not None:
             object.__setattr__(self, "face_pack", Path(self.face_pack))
+        check_admin_secret(self.admin_secret or None)
 
     @classmethod
     def from_env(cls, **overrides) -> "AppSettings":

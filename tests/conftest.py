@@ -16,7 +16,7 @@ torch.set_num_threads(1)
 
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "tests" / "artifacts"
-ADMIN_KEY = "test-admin-key"
+ADMIN_KEY = "test-admin-key-0123456789abcdefghijklmnop"  # 32+ characters, as start-up requires
 
 
 LOOPBACK = {"127.0.0.1", "::1", "localhost"}

@@ -212,10 +212,10 @@ def test_signed_in_user_gets_member_grant_and_visitor_credits(make_services):
 
 
 def test_qa_mode_needs_the_admin_secret_and_reviews_reports(make_services):
-    services = make_services(admin_secret="let-me-in")
+    services = make_services(admin_secret="let-me-in-0123456789abcdefghijklmnopqrstu")
     with pytest.raises(InvalidSession, match="admin key"):
         services.identity.start(None, admin_key="guess")
-    qa = services.identity.start(None, admin_key="let-me-in").account
+    qa = services.identity.start(None, admin_key="let-me-in-0123456789abcdefghijklmnopqrstu").account
     assert qa.unlimited and qa.can("review")
     output = services.text.text_to_image(qa, _params(model="flux.1-dev", count=2))
     assert output.charged == 0 and services.ledger.balance(qa.id) == 0

@@ -65,11 +65,14 @@ def start(url: str, forwarded: str | None = None, **payload) -> dict:
     return {"event": kind, "value": value[0] if isinstance(value, list) and value else value}
 
 
+REAL_KEY = "real-key-0123456789abcdefghijklmnopqrstuvwxyz"  # start-up refuses admin secrets under 32 characters
+
+
 @pytest.mark.parametrize("hops", [0, 1])
 def test_forwarded_headers_count_only_behind_a_configured_proxy(tmp_path, tiny_root, hops):
     """20 starts from 127.0.0.1, each claiming another X-Forwarded-For address: without a trusted proxy they share
     one address's grants; with one trusted hop each address gets its own."""
-    url, demo, services = launch_app(tmp_path, tiny_root, grants_per_ip=3, proxy_hops=hops, admin_secret="real-key")
+    url, demo, services = launch_app(tmp_path, tiny_root, grants_per_ip=3, proxy_hops=hops, admin_secret=REAL_KEY)
     try:
         granted = [start(url, f"198.51.100.{i}")["value"]["granted"] for i in range(20)]
         if hops == 0:
@@ -83,7 +86,33 @@ def test_forwarded_headers_count_only_behind_a_configured_proxy(tmp_path, tiny_r
         # Wrong admin keys are slowed per client network: after three typos the next try is refused unchecked.
         for guess in range(4):
             assert start(url, "203.0.113.77", admin_key=f"guess-{guess}")["event"] == "error"
-        assert start(url, "203.0.113.77", admin_key="real-key")["event"] == "error"
-        assert start(url, "203.0.113.78" if hops else None, admin_key="real-key")["event"] == ("complete" if hops else "error")
+        assert start(url, "203.0.113.77", admin_key=REAL_KEY)["event"] == "error"
+        assert start(url, "203.0.113.78" if hops else None, admin_key=REAL_KEY)["event"] == ("complete" if hops else "error")
     finally:
         stop_app(demo, services)
+
+
+def test_wrong_admin_keys_from_one_address_never_lock_out_another(tmp_path, tiny_root):
+    """50 wrong admin keys from one address slow that address only: the correct key from another address is
+    accepted at once (behind one trusted proxy hop, so each X-Forwarded-For address is a client)."""
+    url, demo, services = launch_app(tmp_path, tiny_root, proxy_hops=1, admin_secret=REAL_KEY)
+    try:
+        for guess in range(50):
+            assert start(url, "203.0.113.90", admin_key=f"guess-{guess}")["event"] == "error"
+        assert start(url, "203.0.113.90", admin_key=REAL_KEY)["event"] == "error"  # the guessing address waits
+        started = start(url, "198.51.100.42", admin_key=REAL_KEY)
+        assert started["event"] == "complete" and started["value"]["unlimited"] is True
+    finally:
+        stop_app(demo, services)
+
+
+def test_start_up_refuses_a_short_admin_secret(monkeypatch, tmp_path):
+    import app as app_module
+    from services.config import AppSettings
+
+    with pytest.raises(ValueError, match="31 characters long; .* need at least 32"):
+        AppSettings(data_dir=tmp_path, admin_secret="k" * 31)
+    AppSettings(data_dir=tmp_path, admin_secret="k" * 32)  # long enough
+    monkeypatch.setenv("PLAYGROUND_ADMIN_SECRET", "hunter2")
+    with pytest.raises(SystemExit, match="Cannot start: PLAYGROUND_ADMIN_SECRET is 7 characters long"):
+        app_module.main(["--data-dir", str(tmp_path)])

@@ -98,6 +98,18 @@ def server_secret(db: Database, configured: str | None) -> bytes:
         return conn.execute(sa.select(kv.c.value).where(kv.c.key == "token_secret")).scalar_one().encode()
 
 
+ADMIN_SECRET_MIN = 32  # characters: an admin key opens unlimited credits and moderation, so it must resist guessing
+
+
+def check_admin_secret(secret: str | None) -> None:
+    """Refuse a weak admin secret at start-up, saying why and how to make a strong one."""
+    if secret is not None and len(secret) < ADMIN_SECRET_MIN:
+        raise ValueError(
+            f"PLAYGROUND_ADMIN_SECRET is {len(secret)} characters long; QA sessions (unlimited credits, moderation) need "
+            f"at least {ADMIN_SECRET_MIN}. Make one with: python -c \"import secrets; print(secrets.token_urlsafe(32))\" "
+            "or leave it unset to keep QA sessions off.")
+
+
 class Identity:
     def __init__(
         self,
@@ -114,6 +126,7 @@ class Identity:
         self.ledger = ledger
         self.plans = plans
         self._secret = secret
+        check_admin_secret(admin_secret or None)
         self._admin_secret = admin_secret or None
         self.grants_per_ip = plans.visitor_grants.per_ip if grants_per_ip is None else grants_per_ip
         self.grant_window_s = plans.visitor_grants.window_hours * 3600
