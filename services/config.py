@@ -10,6 +10,7 @@ from pipelines.runtime import RuntimeSettings
 
 from .accounts.identity import check_admin_secret
 from .accounts.plans import DEFAULT_PLANS
+from .runs.slots import SlotLimits
 from .safety.policy import DEFAULT_SAFETY
 
 ENV_STRINGS = {
@@ -27,6 +28,10 @@ ENV_NUMBERS = {
     "grants_per_ip": ("PLAYGROUND_GRANTS_PER_IP", int),
     "generation_timeout_s": ("PLAYGROUND_TIMEOUT_S", float),
     "proxy_hops": ("PLAYGROUND_PROXY_HOPS", int),
+    "local_slots": ("PLAYGROUND_LOCAL_SLOTS", int),
+    "remote_slots": ("PLAYGROUND_REMOTE_SLOTS", int),
+    "visitor_local_slots": ("PLAYGROUND_VISITOR_LOCAL_SLOTS", int),
+    "visitor_remote_slots": ("PLAYGROUND_VISITOR_REMOTE_SLOTS", int),
 }
 
 
@@ -65,6 +70,12 @@ class AppSettings:
     safety_path: Path = DEFAULT_SAFETY
     safety_backend: str | None = None  # auto | nudenet | classifier | none (default: safety.toml)
     face_pack: Path | None = None  # an insightface model pack folder; identity features are off without one
+    # Run slots (services/runs/slots.py): local pipeline runs and provider requests are limited separately, and one
+    # visitor holds at most their share of each.
+    local_slots: int = 1
+    remote_slots: int = 8
+    visitor_local_slots: int = 1
+    visitor_remote_slots: int = 2
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "data_dir", Path(self.data_dir))
@@ -75,6 +86,7 @@ class AppSettings:
         if self.face_pack is not None:
             object.__setattr__(self, "face_pack", Path(self.face_pack))
         check_admin_secret(self.admin_secret or None)
+        self.slot_limits  # refuses a limit below 1 at start-up
 
     @classmethod
     def from_env(cls, **overrides) -> "AppSettings":
@@ -94,6 +106,15 @@ class AppSettings:
             values["proxy_hops"] = 1  # Hugging Face Spaces serve apps behind one proxy
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
+
+    @property
+    def slot_limits(self) -> SlotLimits:
+        return SlotLimits(self.local_slots, self.remote_slots, self.visitor_local_slots, self.visitor_remote_slots)
+
+    @property
+    def event_concurrency(self) -> int:
+        """How many calls of one endpoint gradio runs at once: every slot, so the slots decide who waits."""
+        return self.local_slots + self.remote_slots
 
     @property
     def outputs_dir(self) -> Path:

@@ -34,6 +34,7 @@ from .creation.reference_sheets import ReferenceSheets
 from .creation.video import VideoPresets, VideoService, load_video_presets
 from .faces.engine import FaceEngine
 from .media.storage import OutputStore
+from .runs.slots import Slots
 from .runs.runner import Runner
 from .safety.output import SafetyChecker, build_checker
 from .safety.policy import PromptPolicy, SafetyFile, load_safety_file
@@ -138,7 +139,7 @@ def build_services(
     history = History(db, jobs, store)
     policy = PromptPolicy.from_file(safety_file)
     catalogue = Catalogue(registry, runtime, plans)
-    runner = Runner(catalogue, runtime, plans, jobs, policy, store)
+    runner = Runner(catalogue, runtime, plans, jobs, policy, store, Slots(settings.slot_limits))
     text = TextImages(catalogue, runner, safety_file.uploads, store)
     log.info("output safety check: %s", safety.name)
     figure_presets = load_figure_presets()

@@ -10,7 +10,8 @@ UI components (galleries, videos) is registered twice from one function:
 - `ui_inputs(fn, {...})`: the inputs for the private UI event of the same function: the visible components by
   parameter name, and the function's default for every parameter the UI does not show.
 
-Both events share one concurrency group, so the UI and the API queue behind the same limit. Every argument is checked
+Both events share one concurrency group, so the UI and the API queue behind the same limit (as many calls at once as
+there are run slots; the runner's slots then keep local pipelines and provider requests apart). Every argument is checked
 against services.runs.params before the function runs (`validated`), and JSON results are shown as clients may see
 them (`viewed`: /outputs/ URLs, no server paths). `api` does both for plain JSON endpoints (gr.api).
 """
@@ -164,13 +165,17 @@ def public(
     files: tuple[str, ...] = (),
     ui_state: tuple[str, ...] = (),
     like: dict[str, gr.components.Component] | None = None,
-    concurrency_limit: int | None = 1,
+    concurrency_limit: int | None | str = "slots",
 ) -> Any:
     """Register `fn` as the public endpoint `api_name`, with fn's signature as its parameters and defaults.
 
     `like` names UI components whose choices (or accepted file types) a parameter shares: gradio then refuses a value
-    outside them with its own message, as it does in the UI. Every other argument is checked by the rules."""
+    outside them with its own message, as it does in the UI. Every other argument is checked by the rules.
+    `concurrency_limit` "slots": as many calls at once as there are run slots (services/runs/slots.py decides who
+    waits: a provider's slow answer never holds up a local run)."""
     like = like or {}
+    if concurrency_limit == "slots":
+        concurrency_limit = services.settings.event_concurrency
     inputs = []
     for param in _parameters(fn):
         if param.name in ui_state:
@@ -207,7 +212,7 @@ def ui_event(services: Any, trigger, fn: Callable, given: dict[str, gr.component
     files = tuple(n for n, c in given.items() if isinstance(c, gr.File))
     states = tuple(n for n, c in given.items() if isinstance(c, gr.State) and not isinstance(c, gr.BrowserState))
     return trigger(viewed(validated(fn, files, skip=states), services, outputs), ui_inputs(fn, given), outputs, api_name=f"{api_name}_from_ui", api_visibility="private",
-                   concurrency_limit=1, concurrency_id=api_name, **kwargs)
+                   concurrency_limit=services.settings.event_concurrency, concurrency_id=api_name, **kwargs)
 
 
 def overriding(fn: Callable, **fixed: Any) -> Callable:

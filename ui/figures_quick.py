@@ -170,6 +170,6 @@ def build(services: Services, demo: gr.Blocks, session: SessionUI) -> dict[str, 
     # Regenerate: the same choices with new random seeds; earlier takes stay to pick from.
     regenerate.click(
         overriding(figure_quick, seed=-1), ui_inputs(figure_quick, given), outputs, api_visibility="private",
-        concurrency_limit=1, concurrency_id="figure_quick",
+        concurrency_limit=services.settings.event_concurrency, concurrency_id="figure_quick",
     ).then(show_price, [model, takes, session.token], [price], api_visibility="private")
     return {"walk": walk, **pickers}

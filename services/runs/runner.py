@@ -7,8 +7,9 @@ outputs, stores them or captures:
     policy      the account's plan features, then the prompt policy on every prompt for the run's surface
     validate    every stage: the model offers the task and the size; seed, batch, steps, guidance, strength in range
     quote       each stage at its tier, summed (with a breakdown when there are several)
+    admit       a slot of the run's pool (local pipelines or remote providers) within the visitor's share
     reserve     the jobs transaction: idempotency key, reservation and record in one database transaction
-    run         each stage through the pipeline runtime, one progress bar over all of them; a stage may take
+    run         (once a slot of the pool is free) each stage through the pipeline runtime, one progress bar over all of them; a stage may take
                 the previous stage's first output as its reference (a video's start frame)
     check       the output safety check (inside the jobs transaction)
     store       PNG / MP4 with their metadata, content-addressed, then the record
@@ -33,6 +34,7 @@ from ..media.png import png_bytes
 from ..media.storage import OutputStore
 from ..safety.policy import PromptPolicy, PromptStyle, Surface, require
 from .params import MAX_COUNT, checked_count, checked_seed, checked_steps, checked_strength
+from .slots import Slots
 
 
 RunOutput = JobResult  # what a paid run returns: request id, files, seeds, parameters, charge, replay flag
@@ -94,7 +96,9 @@ class PaidRun:
 
 
 class Runner:
-    def __init__(self, catalogue: Catalogue, runtime: PipelineRuntime, plans: Plans, jobs: Jobs, policy: PromptPolicy, store: OutputStore):
+    def __init__(self, catalogue: Catalogue, runtime: PipelineRuntime, plans: Plans, jobs: Jobs, policy: PromptPolicy, store: OutputStore,
+                 slots: Slots | None = None):
+        self.slots = slots or Slots()
         self.catalogue = catalogue
         self.runtime = runtime
         self.plans = plans
@@ -160,17 +164,21 @@ class Runner:
         quote = self.prepare(account, run)
         replay = dict(run.replay)
         keep_flagged = account.adult_confirmed and not run.surface.sfw_only
+        # Provider calls and local pipelines have separate slots: a slow provider never holds up a local run.
+        kind = "remote" if all(stage.entry.is_remote for stage in run.stages) else "local"
 
-        def work(cancel) -> GenerationResult:
-            return self._stages(run, cancel, on_step)
+        with self.slots.admitted(account.id, kind) as ticket:  # the visitor's share: refused before any credit moves
+            def work(cancel) -> GenerationResult:
+                with ticket.held(cancel):  # Stop and the deadline end the wait for a slot (refunded)
+                    return self._stages(run, cancel, on_step)
 
-        try:
-            with model_refusals():
-                return self.jobs.run(
-                    account, quote=quote, request=replay, work=work, idempotency_key=idempotency_key, allow_flagged=keep_flagged,
-                )
-        except GenerationCancelled as exc:
-            raise Cancelled() from exc
+            try:
+                with model_refusals():
+                    return self.jobs.run(
+                        account, quote=quote, request=replay, work=work, idempotency_key=idempotency_key, allow_flagged=keep_flagged,
+                    )
+            except GenerationCancelled as exc:
+                raise Cancelled() from exc
 
     def _stages(self, run: PaidRun, cancel, on_step: StepCallback | None) -> GenerationResult:
         for data, suffix in run.inputs:  # inputs the record refers to (e.g. the cleaned start image)
