@@ -8,6 +8,11 @@
 
 `mode` picks the behaviour: "ok", "error" (HTTP 422 with a detail), "timeout" (jobs never finish, sync calls hang),
 "429-then-ok" (the first submit answers 429 with Retry-After: 0), "malformed" (the output is not an image or video).
+Output files (GET /files/...) can misbehave too: "drip" (one byte every 2 s), "huge" (400 MB of zeros, chunked, made
+as it is sent), "huge-declared" (the same with Content-Length: 400 MB), "gzip-bomb" (400 MB of zeros gzip-compressed
+to well under 1 MB), "huge-png" (every image output is a PNG whose header says 12000x12000, 144 MP, with its data
+truncated). `queue_url` and `files_url` put the queue's status/result/cancel URLs and the output URLs on another
+origin (`add_origin()` starts a second server on another port; `requests` records which server got each request).
 Outputs have the size the request asked for, read from the request as each vendor states it."""
 from __future__ import annotations
 
@@ -15,10 +20,12 @@ import base64
 import io
 import json
 import os
+import struct
 import tempfile
 import threading
 import time
 import uuid
+import zlib
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
@@ -59,6 +66,30 @@ def video_bytes(width: int, height: int, frames: int = 6, fps: int = 24) -> byte
         os.unlink(path)
 
 
+HUGE_BYTES = 400 * 1024 * 1024
+ZEROS = bytes(1 << 20)
+
+
+def png_header_only(width: int, height: int) -> bytes:
+    """A PNG whose IHDR declares width x height but whose data holds only the first rows (a reader that trusts the
+    header must refuse it before decoding; decoding it would allocate width x height x 3 bytes)."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    rows = zlib.compress(bytes(1 + width * 3) * 4)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+            + chunk(b"IDAT", rows) + chunk(b"IEND", b""))
+
+
+def _gzip_zeros(total: int):
+    packer = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+    for _ in range(total // len(ZEROS)):
+        out = packer.compress(ZEROS)
+        if out:
+            yield out
+    yield packer.flush()
+
+
 def _data_url_size(url: str) -> tuple[int, int]:
     data = base64.b64decode(url.split(",", 1)[1])
     return Image.open(io.BytesIO(data)).size
@@ -73,30 +104,51 @@ class FakeProvider:
         self.jobs: dict[str, dict] = {}
         self.files: dict[str, tuple[bytes, str]] = {}
         self.cancelled: list[str] = []
+        self.queue_url: str | None = None  # where the queue's status/result/cancel URLs point (default: self.url)
+        self.files_url: str | None = None  # where output URLs point (default: self.url)
+        self.streamed = 0  # body bytes sent by the misbehaving output modes
+        self.dripping = threading.Event()  # set when a dripping body has started
+        self._closing = threading.Event()
         self._submits = 0
         self._lock = threading.Lock()
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.server.daemon_threads = True
+        self.servers = [self.server]
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
+    def add_origin(self) -> str:
+        """Another server (another port, so another origin) with the same routes and state; its URL."""
+        server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        server.daemon_threads = True
+        self.servers.append(server)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        return f"http://127.0.0.1:{server.server_address[1]}"
+
     def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        self._closing.set()
+        for server in self.servers:
+            server.shutdown()
+            server.server_close()
 
     def reset(self, mode: str = "ok") -> None:
         with self._lock:
             self.mode, self.requests, self._submits, self.cancelled = mode, [], 0, []
+            self.queue_url = self.files_url = None
+            self.streamed = 0
+            self.dripping.clear()
 
     # -- outputs ------------------------------------------------------------------------------------------------------
     def _file(self, data: bytes, suffix: str) -> str:
         name = f"{uuid.uuid4().hex}{suffix}"
         self.files[name] = (data, "image/png" if suffix == ".png" else "video/mp4")
-        return f"{self.url}/files/{name}"
+        return f"{self.files_url or self.url}/files/{name}"
 
     def _output(self, kind: str, width: int, height: int, seed: int = 0) -> bytes:
         if self.mode == "malformed":
             return b"<html>not an output</html>"
+        if self.mode == "huge-png" and kind == "image":
+            return png_header_only(12000, 12000)
         return image_bytes(width, height, seed) if kind == "image" else video_bytes(width, height)
 
     def _job(self, kind: str, size: tuple[int, int], seed: int, answer_of) -> str:
@@ -123,7 +175,68 @@ class FakeProvider:
                 self.wfile.write(data)
 
             def _record(self, body):
-                fake.requests.append({"method": self.command, "path": self.path, "headers": dict(self.headers), "json": body})
+                fake.requests.append({"method": self.command, "path": self.path, "headers": dict(self.headers), "json": body,
+                                      "server": self.server.server_address[1]})
+
+            def _stream(self, chunks, content_type: str, headers: dict | None = None):
+                """A body made as it is sent: chunked, or with the headers' Content-Length; stops when the client
+                hangs up."""
+                self.protocol_version = "HTTP/1.1"
+                self.send_response(200)
+                self.send_header("Content-Type", content_type)
+                self.send_header("Connection", "close")
+                headers = dict(headers or {})
+                chunked = "Content-Length" not in headers
+                if chunked:
+                    headers["Transfer-Encoding"] = "chunked"
+                for key, value in headers.items():
+                    self.send_header(key, value)
+                self.end_headers()
+                self.close_connection = True
+                try:
+                    for chunk in chunks:
+                        if fake._closing.is_set():
+                            return
+                        if chunked:
+                            self.wfile.write(b"%x\r\n" % len(chunk))
+                        self.wfile.write(chunk)
+                        if chunked:
+                            self.wfile.write(b"\r\n")
+                        fake.streamed += len(chunk)
+                    if chunked:
+                        self.wfile.write(b"0\r\n\r\n")
+                except OSError:  # the client hung up
+                    pass
+
+            def _drip(self, content_type: str):
+                self.send_response(200)
+                self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", "100000")
+                self.end_headers()
+                fake.dripping.set()
+                for _ in range(60):  # two minutes at most
+                    try:
+                        self.wfile.write(b"\x89")
+                        self.wfile.flush()
+                    except OSError:
+                        return
+                    fake.streamed += 1
+                    if fake._closing.wait(2.0):
+                        return
+
+            def _misbehave(self, kind: str) -> bool:
+                """An output file in one of the misbehaving modes; False when the mode serves files normally."""
+                if fake.mode == "drip":
+                    self._drip(kind)
+                elif fake.mode == "huge":
+                    self._stream((ZEROS for _ in range(HUGE_BYTES // len(ZEROS))), kind)
+                elif fake.mode == "huge-declared":
+                    self._stream((ZEROS for _ in range(HUGE_BYTES // len(ZEROS))), kind, {"Content-Length": str(HUGE_BYTES)})
+                elif fake.mode == "gzip-bomb":
+                    self._stream(_gzip_zeros(HUGE_BYTES), kind, {"Content-Encoding": "gzip"})
+                else:
+                    return False
+                return True
 
             def do_GET(self):
                 self._record(None)
@@ -137,6 +250,8 @@ class FakeProvider:
                         "fal-ai": {"status": "live", "providerId": provider_id, "task": task}}})
                 if path.startswith("/files/"):
                     data, kind = fake.files[path[len("/files/"):]]
+                    if self._misbehave(kind):
+                        return None
                     return self._send(200, data, kind)
                 parts = path.strip("/").split("/")
                 if parts[0] == "q":  # fal queue: /q/{rid}/status or /q/{rid}
@@ -203,7 +318,7 @@ class FakeProvider:
                         time.sleep(5)
                     return self._send(200, answer({"kind": kind, "size": size, "seed": seed}))
                 rid = fake._job(kind, size, seed, answer)
-                base = fake.url
+                base = fake.queue_url or fake.url
                 return self._send(200, {"request_id": rid, "status": "IN_QUEUE", "response_url": f"{base}/q/{rid}",
                                         "status_url": f"{base}/q/{rid}/status", "cancel_url": f"{base}/q/{rid}/cancel"})
 

@@ -17,6 +17,7 @@ def remote_app(tmp_path, tiny_root, monkeypatch):
     # The deployer's settings, as a Space would hold them, pointed at the fake vendor.
     monkeypatch.setenv("FAL_KEY", "fal-deployer-key")
     monkeypatch.setenv("PLAYGROUND_PROVIDER_URL_FAL", f"{fake.url}/direct-fal")
+    monkeypatch.setenv("PLAYGROUND_REMOTE_ALLOW_HOSTS", fake.url)  # a loopback host is reachable only when allow-listed
     url, demo, services = launch_app(tmp_path / "data", tiny_root)
     try:
         yield url, fake

@@ -67,7 +67,9 @@ def db_url(tmp_path):  # the ledger's exactly-once rules are tested on both data
 
 
 def settings_for(fake: FakeProvider, **overrides) -> RemoteSettings:
+    # The fake serves on 127.0.0.1, which a remote call reaches only when the deployer allow-lists it.
     options = dict(hf_token="hf_deployer_token", router_url=fake.url, hub_url=fake.url, timeout_s=10, backoff_s=0.01,
+                   allow_hosts=(fake.url,),
                    base_urls={"fal": f"{fake.url}/direct-fal", "gemini": f"{fake.url}/gemini/v1beta", "wavespeed-api": fake.url},
                    keys={"fal": "fal-deployer-key", "gemini": "gemini-deployer-key", "wavespeed-api": "ws-deployer-key"})
     options.update(overrides)

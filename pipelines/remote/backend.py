@@ -1,12 +1,21 @@
 """Runs API-only registry entries (backend = "remote"): Inference Providers through huggingface_hub's InferenceClient
 with the deployer's token, other vendors through the data-driven HTTP transport. Outputs come back as the same
-`GenerationResult` a local family returns, with the provider and its model id in the parameters."""
+`GenerationResult` a local family returns, with the provider and its model id in the parameters.
+
+Every HTTP request of a call runs in a worker thread under pipelines/remote/limits.py: the deadline and Stop hold for
+the whole exchange (a slowly dripping body included), answers are capped in bytes while they stream, the key goes
+only to the configured origins, and non-public addresses are refused unless allow-listed. Outputs are bounded in
+pixels from their header (images) or container probe (videos) before they are decoded."""
 from __future__ import annotations
 
 import base64
+import binascii
 import io
+import json
+import math
 import os
 import tempfile
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,13 +25,17 @@ from PIL import Image
 
 from ..registry import ModelEntry, closest_ratio
 from ..types import GenerationRequest, GenerationResult, StepCallback, Task, VideoFrames
-from .calls import Call, Malformed, Refused, RemoteFailed, TimedOut, classify
+from .calls import Call, Malformed, Oversized, Refused, RemoteFailed, TimedOut, classify
+from .limits import MB, AddressPolicy, Exchange, install_hub_guard, origin, parse_hosts, read_limited, serving_hub
 from .templates import dig, fill
 from .transports import CLIENT_TASKS, HttpProvider, http_providers, transport_of
 
 __all__ = ["RemoteBackend", "RemoteFailed", "RemoteSettings"]
 
 _TIERS = {"1K": 1024, "2K": 2048, "4K": 4096}
+JSON_BYTES = 8 * MB  # a JSON answer that carries output URLs, not the output itself
+ERROR_BYTES = 64 * 1024  # what is read of an error answer for its detail
+MAX_PIXELS = 40_000_000  # the same bound as uploads (presets/safety.toml [uploads] max_pixels)
 
 
 @dataclass(frozen=True)
@@ -39,6 +52,18 @@ class RemoteSettings:
     hub_url: str | None = None  # the Hub API that maps model ids to providers (default https://huggingface.co)
     base_urls: dict[str, str] = field(default_factory=dict)  # vendor id -> base URL override
     keys: dict[str, str] = field(default_factory=dict)  # vendor id -> key (default: the vendor's key_env variable)
+    # Hosts ("host" or "host:port") a call may reach although they are loopback or private (a proxy on the deployer's
+    # network; the tests' fake provider on 127.0.0.1). Everything else must resolve to a public address.
+    allow_hosts: frozenset[str] | tuple[str, ...] | str = ()
+    self_hosts: frozenset[str] | tuple[str, ...] | str = ()  # the app's own public host names: never fetched
+    max_image_bytes: int = 50 * MB  # one image output (or one answer of an image call)
+    max_video_bytes: int = 200 * MB  # one video output (or one answer of a video call)
+    max_pixels: int = MAX_PIXELS  # one image, or one video frame, read from the header before decoding
+    max_video_pixels: int = 1_000_000_000  # a whole video: frames x width x height (about 3 GB as RGB)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "allow_hosts", parse_hosts(self.allow_hosts))
+        object.__setattr__(self, "self_hosts", parse_hosts(self.self_hosts))
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> "RemoteSettings":
@@ -55,6 +80,10 @@ class RemoteSettings:
             router_url=env.get("PLAYGROUND_HF_ROUTER") or None,
             hub_url=env.get("PLAYGROUND_HF_HUB_URL") or None,
             base_urls=base_urls,
+            allow_hosts=env.get("PLAYGROUND_REMOTE_ALLOW_HOSTS", ""),
+            self_hosts=env.get("SPACE_HOST", ""),  # set by Hugging Face Spaces
+            max_image_bytes=int(float(env.get("PLAYGROUND_REMOTE_MAX_IMAGE_MB", 50)) * MB),
+            max_video_bytes=int(float(env.get("PLAYGROUND_REMOTE_MAX_VIDEO_MB", 200)) * MB),
         )
 
 
@@ -70,6 +99,10 @@ class RemoteBackend:
                 constants.INFERENCE_PROXY_TEMPLATE = self.settings.router_url.rstrip("/") + "/{provider}"
             if self.settings.hub_url:
                 constants.ENDPOINT = self.settings.hub_url.rstrip("/")
+        self.policy = AddressPolicy(frozenset(self.settings.allow_hosts), frozenset(self.settings.self_hosts))
+        # huggingface_hub's shared session goes through the same limits during a remote call (installed once, at start-up,
+        # so that no session in use is swapped later; outside a call it passes requests through).
+        install_hub_guard()
 
     # -- what a visitor sees before running ------------------------------------------------------------------------
     def status(self, entry: ModelEntry) -> dict[str, Any]:
@@ -115,18 +148,14 @@ class RemoteBackend:
             call = Call(label, self.settings.timeout_s, self.settings.retries, self.settings.backoff_s, cancel)
             on_step(index * max(1, request.steps), total)
             if transport_of(entry.provider or "") == "client":
-                data = call.run(lambda: call.in_thread(lambda: self._client_call(key, entry, task, model, request, seed)))
+                work = lambda: self._client_work(call, key, entry, task, model, request, seed)  # noqa: E731
             else:
-                data = call.run(lambda: self._http_call(call, key, entry, task, model, request, seed))
+                work = lambda: self._http_call(call, key, entry, task, model, request, seed)  # noqa: E731
+            # The whole exchange runs in a worker: the deadline and Stop end the wait at once; the worker stops at its
+            # next received chunk (limits.py). Decoding is bounded by the output's header before any pixel is read.
+            output = call.run(lambda: self._decode(call.in_thread(work), task, request))
             attempts += call.attempts
-            try:
-                if task.is_video:
-                    videos.append(decode_video(data, request.width, request.height))
-                else:
-                    images.append(decode_image(data, request.width, request.height))
-            except Malformed as exc:
-                raise RemoteFailed(f"{label} answered without a usable output ({exc}). Your credits were refunded; "
-                                   "try again, and pick another model if it keeps happening.") from exc
+            (videos if task.is_video else images).append(output)
             on_step((index + 1) * max(1, request.steps), total)
         parameters = {
             "prompt": request.prompt, "negative_prompt": request.negative_prompt, "width": request.width,
@@ -140,13 +169,43 @@ class RemoteBackend:
             parameters.update(num_frames=request.num_frames, fps=request.fps)
         return GenerationResult(seeds=request.seeds(), parameters=parameters, images=images, videos=videos)
 
+    def _decode(self, data: bytes, task: Task, request: GenerationRequest):
+        if task.is_video:
+            return decode_video(data, request.width, request.height, self.settings.max_pixels, self.settings.max_video_pixels)
+        return decode_image(data, request.width, request.height, self.settings.max_pixels)
+
+    def _cap(self, task: Task) -> int:
+        return self.settings.max_video_bytes if task.is_video else self.settings.max_image_bytes
+
     # -- InferenceClient ---------------------------------------------------------------------------------------------
+    def _client_work(self, call: Call, key: str, entry: ModelEntry, task: Task, model: str, request: GenerationRequest,
+                     seed: int) -> bytes:
+        """One InferenceClient call in the call's worker thread, its requests (huggingface_hub's shared session) held
+        to an exchange: the token only for the router and the Hub, any answer capped (a base64 answer may be a third
+        larger than its output)."""
+        from huggingface_hub import constants
+
+        install_hub_guard()  # already done at start-up unless someone replaced the factory since
+        router = self.settings.router_url or constants.INFERENCE_PROXY_TEMPLATE.split("{provider}")[0]
+        origins = {origin(router), origin(self.settings.hub_url or constants.ENDPOINT)}
+        if not key.startswith("hf_"):  # a provider's own key goes to that provider's API, not through the router
+            from huggingface_hub.inference._providers import PROVIDERS
+
+            helper = PROVIDERS.get(entry.provider or "", {}).get(_hub_task(task))
+            if helper is not None:
+                origins.add(origin(helper.base_url))
+        exchange = Exchange(call, self.policy, self._cap(task) * 4 // 3 + MB, frozenset(origins),
+                            frozenset({"authorization"}), self.settings.request_timeout_s, spool=True)
+        with serving_hub(exchange):
+            return self._client_call(key, entry, task, model, request, seed)
+
     def _client(self, key: str, provider: str):
         from huggingface_hub import InferenceClient
 
         return InferenceClient(provider=provider, api_key=key, timeout=self.settings.request_timeout_s)
 
     def _client_call(self, key: str, entry: ModelEntry, task: Task, model: str, request: GenerationRequest, seed: int) -> bytes:
+        import httpx2
         from huggingface_hub.errors import HfHubHTTPError
 
         client = self._client(key, entry.provider or "")
@@ -157,12 +216,12 @@ class RemoteBackend:
                 image = client.text_to_image(request.prompt, model=model, width=request.width, height=request.height,
                                              negative_prompt=request.negative_prompt or None, seed=seed,
                                              num_inference_steps=request.steps, guidance_scale=request.guidance, extra_body=extra or None)
-                return _png(image)
+                return _png(_bounded(image, self.settings.max_pixels))
             if method == "image_to_image":
                 image = client.image_to_image(_png(request.reference_images[0]), prompt=request.prompt, model=model,
                                               target_size={"width": request.width, "height": request.height},
                                               negative_prompt=request.negative_prompt or None, seed=seed, **extra)
-                return _png(image)
+                return _png(_bounded(image, self.settings.max_pixels))
             if method == "image_to_video":
                 return client.image_to_video(_png(request.reference_images[0]), prompt=request.prompt, model=model,
                                              num_frames=request.num_frames, negative_prompt=request.negative_prompt or None,
@@ -176,10 +235,12 @@ class RemoteBackend:
             status = response.status_code if response is not None else 502
             retry_after = response.headers.get("retry-after") if response is not None else None
             raise classify(status, _detail_text(response), retry_after) from exc
-        except (httpx.TimeoutException, TimeoutError) as exc:
+        except (httpx.TimeoutException, httpx2.TimeoutException, TimeoutError) as exc:
             raise TimedOut() from exc
-        except httpx.HTTPError as exc:  # no answer at all (connection refused or dropped)
+        except (httpx.HTTPError, httpx2.HTTPError) as exc:  # no answer at all (connection refused or dropped)
             raise classify(503, f"cannot connect: {type(exc).__name__}") from exc
+        except Image.DecompressionBombError as exc:
+            raise Oversized(f"the image declares more than {2 * Image.MAX_IMAGE_PIXELS / 1e6:.0f} megapixels") from exc
         except (KeyError, ValueError, TypeError, IndexError, OSError) as exc:  # an answer without a usable output
             raise Malformed(f"{type(exc).__name__}: {exc}"[:200]) from exc
 
@@ -187,24 +248,30 @@ class RemoteBackend:
     def _http_call(self, call: Call, key: str, entry: ModelEntry, task: Task, model: str, request: GenerationRequest, seed: int) -> bytes:
         provider = http_providers()[entry.provider or ""]
         base_url = self.settings.base_urls.get(provider.id, provider.base_url).rstrip("/")
+        # The key header is set on every request; the exchange drops it for any origin but the base URL's.
         headers = {provider.auth_header: provider.auth_value.format(key=key)}
         body = fill(entry.remote_body or provider.body[task], template_values(entry, task, request, seed))
         body.update(entry.remote_params)
         url = provider.submit.format(base_url=base_url, model=model)
-        with httpx.Client(timeout=min(self.settings.request_timeout_s, max(1.0, call.remaining)), follow_redirects=True) as http:
-            answer = _json(_send(http, "POST", url, headers, body))
+        cap = self._cap(task)
+        answer_cap = cap * 4 // 3 + MB if provider.output.kind == "base64" else JSON_BYTES
+        exchange = Exchange(call, self.policy, max(cap, answer_cap), frozenset({origin(base_url)}),
+                            frozenset({provider.auth_header.lower()}), self.settings.request_timeout_s)
+        with exchange.client() as http:
+            answer = _json(_send(http, "POST", url, headers, answer_cap, body))
             if provider.queue is not None:
-                answer = self._wait(call, http, provider, headers, answer)
+                answer = self._wait(call, exchange, http, provider, headers, answer)
             path = provider.output.video if task.is_video else provider.output.image
             try:
                 found = dig(answer, path or "")
             except KeyError as exc:
                 raise Malformed(f"no {path!r} in the answer") from exc
             if provider.output.kind == "base64":
-                return _b64(found)
-            return fetch(http, str(found), headers if _same_host(str(found), base_url) else {})
+                return _b64(found, cap)
+            return fetch(http, str(found), headers, cap)
 
-    def _wait(self, call: Call, http: httpx.Client, provider: HttpProvider, headers: dict, submitted: Any) -> Any:
+    def _wait(self, call: Call, exchange: Exchange, http: httpx.Client, provider: HttpProvider, headers: dict,
+              submitted: Any) -> Any:
         queue = provider.queue
         assert queue is not None
         try:
@@ -213,7 +280,7 @@ class RemoteBackend:
             raise Malformed(f"no {queue.poll!r} in the submit answer") from exc
         try:
             while True:
-                status_answer = _json(_send(http, "GET", poll_url, headers))
+                status_answer = _json(_send(http, "GET", poll_url, headers, JSON_BYTES))
                 status = str(_maybe(status_answer, queue.status))
                 if status in queue.done:
                     break
@@ -224,12 +291,18 @@ class RemoteBackend:
             cancel_url = _maybe(submitted, queue.cancel) if queue.cancel else None
             if cancel_url:  # stop the provider's job too (best effort: it may already run)
                 try:
-                    http.put(str(cancel_url), headers=headers, timeout=5)
-                except httpx.HTTPError:
+                    with exchange.cleanup():
+                        _send(http, "PUT", str(cancel_url), headers, ERROR_BYTES)
+                except Exception:
                     pass
             raise
         if queue.result:
-            return _json(_send(http, "GET", str(dig(submitted, queue.result)), headers))
+            try:
+                result_url = str(dig(submitted, queue.result))
+            except KeyError as exc:
+                raise Malformed(f"no {queue.result!r} in the submit answer") from exc
+            answer_cap = exchange.max_bytes if provider.output.kind == "base64" else JSON_BYTES
+            return _json(_send(http, "GET", result_url, headers, answer_cap))
         return status_answer
 
 
@@ -252,27 +325,29 @@ def template_values(entry: ModelEntry, task: Task, request: GenerationRequest, s
     }
 
 
-def _send(http: httpx.Client, method: str, url: str, headers: dict, body: Any = None) -> httpx.Response:
+def _send(http: httpx.Client, method: str, url: str, headers: dict, limit: int, body: Any = None) -> bytes:
+    """One request, its answer streamed and read up to `limit` bytes (the exchange checks the call between chunks)."""
     try:
-        response = http.request(method, url, headers=headers, json=body)
+        with http.stream(method, url, headers=headers, json=body) as response:
+            if response.status_code >= 400:
+                detail = _detail_text(read_limited(response, ERROR_BYTES, truncate=True))
+                raise classify(response.status_code, detail, response.headers.get("retry-after"))
+            return read_limited(response, limit)
     except httpx.TimeoutException as exc:
         raise TimedOut() from exc
     except httpx.HTTPError as exc:
         raise classify(503, f"cannot connect: {type(exc).__name__}") from exc
-    if response.status_code >= 400:
-        raise classify(response.status_code, _detail_text(response), response.headers.get("retry-after"))
-    return response
 
 
-def fetch(http: httpx.Client, url: str, headers: dict) -> bytes:
+def fetch(http: httpx.Client, url: str, headers: dict, limit: int) -> bytes:
     if url.startswith("data:"):
-        return _b64(url.split(",", 1)[-1])
-    return _send(http, "GET", url, headers).content
+        return _b64(url.split(",", 1)[-1], limit)
+    return _send(http, "GET", url, headers, limit)
 
 
-def _json(response: httpx.Response) -> Any:
+def _json(data: bytes) -> Any:
     try:
-        return response.json()
+        return json.loads(data)
     except ValueError as exc:
         raise Malformed("the answer is not JSON") from exc
 
@@ -287,25 +362,43 @@ def _maybe(data: Any, path: str | None) -> Any:
 
 
 def _detail_text(response) -> str:
+    """An error answer's detail: `response` is an httpx/httpx2 response whose body was read, or that body's bytes."""
     if response is None:
         return ""
+    raw = response if isinstance(response, bytes) else None
     try:
-        data = response.json()
+        data = json.loads(raw) if raw is not None else response.json()
         detail = data.get("detail") or data.get("error") or data.get("message") if isinstance(data, dict) else data
         return str(detail if detail is not None else data)[:300]
     except Exception:
-        return (response.text or "")[:300]
+        try:
+            return (raw.decode("utf-8", "replace") if raw is not None else response.text or "")[:300]
+        except Exception:
+            return ""
 
 
-def _same_host(url: str, base_url: str) -> bool:
-    return httpx.URL(url).host == httpx.URL(base_url).host
-
-
-def _b64(value: Any) -> bytes:
+def _b64(value: Any, limit: int) -> bytes:
+    text = str(value)
+    if len(text) > limit * 4 // 3 + 4:
+        raise Oversized(f"more than {limit / MB:g} MB")
     try:
-        return base64.b64decode(str(value), validate=False)
-    except (ValueError, TypeError) as exc:
+        return base64.b64decode(text, validate=False)
+    except (ValueError, TypeError, binascii.Error) as exc:
         raise Malformed("the output is not base64") from exc
+
+
+def _hub_task(task: Task) -> str:
+    return {"text_to_image": "text-to-image", "image_to_image": "image-to-image", "image_to_video": "image-to-video",
+            "text_to_video": "text-to-video"}[CLIENT_TASKS[task]]
+
+
+def _bounded(image: Image.Image, max_pixels: int) -> Image.Image:
+    """A lazily opened image, refused from its header when it has more pixels than `max_pixels`."""
+    width, height = image.size
+    if width * height > max_pixels:
+        raise Oversized(f"the image declares {width * height / 1e6:.0f} megapixels ({width}×{height}); "
+                        f"the limit is {max_pixels / 1e6:.0f}")
+    return image
 
 
 def _png(image: Image.Image) -> bytes:
@@ -314,33 +407,62 @@ def _png(image: Image.Image) -> bytes:
     return buffer.getvalue()
 
 
-def decode_image(data: bytes, width: int, height: int) -> Image.Image:
-    """A provider's image bytes as an RGB image of the requested size (resized when the provider rounded it)."""
-    try:
-        image = Image.open(io.BytesIO(data))
-        image.load()
-    except Exception as exc:
-        raise Malformed("the image does not decode") from exc
+def decode_image(data: bytes, width: int, height: int, max_pixels: int = MAX_PIXELS) -> Image.Image:
+    """A provider's image bytes as an RGB image of the requested size (resized when the provider rounded it). The
+    pixel count is read from the header and refused above `max_pixels` before anything is decoded."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # the bound below is ours
+        try:
+            image = Image.open(io.BytesIO(data))
+        except Image.DecompressionBombError as exc:
+            raise Oversized(f"the image declares more than {2 * Image.MAX_IMAGE_PIXELS / 1e6:.0f} megapixels; "
+                            f"the limit is {max_pixels / 1e6:.0f}") from exc
+        except Exception as exc:
+            raise Malformed("the image does not decode") from exc
+        _bounded(image, max_pixels)
+        try:
+            image.load()
+        except Exception as exc:
+            raise Malformed("the image does not decode") from exc
     image = image.convert("RGB")
     return image if image.size == (width, height) else image.resize((width, height), Image.LANCZOS)
 
 
-def decode_video(data: bytes, width: int, height: int) -> VideoFrames:
+def decode_video(data: bytes, width: int, height: int, max_pixels: int = MAX_PIXELS,
+                 max_video_pixels: int = 1_000_000_000) -> VideoFrames:
     """A provider's video as frames; the file is kept as it came (with its soundtrack) when its size is the requested
-    one, else the frames are resized and re-encoded by the store."""
+    one, else the frames are resized and re-encoded by the store. The container is probed first: a frame over
+    `max_pixels`, or frames x pixels over `max_video_pixels` (by the probed duration, and again while decoding), is
+    refused before the frames are held."""
     import imageio_ffmpeg
 
     fd, name = tempfile.mkstemp(suffix=".mp4")
     os.close(fd)
     try:
         Path(name).write_bytes(data)
+        reader = None
         try:
             reader = imageio_ffmpeg.read_frames(name)
             meta = reader.__next__()
             size = tuple(meta["size"])
-            frames = VideoFrames(Image.frombytes("RGB", size, bytes(chunk)) for chunk in reader)
-        except (RuntimeError, OSError, StopIteration, KeyError, ValueError) as exc:
+            pixels = size[0] * size[1]
+            if pixels > max_pixels:
+                raise Oversized(f"a video frame declares {pixels / 1e6:.0f} megapixels ({size[0]}×{size[1]}); "
+                                f"the limit is {max_pixels / 1e6:.0f}")
+            most = max(1, max_video_pixels // max(1, pixels))  # frames allowed at this size
+            expected = math.ceil(float(meta.get("fps") or 0) * float(meta.get("duration") or 0))
+            if expected > most:
+                raise Oversized(f"the video declares about {expected} frames of {size[0]}×{size[1]}; the limit is {most}")
+            frames = VideoFrames()
+            for chunk in reader:
+                if len(frames) >= most:
+                    raise Oversized(f"the video has more than {most} frames of {size[0]}×{size[1]}")
+                frames.append(Image.frombytes("RGB", size, bytes(chunk)))
+        except (RuntimeError, OSError, StopIteration, KeyError, ValueError, TypeError) as exc:
             raise Malformed("the video does not decode") from exc
+        finally:
+            if reader is not None:
+                reader.close()
     finally:
         os.unlink(name)
     if not frames:

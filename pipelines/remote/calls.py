@@ -1,6 +1,6 @@
-"""One remote call's limits: a deadline over the whole request, bounded retries with backoff on 429 and 5xx, and the
-cancel flag checked while waiting. Failures become `RemoteFailed`, whose message names the provider and says whether
-trying again can help."""
+"""One remote call's limits: a deadline over the whole request (every byte of every answer included), bounded retries
+with backoff on 429 and 5xx, and the cancel flag checked while waiting and between received chunks. Failures become
+`RemoteFailed`, whose message names the provider and says whether trying again can help."""
 from __future__ import annotations
 
 import threading
@@ -38,6 +38,15 @@ class Malformed(Exception):
 
 class TimedOut(Exception):
     pass
+
+
+class Oversized(Exception):
+    """An answer or output over this deployment's byte or pixel limits (refused before it is held or decoded)."""
+
+
+class Unsafe(Exception):
+    """A URL this deployment does not fetch: a private, loopback or link-local address, or the app itself (unless the
+    deployer allow-listed it), or a scheme other than http(s)."""
 
 
 def classify(status: int, detail: str = "", retry_after: str | None = None) -> Exception:
@@ -110,10 +119,18 @@ class Call:
         except Malformed as exc:
             raise RemoteFailed(f"{self.label} answered without a usable output ({exc}). Your credits were refunded; "
                                "try again, and pick another model if it keeps happening.") from exc
+        except Oversized as exc:
+            raise RemoteFailed(f"{self.label} sent an output larger than this deployment accepts ({exc}). Your credits were "
+                               "refunded; try a smaller size, or pick another model.") from exc
+        except Unsafe as exc:
+            raise RemoteFailed(f"{self.label} pointed at an address this deployment does not fetch from ({exc}). Your credits "
+                               "were refunded; pick another model, and tell the deployer if it keeps happening.") from exc
 
-    def in_thread(self, fn: Callable[[], Any]) -> Any:
-        """fn() in a worker thread, so that the deadline and the cancel flag hold even while a client call blocks
-        (an abandoned call ends when its own HTTP timeout or the provider's job does)."""
+    def in_thread(self, fn: Callable[[], Any], grace_s: float = 0.5) -> Any:
+        """fn() in a worker thread, so that the deadline and the cancel flag hold even while a call blocks. When they
+        end the wait, the worker gets up to `grace_s` to finish its own clean-up (a provider-side cancel) before the
+        caller goes on; an abandoned worker ends at its next received chunk or at the deadline (the HTTP layer,
+        pipelines/remote/limits.py, checks this call between chunks and caps its timeouts at the deadline)."""
         box: dict[str, Any] = {}
         done = threading.Event()
 
@@ -127,7 +144,11 @@ class Call:
 
         threading.Thread(target=target, daemon=True, name=f"remote-{self.label}").start()
         while not done.wait(0.05):
-            self.check()
+            try:
+                self.check()
+            except BaseException:
+                done.wait(grace_s)
+                raise
         if "error" in box:
             raise box["error"]
         return box["value"]
