@@ -284,6 +284,19 @@ def test_uploads_lose_exif_and_keep_pixels(tmp_path):
     assert load_image(rotated.getvalue(), SAFETY.uploads).size == (20, 40)
 
 
+def test_a_png_whose_text_chunk_pil_refuses_is_the_uploads_own_refusal():
+    """PIL refuses a compressed PNG text chunk over 1 MB with a plain ValueError: the visitor gets upload hygiene's
+    message (no 'generation failed', no traceback)."""
+    from PIL import PngImagePlugin
+
+    info = PngImagePlugin.PngInfo()
+    info.add_text("junk", "x" * 2_000_000, zip=True)
+    buffer = io.BytesIO()
+    Image.new("RGB", (8, 8)).save(buffer, format="PNG", pnginfo=info)
+    with pytest.raises(InvalidUpload, match="could not be read as an image"):
+        load_image(buffer.getvalue(), SAFETY.uploads)
+
+
 def test_a_valid_upload_runs_image_to_image(make_services, tmp_path):
     services = make_services()
     account = services.identity.start(None, ip="10.1.0.5").account

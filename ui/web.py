@@ -20,7 +20,7 @@ from starlette.responses import FileResponse, JSONResponse, Response
 
 from services.accounts.network import grant_key
 from services.container import Services
-from services.creation.characters.cards import sniff_card
+from services.creation.characters.card_reading import sniff_card
 from services.safety.uploads import sniff_format
 
 OUTPUT_NAME = re.compile(r"^[0-9a-f]{2}/[0-9a-f]{64}\.(png|mp4)$")

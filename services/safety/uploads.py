@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import os
 import re
+import struct
 import warnings
 from pathlib import Path
 
@@ -79,6 +80,8 @@ def load_image(source: str | Path | bytes, limits: UploadLimits) -> Image.Image:
             image = Image.open(io.BytesIO(data), formats=limits.formats)
         except UnidentifiedImageError:
             raise InvalidUpload(f"{name} is not a {allowed} image (the file's contents, not its name, decide).") from None
+        except (ValueError, SyntaxError, OSError, struct.error) as exc:  # e.g. PIL's cap on a PNG's compressed text chunk
+            raise InvalidUpload(f"{name} could not be read as an image ({exc}); save it again as a plain {allowed} file.") from None
         except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
             declared = re.search(r"\((\d+) pixels\)", str(exc))
             amount = f"{int(declared.group(1)) / 1e6:.0f} megapixels" if declared else "too many pixels"

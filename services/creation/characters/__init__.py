@@ -4,14 +4,17 @@ the public catalogue; galleries of images and videos generated here; photo album
 CHARX import and export.
 
     profile.py  limits and the checks every save runs first; writing helpers
-    cards.py    card building and reading (pure: no database)
+    cards.py    card building (pure: no database)
+    card_reading.py reading cards back, bounded before decoding (pure)
     service.py  Characters: storage, visibility, main image, moderation, catalogue; with the mixins
     gallery.py    galleries and the edit of the main image
     card_files.py card export and import
+    moderation.py the review queue, the review view (everything published) and verdicts bound to a revision
     album.py    Albums: offer and unlock, one ledger sale per buyer
 """
 from .album import Albums
-from .cards import NAMESPACE, png_cards, read_card_file
+from .card_reading import png_cards, read_card_file
+from .cards import NAMESPACE
 from .profile import (CARD_FIELDS, VISIBILITIES, CharacterError, CharacterLimits, CharactersFileError, Profile,
                       backstory_help, load_character_limits, personality_help)
 from .service import CARD_FORMATS, AvatarChoice, Character, Characters

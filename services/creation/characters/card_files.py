@@ -4,7 +4,10 @@ CHARX as a new character (the picture through upload hygiene and the output chec
 A mixin of `Characters` (service.py): the card formats themselves are in cards.py."""
 from __future__ import annotations
 
+import hashlib
 import json
+import os
+import shutil
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -15,10 +18,12 @@ from PIL import Image
 from ...accounts.identity import Account
 from ...accounts.tables import character_media, characters
 from ..figures import FigureError
-from . import cards
-from .profile import CharacterError, Profile, check_visibility, stored_profile
+from . import card_reading, cards
+from .profile import SHOWN, CharacterError, Profile, check_visibility, stored_profile
 
 CARD_FORMATS = ("png-v3", "png-v2", "json", "charx")
+EXPORTS = "cards"  # the exports' folder in the outputs folder
+EXPORT_KEEP_S = 3600.0  # an export stays downloadable this long; older ones are swept at the next export
 
 
 if TYPE_CHECKING:  # the class these methods are mixed into
@@ -27,25 +32,31 @@ if TYPE_CHECKING:  # the class these methods are mixed into
 
 class CardFiles:
     # -- cards ---------------------------------------------------------------------------------------------
-    def _card_source(self, conn: sa.Connection, viewer: Account | None, row) -> tuple[cards.CardSource, list[Path]]:
+    def _card_meta(self, conn: sa.Connection, character_id: str) -> dict[str, Any]:
+        """The card memory (the one read of the card column: exports and the moderator's view)."""
+        return dict(conn.execute(sa.select(characters.c.card).where(characters.c.id == character_id)).scalar() or {})
+
+    def _card_source(self, conn: sa.Connection, viewer: Account | None, row, meta: dict[str, Any]) -> tuple[cards.CardSource, list[Path]]:
         hidden = self._album_hidden(conn, viewer, row)
         items = conn.execute(sa.select(character_media).where(character_media.c.character_id == row.id, character_media.c.media == "image")
                              .order_by(character_media.c.id)).all()
         gallery = [self.store.path(i.path) for i in items if i.public_id not in hidden]
-        return cards.CardSource(stored_profile(row.profile), row.figure_id, row.visibility, dict(row.card or {}), row.updated_at), gallery
+        return cards.CardSource(stored_profile(row.profile), row.figure_id, row.visibility, meta, row.updated_at), gallery
 
     def export_card(self, viewer: Account | None, character_id: str, format: str = "png-v3") -> Path:
-        """The character as png-v3 (ccv3 + chara), png-v2 (chara), json (V3) or charx (zip with the images)."""
+        """The character as png-v3 (ccv3 + chara), png-v2 (chara), json (V3) or charx (zip with the images).
+
+        One file per content: exports live under cards/<content digest>/<name> in the outputs folder (no second
+        content-addressed copy), and exports older than EXPORT_KEEP_S are swept, since any can be made again."""
         if format not in CARD_FORMATS:
             raise CharacterError(f"Card format must be one of {', '.join(CARD_FORMATS)}, not {format!r}.")
         with self.db.begin() as conn:
             row = self._readable(conn, viewer, character_id)
-            meta = dict(row.card or {})
+            meta = self._card_meta(conn, row.id)
             if not meta.get("creation_date"):  # kept from the first export (or the import)
                 meta["creation_date"] = int(time.time())
                 conn.execute(characters.update().where(characters.c.id == row.id).values(card=meta))
-                row = conn.execute(sa.select(characters).where(characters.c.id == row.id)).first()
-            source, gallery = self._card_source(conn, viewer, row)
+            source, gallery = self._card_source(conn, viewer, row, meta)
         avatar = self.store.path(row.avatar["path"]) if row.avatar else None
         if format == "json":
             content, suffix = _json_bytes(cards.v3_card(cards.card_data(source))), ".json"
@@ -57,12 +68,15 @@ class CardFiles:
                 raise CharacterError("A PNG card needs a main image; export as json, or give the character one.")
             with Image.open(avatar) as opened:
                 content, suffix = cards.card_png(opened, cards.card_data(source), format[-2:]), ".png"
-        stored = self.store.put(content, suffix)
+        exports = self.store.root / EXPORTS
+        _sweep(exports, EXPORT_KEEP_S)
         # A readable download name, in a folder named by the content (a changed card never reuses a stale file).
-        named = self.store.root / "cards" / stored.stem[:16] / f"{_slug(row.name)}-{format}{suffix}"
+        named = exports / hashlib.sha256(content).hexdigest()[:16] / f"{_slug(row.name)}-{format}{suffix}"
         if not named.exists():
             named.parent.mkdir(parents=True, exist_ok=True)
-            named.write_bytes(content)
+            partial = named.with_name(named.name + ".part")
+            partial.write_bytes(content)
+            os.replace(partial, named)
         return named
 
     def _with_import_defaults(self, profile: dict[str, Any]) -> Profile:
@@ -90,9 +104,15 @@ class CardFiles:
             content, filename = path.read_bytes(), filename or path.name
         else:
             content = bytes(upload)
-        imported = cards.read_card_file(content, filename)
+            if len(content) > cards.CHARX_MAX_BYTES:
+                raise CharacterError(f"The card is larger than {cards.CHARX_MAX_BYTES // 1_000_000} MB.")
+        # Everything is read and checked before anything is stored: the card (bounded, cards.py), the profile,
+        # the visibility and, for a shown character, that the output check can pass its picture at all.
+        imported = card_reading.read_card_file(content, filename, max_picture=self.uploads.max_bytes)
         cleaned = self.clean(account, self._with_import_defaults(imported.profile))
         visibility = check_visibility(visibility or imported.visibility or "private")
+        if imported.avatar is not None and visibility in SHOWN and not self.check_enabled:
+            self._require_shown_image(visibility, {"safety": "unchecked"}, "card's picture")
         figure_id = None
         if imported.figure_id:  # the figure is kept only when it is the importer's own
             try:
@@ -114,6 +134,19 @@ class CardFiles:
 
 def _json_bytes(card: dict[str, Any]) -> bytes:
     return json.dumps(card, ensure_ascii=False, indent=1).encode("utf-8")
+
+
+def _sweep(folder: Path, keep_s: float) -> None:
+    """Remove export folders older than keep_s (every export can be made again)."""
+    if not folder.is_dir():
+        return
+    cutoff = time.time() - keep_s
+    for entry in folder.iterdir():
+        try:
+            if entry.stat().st_mtime < cutoff:
+                shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
+        except OSError:  # another export swept it first
+            continue
 
 
 def _slug(name: str) -> str:
