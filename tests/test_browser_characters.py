@@ -67,7 +67,8 @@ def test_create_export_import_verify_and_find_in_the_catalogue(app_server, artif
         qa = client.predict(admin_key=ADMIN_KEY, api_name="/session_start")["token"]
         pending = [c for c in client.predict(token=qa, api_name="/review_characters") if c["name"] == "Captain Oriel"]
         assert len(pending) == 2
-        client.predict(token=qa, character_id=pending[0]["id"], verify=True, api_name="/review_character")
+        client.predict(token=qa, character_id=pending[0]["id"], verify=True, revision=pending[0]["revision"],
+                       api_name="/review_character")
         page.get_by_role("tab", name="Catalogue").click()
         fill(page, "catalogue-query", "oriel")
         page.locator("#catalogue-search").click()

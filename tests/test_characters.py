@@ -171,7 +171,7 @@ def test_a_flagged_image_is_refused_as_main_image_by_the_real_detector(make_serv
 
 
 def test_visibility_through_every_read(make_services):
-    services = make_services(admin_secret="qa-test-key")
+    services = make_services(admin_secret="qa-test-key-0123456789abcdefghijklmnop")
     owner, other, moderator = guest(services), guest(services, ip="10.3.0.2"), qa(services)
     made = services.text.text_to_image(owner, TextToImageParams("the cartographer at her desk", "sdxl-base", steps=2, seed=3))
     private = services.characters.create(owner, with_profile(fields={"name": "Private Pia"}), "private", avatar=upload())
@@ -185,10 +185,11 @@ def test_visibility_through_every_read(make_services):
     with pytest.raises(CharacterError, match="Only QA sessions"):
         services.characters.review(owner, public.id, True)
     assert {c.id for c in services.characters.review_queue(moderator)} == {public.id, rejected.id}
-    services.characters.review(moderator, public.id, True)
+    shown = lambda c: services.characters.review_view(moderator, c.id)["revision"]  # noqa: E731
+    services.characters.review(moderator, public.id, True, revision=shown(public))
     with pytest.raises(CharacterError, match="Say why"):
-        services.characters.review(moderator, rejected.id, False)
-    services.characters.review(moderator, rejected.id, False, "The intro names a real person.")
+        services.characters.review(moderator, rejected.id, False, revision=shown(rejected))
+    services.characters.review(moderator, rejected.id, False, "The intro names a real person.", revision=shown(rejected))
     assert "rejected by a moderator: The intro names a real person." in services.characters.get(owner, rejected.id).status
 
     for viewer in (other, None):  # another visitor, and nobody signed in
@@ -314,9 +315,9 @@ def test_visibility_through_every_by_id_endpoint(client, token, app_server):
                               api_name="/character_create")
     other = client.predict(api_name="/session_start")["token"]
     fillers = {"request_id": "x", "media_id": "x", "instruction": "x", "price": 10, "source": "gallery", "confirm": True,
-               "verify": True}
+               "verify": True, "revision": 0, "media_ids": ["x"]}
     by_id = [name for name, required in readme_endpoints().items() if "character_id" in required]
-    assert len(by_id) == 13, by_id  # a new by-id endpoint joins this test by being in README
+    assert len(by_id) == 14, by_id  # a new by-id endpoint joins this test by being in README
     for name in by_id:
         kwargs = {a: fillers[a] for a in readme_endpoints()[name] if a not in ("token", "character_id")}
         for caller, tok in ((client, other), (anonymous, "")):

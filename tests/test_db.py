@@ -167,7 +167,7 @@ def test_characters_of_release_seven_move_to_the_catalogue_schema(db_url):
             conn.execute(sa.text("INSERT INTO characters (id, account_id, figure_id, name, profile, gallery, main, created_at, updated_at) "
                                  "VALUES ('c1', 'a1', 'f1', 'Old', :p, :g, 0, 1.0, 2.0), ('c2', 'a1', 'f1', 'Two', :p, '[]', NULL, 1.0, 2.0)"),
                          {"p": json.dumps(profile), "g": json.dumps(gallery)})
-        assert db.migrate() == [8, 9]
+        assert db.migrate() == [8, 9, 10]
         figure_columns = {c["name"] for c in sa.inspect(db.engine).get_columns("figures")}
         assert {"reference_sheet", "reference_runs"} <= figure_columns  # migration 9
         live = {c["name"]: c for c in sa.inspect(db.engine).get_columns("characters")}
@@ -179,6 +179,11 @@ def test_characters_of_release_seven_move_to_the_catalogue_schema(db_url):
         assert rows["c2"].avatar["source"] == "figure" and rows["c2"].avatar["path"] == "g2.png"
         assert rows["c1"].visibility == "private" and rows["c1"].review == "none" and rows["c1"].profile == profile
         assert [(m.character_id, m.generation_id, m.media, m.origin) for m in media] == [("c1", "g1", "image", "generated")]
+        # migration 10: the catalogue's search columns are filled from the stored profiles, and revisions start at 0
+        assert rows["c1"].name_key == "old" and rows["c2"].name_key == "two" and rows["c1"].revision == 0
+        with db.engine.connect() as conn:
+            assert sorted(conn.execute(sa.select(tables.character_tags.c.character_id, tables.character_tags.c.tag)).all()) == [
+                ("c1", "t"), ("c2", "t")]
         with db.begin() as conn:  # a character without a figure can now be stored
             conn.execute(tables.characters.insert().values(id="c3", account_id="a1", figure_id=None, name="N", profile={},
                                                           created_at=0.0, updated_at=0.0))
@@ -198,7 +203,7 @@ def test_figures_of_release_eight_get_reference_sheet_columns(db_url):
             conn.execute(sa.text("INSERT INTO figures (id, account_id, name, kind, spec, prompt, negative_prompt, style, model, "
                                  "settings, identity_note, created_at, updated_at) VALUES ('f1', 'a1', 'F', 'quick', '{}', 'p', '', "
                                  "'photoreal', 'm', '{}', '', 0, 0)"))
-        assert db.migrate() == [9]
+        assert db.migrate() == [9, 10]
         with db.engine.connect() as conn:
             row = conn.execute(sa.select(tables.figures.c.reference_sheet, tables.figures.c.reference_runs)).one()
         assert row.reference_sheet is None and row.reference_runs == 0

@@ -7,7 +7,7 @@ import gradio as gr
 from services.container import Services
 from services.creation.characters.profile import (challenge_text, persona_text, split_lines, split_paragraphs)
 
-from . import character_api, character_media, catalogue
+from . import catalogue, character_api, character_media, moderation
 from .errors import user_errors
 from .remix import figure_choices
 from .session import SessionUI, account_for, bar_text, optional_account
@@ -33,7 +33,7 @@ def build(services: Services, demo: gr.Blocks, session: SessionUI, tab: gr.Tab, 
         with gr.Tab("Catalogue", id="characters-catalogue") as catalogue_tab:
             catalogue.build_catalogue(services, session, functions, catalogue_tab)
         with gr.Tab("Moderation", id="characters-moderation") as moderation_tab:
-            catalogue.build_moderation(services, session, functions, moderation_tab)
+            moderation.build_moderation(services, session, functions, moderation_tab)
     character_media.build(services, session, functions, form)
 
     def on_open(selected_figure, token, profile: gr.OAuthProfile | None = None):

@@ -172,6 +172,23 @@ def m009_reference_sheets(conn: sa.Connection) -> None:
     _add_column(conn, "figures", "reference_runs", "INTEGER NOT NULL DEFAULT 0")
 
 
+def m010_character_reads(conn: sa.Connection) -> None:
+    """Catalogue filters in the database (a casefolded name column, a tags table, a listing index) and a revision
+    that moderation verdicts bind to."""
+    import json
+
+    _add_column(conn, "characters", "revision", "INTEGER NOT NULL DEFAULT 0")
+    _add_column(conn, "characters", "name_key", "VARCHAR(80) NOT NULL DEFAULT ''")
+    conn.execute(sa.text("CREATE INDEX IF NOT EXISTS ix_characters_listing ON characters (visibility, review, updated_at)"))
+    tables.metadata.create_all(conn, tables=[tables.character_tags])
+    rows = conn.execute(sa.text("SELECT id, name, profile FROM characters")).all()
+    for row in rows:
+        profile = row.profile if isinstance(row.profile, dict) else json.loads(row.profile or "{}")
+        conn.execute(sa.text("UPDATE characters SET name_key = :k WHERE id = :i"), {"k": (row.name or "").casefold()[:80], "i": row.id})
+        for tag in dict.fromkeys(str(t).casefold()[:100] for t in profile.get("tags", []) if str(t).strip()):
+            conn.execute(sa.text("INSERT INTO character_tags (character_id, tag) VALUES (:i, :t)"), {"i": row.id, "t": tag})
+
+
 MIGRATIONS: list[Migration] = [
     (1, "initial", m001_initial),
     (2, "figures", m002_figures),
@@ -182,4 +199,5 @@ MIGRATIONS: list[Migration] = [
     (7, "public ids", m007_public_ids),
     (8, "character catalogue", m008_character_catalogue),
     (9, "reference sheets", m009_reference_sheets),
+    (10, "character reads", m010_character_reads),
 ]

@@ -179,6 +179,18 @@ characters = sa.Table(
     sa.Column("created_at", sa.Float, nullable=False),
     sa.Column("updated_at", sa.Float, nullable=False),
     sa.Column("deleted_at", sa.Float, nullable=True),
+    # every change the owner makes counts up; a moderator's verdict names the revision it was given (migration 10)
+    sa.Column("revision", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("name_key", sa.String(80), nullable=False, server_default=""),  # casefolded name: the catalogue's search
+    # the catalogue's listing: verified public characters, newest change first
+    sa.Index("ix_characters_listing", "visibility", "review", "updated_at"),
+)
+
+character_tags = sa.Table(
+    "character_tags",  # a character's tags, casefolded, so the catalogue filters by tag in the database (migration 10)
+    metadata,
+    sa.Column("character_id", sa.String(32), sa.ForeignKey("characters.id"), primary_key=True),
+    sa.Column("tag", sa.String(100), primary_key=True, index=True),
 )
 
 character_media = sa.Table(

@@ -95,7 +95,7 @@ class Galleries:
             row = self._own(conn, account, character_id)
             album = conn.execute(sa.select(character_albums).where(character_albums.c.character_id == row.id)).first()
             if album is not None and media_id in album.items:
-                raise CharacterError("That image is in the photo album; people unlocked it, so it stays.")
+                raise CharacterError("That image is in the photo album; offer the album without it first, then remove it.")
             gone = conn.execute(character_media.delete().where(character_media.c.public_id == (media_id or ""),
                                                                character_media.c.character_id == row.id)).rowcount
             if not gone:

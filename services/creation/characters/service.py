@@ -24,7 +24,8 @@ from pipelines.types import StepCallback, Task
 from ...accounts.plans import Quote
 from ...accounts.db import Database
 from ...accounts.identity import Account
-from ...accounts.tables import character_albums, character_media, characters, figures as figures_table, generation_files, generations
+from ...accounts.tables import (character_albums, character_media, character_tags, characters, figures as figures_table,
+                                generation_files, generations)
 from ...media.png import encode_png
 from ...media.storage import OutputStore
 from ...safety.output import SafetyChecker, check_all
@@ -35,10 +36,9 @@ from ..remix import ReferenceImages
 from ..text import TextImages, TextToImageParams
 from .card_files import CARD_FORMATS, CardFiles
 from .gallery import Galleries
+from .moderation import Moderation, rows
 from .profile import (ENABLE_CHECK, SHOWN, CharacterError, CharacterLimits, Profile, article, check_visibility,
                       clean_profile, profile_texts, stored_profile)
-
-
 
 @dataclass(frozen=True)
 class AvatarChoice:
@@ -68,6 +68,7 @@ class Character:
     updated_at: float
     album: dict[str, Any] | None = None
     counts: dict[str, int] = field(default_factory=dict)
+    revision: int = 0
 
     @property
     def listed(self) -> bool:
@@ -99,10 +100,12 @@ class Character:
         }
         if self.owned:
             out.update(status=self.status, review_note=self.review_note)
+        if self.owned or self.review_note or self.review == "pending":
+            out["revision"] = self.revision
         return out
 
 
-class Characters(Galleries, CardFiles):
+class Characters(Galleries, CardFiles, Moderation):
     def __init__(self, db: Database, figures: Figures, store: OutputStore, policy: PromptPolicy, limits: CharacterLimits,
                  safety: SafetyChecker, uploads: UploadLimits, text: TextImages, remix: ReferenceImages):
         self.db = db
@@ -212,13 +215,13 @@ class Characters(Galleries, CardFiles):
         return row.visibility == "unlisted" or (row.visibility == "public" and row.review == "verified")
 
     def _readable(self, conn: sa.Connection, viewer: Account | None, character_id: str):
-        row = conn.execute(sa.select(characters).where(self._live(character_id or ""))).first()
+        row = conn.execute(rows().where(self._live(character_id or ""))).first()
         if row is None or not self._can_read(viewer, row):
             raise CharacterError(f"No character {character_id!r} that you can open.")
         return row
 
     def _own(self, conn: sa.Connection, account: Account, character_id: str):
-        row = conn.execute(sa.select(characters).where(self._live(character_id or ""), characters.c.account_id == account.id)).first()
+        row = conn.execute(rows().where(self._live(character_id or ""), characters.c.account_id == account.id)).first()
         if row is None:
             raise CharacterError(f"No character {character_id!r} among yours.")
         return row
@@ -240,7 +243,8 @@ class Characters(Galleries, CardFiles):
             album_info = {"price": album.price, "images": len(album.items)}
         return Character(row.id, row.name, row.figure_id, figure_name, row.visibility, row.review,
                          row.review_note if (owned or (viewer is not None and viewer.can("review"))) else "",
-                         stored_profile(row.profile), avatar, image, owned, row.created_at, row.updated_at, album_info, counts)
+                         stored_profile(row.profile), avatar, image, owned, row.created_at, row.updated_at, album_info, counts,
+                         row.revision)
 
     def get(self, viewer: Account | None, character_id: str) -> Character:
         with self.db.engine.connect() as conn:
@@ -254,25 +258,41 @@ class Characters(Galleries, CardFiles):
     def list(self, account: Account) -> list[Character]:
         """The account's own characters, most recently changed first."""
         with self.db.engine.connect() as conn:
-            rows = conn.execute(sa.select(characters).where(characters.c.account_id == account.id, characters.c.deleted_at.is_(None))
-                                .order_by(characters.c.updated_at.desc())).all()
-            return [self._view(conn, account, r) for r in rows]
+            found = conn.execute(rows().where(characters.c.account_id == account.id, characters.c.deleted_at.is_(None))
+                                 .order_by(characters.c.updated_at.desc())).all()
+            return [self._view(conn, account, r) for r in found]
 
     def catalogue(self, query: str = "", tag: str = "", page: int = 1) -> dict[str, Any]:
-        """Verified public characters, newest change first; search by name (substring) and by tag (exact, any case)."""
+        """Verified public characters, newest change first; search by name (substring, any case) and by tag (exact,
+        any case). The filters and the page are done by the database (its listing index and the tags table)."""
         size = self.limits.catalogue_page_size
+        q, t = (query or "").strip().casefold(), (tag or "").strip().casefold()
+        where = [characters.c.deleted_at.is_(None), characters.c.visibility == "public", characters.c.review == "verified"]
+        if q:
+            where.append(characters.c.name_key.contains(q, autoescape=True))
+        if t:
+            where.append(characters.c.id.in_(sa.select(character_tags.c.character_id).where(character_tags.c.tag == t)))
+        page = max(1, int(page or 1))
         with self.db.engine.connect() as conn:
-            rows = conn.execute(sa.select(characters).where(
-                characters.c.deleted_at.is_(None), characters.c.visibility == "public", characters.c.review == "verified",
-            ).order_by(characters.c.updated_at.desc())).all()
-            q, t = (query or "").strip().casefold(), (tag or "").strip().casefold()
-            hits = [r for r in rows if (not q or q in r.name.casefold())
-                    and (not t or t in {x.casefold() for x in (r.profile or {}).get("tags", [])})]
-            page = max(1, int(page or 1))
-            shown = [self._view(conn, None, r) for r in hits[(page - 1) * size: page * size]]
-        return {"page": page, "pages": max(1, -(-len(hits) // size)), "total": len(hits),
-                "characters": [{"id": c.id, "name": c.name, "intro": c.profile["intro"], "tags": c.profile["tags"],
-                                "image": str(c.image) if c.image else None} for c in shown]}
+            total = int(conn.execute(sa.select(sa.func.count()).select_from(characters).where(*where)).scalar())
+            found = conn.execute(sa.select(characters.c.id, characters.c.name, characters.c.profile, characters.c.avatar)
+                                 .where(*where).order_by(characters.c.updated_at.desc(), characters.c.id)
+                                 .limit(size).offset((page - 1) * size)).all()
+        shown = []
+        for r in found:
+            profile = stored_profile(r.profile)
+            shown.append({"id": r.id, "name": r.name, "intro": profile["intro"], "tags": profile["tags"],
+                          "image": str(self.store.path(r.avatar["path"])) if r.avatar else None})
+        return {"page": page, "pages": max(1, -(-total // size)), "total": total, "characters": shown}
+
+    @staticmethod
+    def _index(conn: sa.Connection, character_id: str, cleaned: dict[str, Any]) -> dict[str, Any]:
+        """The catalogue's search columns for a saved profile: its tags rows (replaced), and the name key to store."""
+        conn.execute(character_tags.delete().where(character_tags.c.character_id == character_id))
+        tags = list(dict.fromkeys(str(t).casefold() for t in cleaned["tags"]))
+        if tags:
+            conn.execute(character_tags.insert(), [{"character_id": character_id, "tag": t} for t in tags])
+        return {"name_key": cleaned["fields"]["name"].casefold()[:80]}
 
     # -- writing -------------------------------------------------------------------------------------------
     def create(self, account: Account, profile: Profile, visibility: str, figure_id: str = "",
@@ -318,16 +338,19 @@ class Characters(Galleries, CardFiles):
             conn.execute(characters.insert().values(
                 id=character_id, account_id=account.id, figure_id=figure_id, name=cleaned["fields"]["name"], profile=cleaned,
                 visibility=visibility, review="pending" if visibility == "public" else "none", avatar=avatar, card=card,
-                created_at=now, updated_at=now,
+                created_at=now, updated_at=now, name_key=cleaned["fields"]["name"].casefold()[:80],
             ))
+            self._index(conn, character_id, cleaned)
         return self.get(account, character_id)
 
     def _changed(self, row, values: dict[str, Any]) -> dict[str, Any]:
-        """A public character that changes goes back to pending; others need no review."""
+        """A public character that changes goes back to pending (a verdict given on an earlier revision no longer
+        applies); others need no review."""
         visibility = values.get("visibility", row.visibility)
         values["review"] = "pending" if visibility == "public" else "none"
         values["review_note"] = ""
         values["updated_at"] = time.time()
+        values["revision"] = characters.c.revision + 1
         return values
 
     def update(self, account: Account, character_id: str, profile: Profile, visibility: str = "") -> Character:
@@ -340,7 +363,8 @@ class Characters(Galleries, CardFiles):
             if visibility in SHOWN:
                 self._require_shown_gallery(conn, row.id, visibility)
             conn.execute(characters.update().where(characters.c.id == row.id).values(**self._changed(row, {
-                "name": cleaned["fields"]["name"], "profile": cleaned, "visibility": visibility})))
+                "name": cleaned["fields"]["name"], "profile": cleaned, "visibility": visibility,
+                **self._index(conn, row.id, cleaned)})))
         return self.get(account, character_id)
 
     def set_main(self, account: Account, character_id: str, source: str, media_id: str = "", upload: str | bytes | None = None,
@@ -384,37 +408,6 @@ class Characters(Galleries, CardFiles):
         with self.db.begin() as conn:
             row = self._own(conn, account, character_id)
             conn.execute(characters.update().where(characters.c.id == row.id).values(deleted_at=time.time()))
-
-    # -- moderation ----------------------------------------------------------------------------------------
-    def _moderator(self, account: Account) -> None:
-        if not account.can("review"):
-            raise CharacterError("Only QA sessions moderate characters.")
-
-    def review_queue(self, account: Account) -> list[Character]:
-        self._moderator(account)
-        with self.db.engine.connect() as conn:
-            rows = conn.execute(sa.select(characters).where(characters.c.deleted_at.is_(None), characters.c.review == "pending")
-                                .order_by(characters.c.updated_at)).all()
-            return [self._view(conn, account, r) for r in rows]
-
-    def review(self, account: Account, character_id: str, verify: bool, note: str = "") -> Character:
-        """A QA verdict on a pending public character: verified (listed) or rejected with a reason for the owner."""
-        self._moderator(account)
-        note = (note or "").strip()
-        if not verify and not note:
-            raise CharacterError("Say why the character is rejected; its owner sees the reason.")
-        if len(note) > 500:
-            raise CharacterError("The reason is limited to 500 characters.")
-        with self.db.begin() as conn:
-            row = conn.execute(sa.select(characters).where(self._live(character_id or ""))).first()
-            if row is None or row.review != "pending":
-                raise CharacterError(f"No pending character {character_id!r}.")
-            if verify:
-                self._require_shown_image(row.visibility, row.avatar)
-            conn.execute(characters.update().where(characters.c.id == row.id).values(
-                review="verified" if verify else "rejected", review_note="" if verify else note,
-                reviewed_by=account.id, reviewed_at=time.time()))
-        return self.get(account, character_id)
 
 
 __all__ = ["AvatarChoice", "CARD_FORMATS", "Character", "Characters"]
