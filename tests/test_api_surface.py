@@ -116,11 +116,14 @@ def test_every_endpoint_runs_with_only_its_required_arguments(app_server, api):
         "/character_edit_main": lambda: {"token": state["token"], "character_id": state["character"]["id"], "instruction": "evening light"},
         "/character_export": lambda: {"character_id": state["character"]["id"]},
         "/character_import": lambda: {"card": handle_file(state["card"]), "token": state["token"]},
-        "/album_offer": lambda: {"token": state["token"], "character_id": state["on_figure"]["id"], "price": 10},
-        "/album_unlock": lambda: {"token": state["other"], "character_id": state["on_figure"]["id"]},
+        "/album_offer": lambda: {"token": state["token"], "character_id": state["on_figure"]["id"], "price": 10,
+                                 "media_ids": [state["on_figure_media"]]},
+        "/album_unlock": lambda: {"token": state["other"], "character_id": state["on_figure"]["id"], "price": 10},
         "/album": lambda: {"character_id": state["on_figure"]["id"]},
         "/review_characters": lambda: {"token": state["qa"]},
-        "/review_character": lambda: {"token": state["qa"], "character_id": state["public"]["id"], "verify": True},
+        "/review_character_view": lambda: {"token": state["qa"], "character_id": state["public"]["id"]},
+        "/review_character": lambda: {"token": state["qa"], "character_id": state["public"]["id"], "verify": True,
+                                      "revision": state["public"].get("revision", 0)},
         "/character_options": lambda: {},
         "/character_help": lambda: {},
         "/character_delete": lambda: {"token": state["token"], "character_id": state["imported"]["id"], "confirm": True},
@@ -165,6 +168,8 @@ def test_every_endpoint_runs_with_only_its_required_arguments(app_server, api):
                                                 api_name="/character_create")
             client.predict(token=state["token"], character_id=state["on_figure"]["id"], request_id=state["image"],
                            api_name="/character_gallery_add")
+            state["on_figure_media"] = client.predict(character_id=state["on_figure"]["id"], token=state["token"],
+                                                      api_name="/character_gallery")["items"][0]["id"]
             state["public"] = client.predict(name="Paz", visibility="public", avatar_source="figure",
                                              figure_id=state["figure"]["id"], **profile, api_name="/character_create")
         elif name == "/character_gallery_add":
@@ -197,7 +202,7 @@ def test_a_call_without_a_token_gets_the_apps_own_message(client, api):
               "figure_id": "x", "take_id": "x", "confirm": True, "instruction": "x", "figure_ids": ["x", "y"], "description": "x",
               "models": ["sdxl-base", "flux.1-schnell"], "fields": {"name": "x"}, "character_id": "x", "report_id": "x",
               "approve": True, "intro": "x", "tags": ["x"], "visibility": "private", "greeting": "x", "media_id": "x",
-              "source": "generate", "price": 10, "verify": True, "card": handle_file(str(ROOT / "tests" / "data" / "card-v1.json"))}
+              "source": "generate", "price": 10, "verify": True, "revision": 0, "media_ids": ["x"], "card": handle_file(str(ROOT / "tests" / "data" / "card-v1.json"))}
     for name, arguments in required.items():
         if "token" not in arguments:
             continue

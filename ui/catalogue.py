@@ -1,5 +1,5 @@
 """The public character Catalogue (no sign-in needed: verified public characters, search by name and tag, open an
-unlisted one by its link id, galleries, Photo Album unlock, card download) and Moderation for QA sessions."""
+unlisted one by its link id, galleries, Photo Album unlock, card download). Moderation is in moderation.py."""
 from __future__ import annotations
 
 import gradio as gr
@@ -17,7 +17,8 @@ def detail_text(character: dict, album: dict | None) -> str:
     if greeting:
         lines.append(f"> {md(greeting)}")
     if album:
-        state = "unlocked" if album["unlocked"] else f"**{album['price']} credits** to unlock"
+        state = "unlocked" if album["unlocked"] else (f"**{album['price']} credits** to unlock (the creator receives "
+                                                      f"{album['creator_receives']}, the platform {album['platform_receives']})")
         lines.append(f"Photo Album: {album['images']} image(s), {state}.")
     return "\n\n".join(lines)
 
@@ -37,6 +38,7 @@ def build_catalogue(services: Services, session: SessionUI, functions, tab: gr.T
         link = gr.Textbox(label="Open by link (a character id)", scale=3, elem_id="catalogue-link")
         open_link = gr.Button("Open", scale=0, min_width=90, elem_id="catalogue-open")
     opened = gr.State("")
+    shown_price = gr.State(0)  # the album price this visitor was shown: the unlock confirms it
     with gr.Row():
         with gr.Column(scale=2):
             detail = gr.Markdown(elem_id="catalogue-detail")
@@ -69,10 +71,11 @@ def build_catalogue(services: Services, session: SessionUI, functions, tab: gr.T
         pictures = [(i["file"], "") for i in functions.character_gallery(character_id=character_id, media="image", token=token, profile=profile)["items"]]
         clips = [(i["file"], "") for i in functions.character_gallery(character_id=character_id, media="video", token=token, profile=profile)["items"]]
         can_unlock = album is not None and not album["unlocked"] and album["offered"] and viewer is not None
-        return (character_id, detail_text(character, album), gr.update(visible=can_unlock), gr.update(visible=True),
-                pictures, clips, gr.update(visible=False, value=None))
+        label = f"Unlock Photo Album ({album['price']} credits)" if album else "Unlock Photo Album"
+        return (character_id, detail_text(character, album), gr.update(visible=can_unlock, value=label), gr.update(visible=True),
+                pictures, clips, gr.update(visible=False, value=None), album["price"] if album else 0)
 
-    view_outputs = [opened, detail, unlock, download, gallery, videos, card_file]
+    view_outputs = [opened, detail, unlock, download, gallery, videos, card_file, shown_price]
 
     @user_errors
     def on_select(shown_ids, token, evt: gr.SelectData, profile: gr.OAuthProfile | None = None):
@@ -89,13 +92,18 @@ def build_catalogue(services: Services, session: SessionUI, functions, tab: gr.T
     gr.on([open_link.click, link.submit], on_link, [link, session.token], view_outputs, api_visibility="private")
 
     @user_errors
-    def on_unlock(character_id, token, profile: gr.OAuthProfile | None = None):
-        result = functions.album_unlock(token=token, character_id=character_id, profile=profile)
+    def on_unlock(character_id, price, token, profile: gr.OAuthProfile | None = None):
+        current = functions.album(character_id=character_id, token=token, profile=profile)["price"]
+        if current != price:  # shown again at the new price; the visitor confirms by clicking again
+            out = list(view(character_id, token, profile))
+            out[1] += f"\n\nThe album's price changed from {price} to {current} credits; nothing was charged. Look again and confirm."
+            return (*out, bar_text(account_for(services, token, profile)))
+        result = functions.album_unlock(token=token, character_id=character_id, price=price, profile=profile)
         out = list(view(character_id, token, profile))
         out[1] += f"\n\nUnlocked: {result['charged']} credit(s) charged." if not result["already_unlocked"] else "\n\nAlready unlocked."
         return (*out, bar_text(account_for(services, token, profile)))
 
-    unlock.click(on_unlock, [opened, session.token], view_outputs + [session.bar], api_visibility="private")
+    unlock.click(on_unlock, [opened, shown_price, session.token], view_outputs + [session.bar], api_visibility="private")
 
     @user_errors
     def on_download(character_id, token, profile: gr.OAuthProfile | None = None):
@@ -103,53 +111,3 @@ def build_catalogue(services: Services, session: SessionUI, functions, tab: gr.T
                                                                         profile=profile))
 
     download.click(on_download, [opened, session.token], [card_file], api_visibility="private")
-
-
-def build_moderation(services: Services, session: SessionUI, functions, tab: gr.Tab) -> None:
-    gate = gr.Markdown("QA sessions only: open the app with the admin key to moderate.", elem_id="moderation-gate")
-    with gr.Row():
-        queue = gr.Dropdown([], label="Pending public characters", allow_custom_value=True, scale=3, elem_id="moderation-queue")
-        refresh = gr.Button("Refresh", scale=0, min_width=90, elem_id="moderation-refresh")
-    with gr.Row():
-        image = gr.Image(label="Main image", interactive=False, height=220, elem_id="moderation-image")
-        detail = gr.Markdown(elem_id="moderation-detail")
-    note = gr.Textbox(label="Reason (required to reject; the owner sees it)", max_length=500, elem_id="moderation-note")
-    with gr.Row():
-        verify = gr.Button("Verify: list it in the catalogue", variant="primary", size="sm", elem_id="moderation-verify")
-        reject = gr.Button("Reject", variant="stop", size="sm", elem_id="moderation-reject")
-    result = gr.Markdown(elem_id="moderation-result")
-
-    def load(token, profile: gr.OAuthProfile | None = None):
-        account = optional_account(services, token, profile)
-        if account is None or not account.can("review"):
-            return gr.update(visible=True), gr.Dropdown(choices=[], value=None)
-        pending = functions.review_characters(token=token, profile=profile)
-        return (gr.update(value=f"{len(pending)} character(s) waiting.", visible=True),
-                gr.Dropdown(choices=[(f"{c['name']} · {c['id']}", c["id"]) for c in pending], value=None))
-
-    gr.on([tab.select, refresh.click], load, [session.token], [gate, queue], api_visibility="private")
-
-    @user_errors
-    def show(character_id, token, profile: gr.OAuthProfile | None = None):
-        if not character_id:
-            return None, ""
-        character = functions.character(character_id=character_id, token=token, profile=profile)
-        return character["image"], detail_text(character, None) + f"\n\nMain image check: {character['image_check']}."
-
-    queue.input(show, [queue, session.token], [image, detail], api_visibility="private")
-
-    def decide(approve: bool):
-        @user_errors
-        def handler(character_id, reason, token, profile: gr.OAuthProfile | None = None):
-            if not character_id:
-                raise gr.Error("Pick a pending character first.")
-            done = functions.review_character(token=token, character_id=character_id, verify=approve, note=reason or "",
-                                              profile=profile)
-            gate_update, queue_update = load(token, profile)
-            word = "Verified: it is in the catalogue." if approve else "Rejected; the owner sees the reason."
-            return f"**{md(done['name'])}**: {word}", gate_update, queue_update, None, "", ""
-        return handler
-
-    outputs = [result, gate, queue, image, detail, note]
-    verify.click(decide(True), [queue, note, session.token], outputs, api_visibility="private")
-    reject.click(decide(False), [queue, note, session.token], outputs, api_visibility="private")

@@ -250,31 +250,32 @@ def register(services: Services) -> SimpleNamespace:
     @user_errors
     def album_offer(token: str = "", character_id: str = "", price: int = 0, media_ids: list[str] | None = None,
                     profile: gr.OAuthProfile | None = None) -> dict:
-        """Offer a photo album of a figure-backed character's gallery images; its images are hidden until unlocked.
+        """Offer (or re-offer) a photo album of a figure-backed character's gallery images; they are hidden until unlocked.
 
         Args:
             token: your session token from /session_start.
             character_id: one of your characters built on a figure.
-            price: credits, within the range in /character_options.
-            media_ids: gallery image ids; empty offers every image.
+            price: credits, within the range in /character_options; the creator receives creator_share_percent of it in whole credits (rounded down), the platform the rest.
+            media_ids: required: the gallery image ids the album holds, in order. Each offer sets exactly these (a re-offer never adds other gallery images; leave one out to take it out of the album).
         """
         required(character_id=character_id)
         return albums.offer(account_for(services, token, profile), character_id, int(price), media_ids)
 
     @user_errors
-    def album_unlock(token: str = "", character_id: str = "", profile: gr.OAuthProfile | None = None) -> dict:
-        """Unlock another user's photo album once: the price moves from you, the creator gets their share.
+    def album_unlock(token: str = "", character_id: str = "", price: int = 0, profile: gr.OAuthProfile | None = None) -> dict:
+        """Unlock another user's photo album once: the price moves from you, the creator gets their share, the platform the rest.
 
         Args:
             token: your session token from /session_start.
             character_id: the character whose album to unlock.
+            price: required: the price /album showed you, in credits. The unlock is refused, nothing charged, when it is missing or the album's price changed since.
         """
         required(character_id=character_id)
-        return albums.unlock(account_for(services, token, profile), character_id)
+        return albums.unlock(account_for(services, token, profile), character_id, price)
 
     @user_errors
     def album(character_id: str = "", token: str = "", profile: gr.OAuthProfile | None = None) -> dict:
-        """A character's photo album: price and size, and its images once you unlocked it.
+        """A character's photo album: price, size and what each unlock pays the creator and the platform, and its images once you unlocked it.
 
         Args:
             character_id: the character's id.
@@ -293,18 +294,34 @@ def register(services: Services) -> SimpleNamespace:
         return [c.as_dict() for c in characters.review_queue(account_for(services, token, profile))]
 
     @user_errors
+    def review_character_view(token: str = "", character_id: str = "", profile: gr.OAuthProfile | None = None) -> dict:
+        """QA sessions: everything a pending character publishes (every profile field, greeting, persona card and
+        challenge mode, the main image, and the card export's data), with the revision a verdict must name.
+
+        Args:
+            token: a QA session token.
+            character_id: the character to review.
+        """
+        required(character_id=character_id)
+        return characters.review_view(account_for(services, token, profile), character_id)
+
+    @user_errors
     def review_character(token: str = "", character_id: str = "", verify: bool = False, note: str = "",
-                         profile: gr.OAuthProfile | None = None) -> dict:
+                         revision: int = -1, profile: gr.OAuthProfile | None = None) -> dict:
         """QA sessions: verify a pending public character (it is listed) or reject it with a reason for its owner.
+        The verdict names the revision you reviewed; if the owner changed the character since, it is refused and the
+        character stays pending.
 
         Args:
             token: a QA session token.
             character_id: a pending character.
             verify: true lists it; false rejects it.
             note: why it is rejected (required when rejecting).
+            revision: the revision /review_character_view showed you (required).
         """
         required(character_id=character_id)
-        return characters.review(account_for(services, token, profile), character_id, bool(verify), note).as_dict()
+        shown = None if revision is None or int(revision) < 0 else int(revision)
+        return characters.review(account_for(services, token, profile), character_id, bool(verify), note, shown).as_dict()
 
     @user_errors
     def character_options() -> dict:
@@ -361,6 +378,7 @@ def register(services: Services) -> SimpleNamespace:
         "character_set_main": character_set_main, "character_edit_main": character_edit_main,
         "character_delete": character_delete, "character_export": character_export, "character_import": character_import,
         "album_offer": album_offer, "album_unlock": album_unlock, "album": album, "review_characters": review_characters,
+        "review_character_view": review_character_view,
         "review_character": review_character, "character_options": character_options, "character_help": character_help,
     }
     files = {"character_create": ("avatar",), "character_set_main": ("upload",), "character_import": ("card",)}

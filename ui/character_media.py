@@ -37,11 +37,13 @@ def build(services: Services, session: SessionUI, functions, form) -> None:
                                      placeholder="e.g. same person, evening light", elem_id="character-edit-instruction")
             edit = gr.Button("Edit (paid)", size="sm", scale=0, min_width=100, elem_id="character-edit")
         with gr.Accordion("Photo Album (characters built on a figure)", open=False):
+            album_images = gr.Dropdown([], multiselect=True, label="Album images (numbered as in the image gallery; an offer "
+                                       "holds exactly these, and one left out leaves the album)", elem_id="character-album-images")
             with gr.Row():
                 price = gr.Number(value=terms.min_price, minimum=terms.min_price, maximum=terms.max_price, precision=0,
                                   label=f"Price ({terms.min_price}-{terms.max_price} credits; you receive "
-                                        f"{round(terms.creator_share * 100)} %)", elem_id="character-album-price")
-                offer = gr.Button("Offer all gallery images as an album", size="sm", elem_id="character-album-offer")
+                                        f"{terms.creator_share_percent} %, rounded down to whole credits)", elem_id="character-album-price")
+                offer = gr.Button("Offer these images as the album", size="sm", elem_id="character-album-offer")
             album_note = gr.Markdown(elem_id="character-album-note")
         with gr.Row():
             card_format = gr.Radio([(FORMAT_LABELS[f], f) for f in CARD_FORMATS], value="png-v3", label="Card format",
@@ -168,13 +170,33 @@ def build(services: Services, session: SessionUI, functions, form) -> None:
     edit.click(on_edit, [form.pick, instruction, session.token], all_outputs, api_visibility="private", show_progress_on=[form.main_image])
 
     @user_errors
-    def on_offer(character_id, amount, token, profile: gr.OAuthProfile | None = None):
-        need(character_id)
-        album = functions.album_offer(token=token, character_id=character_id, price=int(amount or 0), profile=profile)
-        return (f"Album offered: **{album['images']} image(s)** for **{album['price']} credits**; "
-                f"{album['buyers']} unlock(s) so far. Its images are hidden from others until they unlock it.")
+    def album_choices(ids, character_id, token, profile: gr.OAuthProfile | None = None):
+        """The gallery's images to pick from (numbered as shown), the album's current ones picked."""
+        chosen = []
+        if character_id:
+            try:
+                album = functions.album(character_id=character_id, token=token, profile=profile)
+                chosen = [i["id"] for i in album["items"] if i["id"] in (ids or [])]
+            except gr.Error:  # no album yet (or no session): nothing picked
+                pass
+        return gr.Dropdown(choices=[(f"image {n}", m) for n, m in enumerate(ids or [], 1)], value=chosen)
 
-    offer.click(on_offer, [form.pick, price, session.token], [album_note], api_visibility="private")
+    shown_ids.change(album_choices, [shown_ids, form.pick, session.token], [album_images], api_visibility="private")
+
+    @user_errors
+    def on_offer(character_id, amount, chosen, ids, token, profile: gr.OAuthProfile | None = None):
+        need(character_id)
+        if not chosen:
+            raise gr.Error("Pick the album's images first (an album holds only the images you pick).")
+        album = functions.album_offer(token=token, character_id=character_id, price=int(amount or 0), media_ids=list(chosen),
+                                      profile=profile)
+        left = f" {len(album['left_album'])} image(s) left the album and show in the gallery again." if album["left_album"] else ""
+        return (f"Album offered: **{album['images']} image(s)** for **{album['price']} credits**; each unlock pays you "
+                f"**{album['creator_receives']}** and the platform {album['platform_receives']}. {album['buyers']} unlock(s) so far. "
+                f"Its images are hidden from others until they unlock it.{left}"), album_choices(ids, character_id, token, profile)
+
+    offer.click(on_offer, [form.pick, price, album_images, shown_ids, session.token], [album_note, album_images],
+                api_visibility="private")
 
     @user_errors
     def on_export(character_id, fmt, token, profile: gr.OAuthProfile | None = None):

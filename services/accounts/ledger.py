@@ -6,6 +6,11 @@ an account's rows always equals its balance.
 
 Row kinds and signs: grant (+), reserve (-price), capture (0; records what the reservation became),
 refund (+), adjustment (+/-), transfer (- on the source, + on the destination).
+
+Credits are conserved: transfers under one request id add up to zero, so the sum of every balance (the platform
+account's included) plus what captured generations kept (their reserves less their refunds) equals every grant
+and adjustment ever made. A sale's platform part is a row of its own on the PLATFORM account, never a remainder
+that vanishes.
 """
 from __future__ import annotations
 
@@ -19,6 +24,10 @@ from .db import Database, row_dict
 from .tables import accounts, ledger
 
 KINDS = ("grant", "reserve", "capture", "refund", "adjustment", "transfer")
+# The platform's own account: it receives the platform's part of every sale. Kind "platform" (no session can be
+# started for it: tokens name visitor, hf- and qa- accounts signed by the server); tier "guest" so that any code
+# that reads an account's tier finds a valid one.
+PLATFORM = "platform"
 
 
 class InsufficientCredits(UserError):
@@ -89,13 +98,23 @@ class Ledger:
         self._require(self._change(conn, source, "transfer", -amount, request_id, note), conn, source, amount)
         return self._require(self._change(conn, destination, "transfer", amount, request_id, note), conn, destination, 0)
 
+    def platform(self, conn: sa.Connection) -> str:
+        """The platform account's id, creating its row (balance 0) the first time; safe under concurrent callers."""
+        self.db.insert_ignore(conn, accounts, {"id": PLATFORM, "kind": "platform", "tier": "guest",
+                                               "display_name": "Platform", "balance": 0, "created_at": time.time()})
+        return PLATFORM
+
     def sale(self, conn: sa.Connection, buyer: str, seller: str, price: int, share: int, request_id: str, note: str = "") -> int:
-        """One transfer row on each side under one request id: the buyer pays `price`, the seller receives `share`
-        (the rest is the platform's). Raises InsufficientCredits, changing nothing, when the buyer is short."""
-        assert 0 <= share <= price, (share, price)
+        """Transfer rows under one request id that add up to zero: the buyer pays `price`, the seller receives
+        `share`, the platform account receives `price - share`. Raises InsufficientCredits, changing nothing (the
+        caller's transaction rolls back), when the buyer is short. Returns the buyer's balance after."""
+        assert isinstance(price, int) and isinstance(share, int) and 0 <= share <= price, (share, price)
         balance = self._require(self._change(conn, buyer, "transfer", -price, request_id, note), conn, buyer, price)
         if share:
             self._require(self._change(conn, seller, "transfer", share, request_id, note), conn, seller, 0)
+        if price - share:
+            platform = self.platform(conn)
+            self._require(self._change(conn, platform, "transfer", price - share, request_id, note), conn, platform, 0)
         return balance
 
     # -- reads -----------------------------------------------------------------------------------------

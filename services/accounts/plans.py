@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, computed_field, field_validator, model_validator
 
 from pipelines.registry import ModelEntry
 from pipelines.types import Task
@@ -84,12 +84,16 @@ class Prices(BaseModel):
 
 
 class AlbumTerms(BaseModel):
-    """Photo albums: the price range an owner may set, and the creator's share of each unlock."""
+    """Photo albums: the price range an owner may set, and the creator's share of each unlock in whole percent.
+
+    Credits are whole numbers, so the share is integer arithmetic (never a float product): the creator receives
+    `price * creator_share_percent // 100`, and the platform account the rest, so the two always add up to the price.
+    """
 
     model_config = ConfigDict(extra="forbid")
     min_price: int = Field(ge=1)
     max_price: int = Field(ge=1)
-    creator_share: float = Field(ge=0, le=1)  # of the price; the rest stays with the platform
+    creator_share_percent: int = Field(ge=0, le=100)  # of the price; the rest goes to the platform account
 
     @model_validator(mode="after")
     def _range(self) -> "AlbumTerms":
@@ -97,8 +101,18 @@ class AlbumTerms(BaseModel):
             raise ValueError("albums: max_price must not be below min_price")
         return self
 
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def creator_share(self) -> float:
+        """The share as a fraction, for display only (derived from the percent); money uses share_of()."""
+        return self.creator_share_percent / 100
+
     def share_of(self, price: int) -> int:
-        return int(price * self.creator_share)  # whole credits, rounded down
+        """The creator's whole credits of `price` (rounded down; the platform keeps the remainder)."""
+        return int(price) * self.creator_share_percent // 100
+
+    def platform_part(self, price: int) -> int:
+        return int(price) - self.share_of(price)
 
 
 class Mode(BaseModel):
