@@ -6,7 +6,7 @@ import gradio as gr
 
 from services.container import Services
 
-from .errors import user_errors
+from .errors import clicked, user_errors
 from .session import SessionUI, account_for, bar_text, optional_account
 from .text import md
 
@@ -79,7 +79,7 @@ def build_catalogue(services: Services, session: SessionUI, functions, tab: gr.T
 
     @user_errors
     def on_select(shown_ids, token, evt: gr.SelectData, profile: gr.OAuthProfile | None = None):
-        return view(shown_ids[evt.index], token, profile)
+        return view(clicked(shown_ids, evt), token, profile)
 
     results.select(on_select, [ids, session.token], view_outputs, api_visibility="private")
 

@@ -7,7 +7,7 @@ from services.catalogue import Task
 from services.container import Services
 
 from .api import bounds, public, ui_event
-from .errors import user_errors
+from .errors import clicked, user_errors
 from .figures_common import seed_or_random
 from .remix import result
 from .session import SessionUI, account_for, optional_account, stop_button, wire_stop
@@ -46,7 +46,7 @@ def build(services: Services, demo: gr.Blocks, session: SessionUI, tab: gr.Tab) 
     gr.on([tab.select], list_sources, [session.token], [sources, rows], api_visibility="private")
 
     def pick(found: list[dict], evt: gr.SelectData):
-        row = found[evt.index]
+        row = clicked(found, evt)
         return row["request_id"], row["index"], f"Editing image {row['index'] + 1} of request `{row['request_id'][:12]}`."
 
     sources.select(pick, [rows], [request_id, index, chosen], api_visibility="private")
@@ -71,7 +71,8 @@ def build(services: Services, demo: gr.Blocks, session: SessionUI, tab: gr.Tab) 
         """
         account = account_for(services, token, profile)
         if not request_id:
-            raise gr.Error("Click the image to edit first (request_id: one of your generations from /history).")
+            raise gr.Error("Pick an image first: click one of your images above (through the API: pass request_id, one of "
+                           "your generations from /history).")
         progress(0, desc="Loading model")
         output = services.remix.edit_image(
             account, request_id=request_id, index=int(index or 0), instruction=instruction, model=model or models[0][1],

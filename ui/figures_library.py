@@ -8,7 +8,7 @@ from services.container import Services
 
 from . import figure_loras, reference_sheet
 from .api import api, required
-from .errors import user_errors
+from .errors import clicked, user_errors
 from .text import md
 from .session import SessionUI, account_for
 from .web import public_view
@@ -73,7 +73,7 @@ def build(services: Services, demo: gr.Blocks, session: SessionUI, tab: gr.Tab, 
     @user_errors
     def on_select(figure_ids: list[str], token: str, evt: gr.SelectData, profile: gr.OAuthProfile | None = None):
         account = account_for(services, token, profile)
-        return detail_outputs(services.figures.get(account, figure_ids[evt.index]))
+        return detail_outputs(services.figures.get(account, clicked(figure_ids, evt)))
 
     listing.select(on_select, [ids, session.token], details, api_visibility="private")
     def on_take(evt: gr.SelectData):

@@ -6,6 +6,7 @@ import gradio as gr
 from services.container import Services
 
 from . import advanced, characters, compare, credits, edit, figures_custom, figures_library, figures_quick, group, history, remix, session, text_mode, text_video, video
+from .errors import keep_pages
 from .api import api
 
 TITLE = "Character Playground"
@@ -84,4 +85,5 @@ def build_app(services: Services) -> gr.Blocks:
             return services.catalogue.models()
 
         api(services, models, api_name="models")
+    keep_pages(demo)  # a visitor's mistake in any UI event is a toast; every output stays as it was
     return demo

@@ -9,7 +9,7 @@ from services.container import Services
 from services.accounts.identity import Account
 
 from .api import bounds, public, ui_event
-from .errors import user_errors
+from .errors import clicked, user_errors
 from .figures_common import seed_or_random
 from .text_mode import note_text
 from .session import SessionUI, account_for, bar_text, optional_account, stop_button, wire_stop
@@ -208,7 +208,7 @@ def build(services: Services, demo: gr.Blocks, session: SessionUI, figure_tab: g
     gr.on([image_tab.select], list_sources, [session.token], [sources, source_rows, gate], api_visibility="private")
 
     def on_source(rows: list[dict], evt: gr.SelectData):
-        return rows[evt.index]
+        return clicked(rows, evt)
 
     sources.select(on_source, [source_rows], [picked], api_visibility="private")
     i2v_model.change(lambda model_id: note_text(services, model_id), [i2v_model], [i2v_note], api_visibility="private")

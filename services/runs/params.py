@@ -84,6 +84,18 @@ ARGUMENTS: dict[str, Rule] = {
     "models": Rule("list", max_len=8),
     "figure_ids": Rule("list", max_len=8),
 }
+# What a missing required argument means to a visitor in the UI (API callers read the parameter's name after it).
+MISSING: dict[str, str] = {
+    "request_id": "Pick an image first: click one of your images",
+    "figure_id": "Pick a figure first",
+    "figure_ids": "Pick the figures first",
+    "character_id": "Pick a character first",
+    "take_id": "Pick a take first",
+    "media_id": "Pick an image of the gallery first",
+    "report_id": "Pick a report first",
+    "prompt": "Write a prompt first",
+    "model": "Pick a model first",
+}
 DEFAULTS: dict[str, Rule] = {
     "int": _int(-(2**31), 2**31 - 1),
     "float": _float(-1e6, 1e6),
@@ -110,6 +122,8 @@ def check_argument(name: str, kind: str, value: Any, optional: bool = False) -> 
     if value is None:
         if optional or rule.kind == "file":
             return None
+        if name in MISSING:
+            raise InvalidRequest(f"{MISSING[name]} (API: {name} is missing; it must be {rule.describe()}).")
         raise InvalidRequest(f"{name} is missing: it must be {rule.describe()}.")
     wrong = InvalidRequest(f"{name} must be {rule.describe()}; got {_shown(value)}.")
     if rule.kind == "bool":
