@@ -7,6 +7,7 @@ import gradio as gr
 from services.catalogue import ASPECT_RATIOS, Task
 from services.container import Services
 
+from .models import model_label
 from .api import bounds, public, ui_event
 from .errors import user_errors
 from .figures_common import seed_or_random
@@ -16,12 +17,11 @@ from .text_mode import note_text
 
 
 def _models(services: Services) -> list[tuple[str, str]]:
-    out = []
-    for entry in services.remix.advanced_models():
-        how = "reference image" if entry.face_preservation == "reference" else "face adapter"
-        api = " · API" if entry.is_remote else ""
-        out.append((f"{entry.name} · keeps the face via {how}{api}", entry.id))
-    return out
+    def how(entry) -> str:
+        return "keeps the face via " + ("reference image" if entry.face_preservation == "reference" else "face adapter")
+
+    return [(model_label(services, e, Task.REFERENCE if e.face_preservation == "reference" else Task.TEXT_TO_IMAGE, "image",
+                         how(e)), e.id) for e in services.remix.advanced_models()]
 
 
 def price_text(services: Services, model_id: str, ratio: str, tier: str, account) -> str:
@@ -79,7 +79,7 @@ def build(services: Services, demo: gr.Blocks, session: SessionUI, tab: gr.Tab, 
         return price_text(services, model_id, ratio_value, tier_value, optional_account(services, token, profile))
 
     price_inputs = [model, ratio, tier, session.token]
-    gr.on([model.change, ratio.change, tier.change, tab.select], show_price, price_inputs, [price], api_visibility="private")
+    gr.on([model.change, ratio.change, tier.change, tab.select, session.bar.change], show_price, price_inputs, [price], api_visibility="private")
     model.change(lambda model_id: note_text(services, model_id), [model], [note], api_visibility="private")
 
     @user_errors

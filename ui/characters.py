@@ -32,7 +32,7 @@ def build(services: Services, demo: gr.Blocks, session: SessionUI, tab: gr.Tab, 
             form = _form(services, session, functions, limits, specs)
         with gr.Tab("Catalogue", id="characters-catalogue") as catalogue_tab:
             catalogue.build_catalogue(services, session, functions, catalogue_tab)
-        with gr.Tab("Moderation", id="characters-moderation") as moderation_tab:
+        with gr.Tab("Moderation", id="characters-moderation", visible=False) as moderation_tab:  # QA sessions only
             moderation.build_moderation(services, session, functions, moderation_tab)
     character_media.build(services, session, functions, form)
 

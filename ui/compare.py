@@ -95,7 +95,7 @@ def build(services: Services, demo: gr.Blocks, session: SessionUI, tab: gr.Tab |
 
     change_inputs = [models, ratio, tier, session.token]
     session.loaded.then(on_change, change_inputs, [price], api_visibility="private")
-    gr.on([models.change, ratio.change, tier.change], on_change, change_inputs, [price],
+    gr.on([models.change, ratio.change, tier.change, session.bar.change], on_change, change_inputs, [price],
           api_name="compare_price", api_visibility="private")
 
     @user_errors

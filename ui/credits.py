@@ -10,7 +10,7 @@ from services.accounts.identity import Account
 
 from .api import api, required
 from .errors import user_errors
-from .session import SessionUI, account_for, bar_text, start_session
+from .session import SessionUI, account_for, bar_text, member_how, start_session
 
 FEATURES = {
     "adult_prompts": "18+ prompts (after confirming your age)",
@@ -38,10 +38,9 @@ def summary(services: Services, account: Account) -> str:
                                     "18+ prompts need your confirmation that you are 18 or older (below)."))
     if account.kind == "visitor":
         member = services.plans.tier("member")
-        how = "Sign in with Hugging Face (button above)" if services.settings.oauth_enabled else "On the hosted Space, sign in with Hugging Face"
         lines.append(
-            f"{how} to become a member: {member.starting_grant} credits and "
-            f"{', '.join(FEATURES[f] for f in member.unlocks if f in FEATURES)}."
+            f"Members get {member.starting_grant} credits and {', '.join(FEATURES[f] for f in member.unlocks if f in FEATURES)}. "
+            f"{member_how(services)}."
         )
     lines.append("Prices are reserved when you click Generate and refunded automatically if a run fails or is blocked.")
     return "\n\n".join(lines)

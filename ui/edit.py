@@ -6,6 +6,7 @@ import gradio as gr
 from services.catalogue import Task
 from services.container import Services
 
+from .models import model_choices
 from .api import bounds, public, ui_event
 from .errors import clicked, user_errors
 from .figures_common import seed_or_random
@@ -14,8 +15,7 @@ from .session import SessionUI, account_for, optional_account, stop_button, wire
 
 
 def build(services: Services, demo: gr.Blocks, session: SessionUI, tab: gr.Tab) -> None:
-    models = [(f"{e.name} · {services.catalogue.price(e, Task.EDIT).total} credits/edit", e.id)
-              for e in services.catalogue.entries(Task.EDIT, local=True)]
+    models = model_choices(services, services.catalogue.entries(Task.EDIT, local=True), Task.EDIT)
     with gr.Row():
         with gr.Column(scale=3):
             sources = gr.Gallery(fit_columns=False, label="Your images — click the one to edit", columns=5, height=240, format="png",

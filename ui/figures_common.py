@@ -10,6 +10,7 @@ from services.catalogue import Task
 from services.container import Services
 from services.creation.figures import MAX_NAME
 
+from .models import model_choices
 from .errors import user_errors
 from .text import md
 from .session import SessionUI, account_for, bar_text, optional_account
@@ -18,11 +19,7 @@ EMPTY_DRAFT: dict[str, Any] = {"requests": [], "items": []}
 
 
 def figure_models(services: Services) -> list[tuple[str, str]]:
-    out = []
-    for entry in services.catalogue.entries(Task.TEXT_TO_IMAGE, local=True):
-        flags = " · non-commercial" if entry.licence.non_commercial else ""
-        out.append((f"{entry.name} · {services.catalogue.unit_price(entry, Task.TEXT_TO_IMAGE)} credit{'s' if services.catalogue.unit_price(entry, Task.TEXT_TO_IMAGE) != 1 else ''}/take{flags}", entry.id))
-    return out
+    return model_choices(services, services.catalogue.entries(Task.TEXT_TO_IMAGE, local=True), Task.TEXT_TO_IMAGE, "take")
 
 
 def takes_price(services: Services, model: str, takes: int, token: str | None, profile=None) -> str:

@@ -98,7 +98,7 @@ def build(services: Services, demo: gr.Blocks, session: SessionUI) -> dict[str, 
     def show_price(model_id: str, count: int, token: str, profile: gr.OAuthProfile | None = None):
         return takes_price(services, model_id, count, token, profile)
 
-    gr.on([model.change, takes.change], show_price, [model, takes, session.token], [price], api_visibility="private")
+    gr.on([model.change, takes.change, session.bar.change], show_price, [model, takes, session.token], [price], api_visibility="private")
     session.loaded.then(show_price, [model, takes, session.token], [price], api_visibility="private")
 
     @user_errors

@@ -6,6 +6,7 @@ import gradio as gr
 from services.catalogue import ASPECT_RATIOS, Task
 from services.container import Services
 
+from .models import model_choices
 from .api import bounds, public, ui_event
 from .errors import user_errors
 from .figures_common import seed_or_random
@@ -14,8 +15,7 @@ from .session import SessionUI, account_for, optional_account, stop_button, wire
 
 
 def build(services: Services, demo: gr.Blocks, session: SessionUI, tab: gr.Tab) -> None:
-    models = [(f"{e.name} · {services.catalogue.unit_price(e, Task.MULTI_REFERENCE)} credits per figure at 2K"
-               f"{' · API' if e.is_remote else ''}", e.id) for e in services.remix.group_models()]
+    models = model_choices(services, services.remix.group_models(), Task.MULTI_REFERENCE, "figure at 2K")
     tiers = services.catalogue.mode("advanced").tiers
     with gr.Row():
         with gr.Column(scale=3):
@@ -49,7 +49,7 @@ def build(services: Services, demo: gr.Blocks, session: SessionUI, tab: gr.Tab) 
         account = optional_account(services, token, profile)
         return f"**Price:** {quote.text()}" + (f" · you have {account.balance_text()}" if account else "")
 
-    gr.on([model.change, figures.change, tier.change, tab.select], show_price, [model, figures, tier, session.token], [price],
+    gr.on([model.change, figures.change, tier.change, tab.select, session.bar.change], show_price, [model, figures, tier, session.token], [price],
           api_visibility="private")
 
     @user_errors

@@ -82,6 +82,13 @@ def build_moderation(services: Services, session: SessionUI, functions, tab: gr.
 
     gr.on([tab.select, refresh.click], load, [session.token], [gate, queue], api_visibility="private")
 
+    def shown_to(token, profile: gr.OAuthProfile | None = None):
+        """The tab (and its Verify / Reject) exists only for QA sessions; the bar changes with every session."""
+        account = optional_account(services, token, profile)
+        return gr.Tab(visible=account is not None and account.can("review"))
+
+    session.bar.change(shown_to, [session.token], [tab], api_visibility="private")
+
     @user_errors
     def show(character_id, token, profile: gr.OAuthProfile | None = None):
         if not character_id:

@@ -38,7 +38,7 @@ def build(services: Services, session: SessionUI, current_figure: gr.State) -> N
             return f"**Price:** {exc}"
         return f"**Price:** {quote.text()} · you have {account.balance_text()}"
 
-    current_figure.change(show_price, [current_figure, session.token], [price], api_visibility="private")
+    gr.on([current_figure.change, session.bar.change], show_price, [current_figure, session.token], [price], api_visibility="private")
 
     @user_errors
     def reference_sheet(figure_id: str, token: str = "", seed: int = -1, keep_style: bool = True, idempotency_key: str = "",

@@ -78,6 +78,16 @@ def start_session(services: Services, token: str | None, request: gr.Request | N
     return services.identity.start(token, ip=ip, hf_user=hf_user(profile), admin_key=admin_key)
 
 
+def member_how(services: Services) -> str:
+    """How a visitor becomes a member in THIS deployment (Hugging Face sign-in exists only on a Space with OAuth)."""
+    if services.settings.oauth_enabled:
+        return "Sign in with Hugging Face (the button at the top) to become a member"
+    if services.identity.admin_enabled:
+        return ("Hugging Face sign-in is not available in this deployment (it needs a Space with hf_oauth); here, member "
+                "features are open to QA sessions (Credits › QA / admin, with the deployment's admin key)")
+    return "Hugging Face sign-in is not available in this deployment (it needs a Space with hf_oauth), so member features are off here"
+
+
 def page_session(services: Services, token: str, request: gr.Request | None, profile: gr.OAuthProfile | None) -> tuple[str, str]:
     """On page load: (what browser storage keeps, the account bar)."""
     session = start_session(services, token, request, profile)

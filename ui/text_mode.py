@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import gradio as gr
 
@@ -13,6 +12,7 @@ from services.creation.image_presets import add_fragment, remove_fragment
 from services.creation.text import TextToImageParams
 from services.runs.params import MAX_COUNT
 
+from .models import key_note, model_label as shared_label
 from .api import bounds, public, ui_event
 from .errors import user_errors
 from .text import md
@@ -36,18 +36,7 @@ class TextModeUI:
 
 
 def model_label(services: Services, entry) -> str:
-    status = services.catalogue.status(entry)
-    unit = services.catalogue.unit_price(entry, Task.TEXT_TO_IMAGE)
-    parts = [entry.name, f"{unit} credit{'s' if unit != 1 else ''}/image"]
-    if entry.licence.non_commercial:
-        parts.append("non-commercial")
-    if entry.licence.region_restricted:
-        parts.append("region-restricted")
-    if entry.is_remote:
-        parts.append("API" if status.get("runnable") else "API, no key on this deployment")
-    elif status.get("preview"):
-        parts.append("offline preview")
-    return " · ".join(parts)
+    return shared_label(services, entry, Task.TEXT_TO_IMAGE)
 
 
 def note_text(services: Services, model_id: str | None) -> str:
@@ -65,6 +54,8 @@ def default_model(services: Services, task: Task) -> str:
 
 def price_text(services: Services, entry, count: int, ratio: str, tier: str, account: Account | None = None) -> str:
     count = int(count or 1)
+    if key_note(services, entry):
+        return key_note(services, entry)
     if not services.catalogue.offers(entry, ratio, tier):
         return f"**Price:** {entry.name} does not offer {ratio} at {tier}."
     size = services.catalogue.size(entry, ratio, tier)
@@ -216,7 +207,7 @@ def build(services: Services, demo: gr.Blocks, session: SessionUI) -> TextModeUI
     model.change(on_model, model_inputs, [ratio, tier, price], api_name="text_model_changed", api_visibility="private")
     model.change(lambda model_id: note_text(services, model_id), [model], [prompt_note], api_visibility="private")
     gr.on(
-        [ratio.change, tier.change, count.change],
+        [ratio.change, tier.change, count.change, session.bar.change],  # the bar: the balance changed (one source)
         on_size,
         [model, ratio, tier, count, session.token],
         [tier, price],

@@ -6,10 +6,11 @@ import gradio as gr
 from services.catalogue import Task
 from services.container import Services
 
+from .models import model_choices
 from .api import bounds, public, ui_event
 from .errors import user_errors
 from .figures_common import seed_or_random
-from .session import SessionUI, account_for, optional_account, stop_button, wire_stop
+from .session import SessionUI, account_for, member_how, optional_account, stop_button, wire_stop
 from .text_mode import note_text
 from .video import RATIOS, _price, _result
 
@@ -24,7 +25,7 @@ def build(services: Services, session: SessionUI, tab: gr.Tab) -> None:
                 prompt = gr.Textbox(label="Describe the video", lines=3, max_length=services.policy.limit("natural"),
                                     placeholder="a red kite climbing over a grey sea, slow pan", elem_id="t2v-prompt")
                 with gr.Row():
-                    model = gr.Dropdown([(f"{e.name} · {services.catalogue.unit_price(e, Task.TEXT_TO_VIDEO)} credits/video", e.id) for e in models], value=default,
+                    model = gr.Dropdown(model_choices(services, models, Task.TEXT_TO_VIDEO), value=default,
                                         label="Model", elem_id="t2v-model")
                     ratio = gr.Radio(RATIOS, value="16:9", label="Aspect ratio", elem_id="t2v-ratio")
                     seed = gr.Number(value=-1, precision=0, label="Seed (-1 = random)", **bounds("seed"))
@@ -39,14 +40,17 @@ def build(services: Services, session: SessionUI, tab: gr.Tab) -> None:
                 info = gr.JSON(label="Settings")
 
     def on_open(model_id, ratio_value, token, profile: gr.OAuthProfile | None = None):
+        """Members only: a guest sees why and how to become one before typing, the form disabled and no price."""
         account = optional_account(services, token, profile)
-        message = "" if account is not None and account.can("video_prompt") else (
-            "**Text to Video is for members.** Sign in with Hugging Face to make videos from a prompt; guests can use "
-            "Figure to Video.")
-        return message, _price(services, model_id, ratio_value, False, account, services.video.text_quote), note_text(services, model_id)
+        member = account is not None and account.can("video_prompt")
+        message = "" if member else (f"**Text to Video is for members.** {member_how(services)}. Guests can use "
+                                     "Figure to Video.")
+        price_line = _price(services, model_id, ratio_value, False, account, services.video.text_quote) if member else ""
+        return (message, price_line, note_text(services, model_id), gr.update(interactive=member),
+                gr.update(interactive=member))
 
-    gr.on([tab.select, model.change, ratio.change], on_open, [model, ratio, session.token], [gate, price, note],
-          api_visibility="private")
+    gr.on([tab.select, model.change, ratio.change, session.bar.change], on_open, [model, ratio, session.token],
+          [gate, price, note, go, prompt], api_visibility="private")
 
     @user_errors
     def text_to_video(prompt: str, model: str = "", aspect_ratio: str = "16:9", seed: int = -1, token: str = "",

@@ -8,22 +8,25 @@ from services.catalogue import Task
 from services.container import Services
 from services.accounts.identity import Account
 
+from .models import key_note, model_choices
 from .api import bounds, public, ui_event
 from .errors import clicked, user_errors
 from .figures_common import seed_or_random
 from .text_mode import note_text
-from .session import SessionUI, account_for, bar_text, optional_account, stop_button, wire_stop
+from .session import SessionUI, account_for, bar_text, member_how, optional_account, stop_button, wire_stop
 
 RATIOS = ["16:9", "9:16", "1:1"]
 
 
 def _model_choices(services: Services) -> list[tuple[str, str]]:
-    return [(f"{e.name} · {services.catalogue.unit_price(e, Task.IMAGE_TO_VIDEO)} credits/video", e.id) for e in services.video.models()]
+    return model_choices(services, services.video.models(), Task.IMAGE_TO_VIDEO)
 
 
 def _price(services: Services, model: str, ratio: str, staged: bool, account: Account | None, quote_of=None) -> str:
     """The price line of a video mode; `quote_of(model, ratio, tier)` prices another task (Text to Video)."""
     entry = services.catalogue.get(model)
+    if key_note(services, entry):
+        return key_note(services, entry)
     tier = services.catalogue.default_tier(entry, ratio)
     if not tier:
         return f"**Price:** {entry.name} does not offer {ratio}."
@@ -106,7 +109,8 @@ def build(services: Services, demo: gr.Blocks, session: SessionUI, figure_tab: g
         return _price(services, model_id, ratio_value, bool(bg or wear), optional_account(services, token, profile))
 
     price_inputs = [model, ratio, background, outfit, session.token]
-    gr.on([model.change, ratio.change, background.change, outfit.change, figure_tab.select], figure_price, price_inputs, [price], api_visibility="private")
+    gr.on([model.change, ratio.change, background.change, outfit.change, figure_tab.select, session.bar.change], figure_price, price_inputs,
+          [price], api_visibility="private")
     model.change(lambda model_id: note_text(services, model_id), [model], [f2v_note], api_visibility="private")
 
     @user_errors
@@ -196,25 +200,32 @@ def build(services: Services, demo: gr.Blocks, session: SessionUI, figure_tab: g
 
     @user_errors
     def list_sources(token: str, profile: gr.OAuthProfile | None = None):
+        """Members only: a guest sees why and how to become one first, with the form disabled."""
         account = optional_account(services, token, profile)
         if account is None:
-            return [], [], "Starting your session…"
-        message = "" if account.can("image_to_video") else (
-            "**Image to Video is for members.** Sign in with Hugging Face to animate your images; guests can use Figure to Video."
-        )
+            return [], [], "Starting your session…", gr.update(), gr.update()
+        member = account.can("image_to_video")
+        message = "" if member else f"**Image to Video is for members.** {member_how(services)}. Guests can use Figure to Video."
         images = services.history.images(account.id)
-        return [(str(i.path), i.model) for i in images], [{"request_id": i.request_id, "index": i.index} for i in images], message
+        return ([(str(i.path), i.model) for i in images], [{"request_id": i.request_id, "index": i.index} for i in images],
+                message, gr.update(interactive=member), gr.update(interactive=member))
 
-    gr.on([image_tab.select], list_sources, [session.token], [sources, source_rows, gate], api_visibility="private")
+    gr.on([image_tab.select, session.bar.change], list_sources, [session.token], [sources, source_rows, gate, i2v_go, i2v_prompt],
+          api_visibility="private")
 
     def on_source(rows: list[dict], evt: gr.SelectData):
         return clicked(rows, evt)
 
+    def i2v_price_line(model_id, ratio_value, token, profile: gr.OAuthProfile | None = None):
+        account = optional_account(services, token, profile)
+        if account is None or not account.can("image_to_video"):
+            return ""  # no price for what the visitor cannot run
+        return _price(services, model_id, ratio_value, False, account)
+
     sources.select(on_source, [source_rows], [picked], api_visibility="private")
     i2v_model.change(lambda model_id: note_text(services, model_id), [i2v_model], [i2v_note], api_visibility="private")
-    gr.on([i2v_model.change, i2v_ratio.change, image_tab.select],
-          lambda m, r, t: _price(services, m, r, False, optional_account(services, t)), [i2v_model, i2v_ratio, session.token], [i2v_price],
-          api_visibility="private")
+    gr.on([i2v_model.change, i2v_ratio.change, image_tab.select, session.bar.change], i2v_price_line,
+          [i2v_model, i2v_ratio, session.token], [i2v_price], api_visibility="private")
 
     @user_errors
     def image_to_video(

@@ -31,11 +31,12 @@ PLATFORM = "platform"
 
 
 class InsufficientCredits(UserError):
-    def __init__(self, price: int, balance: int):
+    def __init__(self, price: int, balance: int, hint: str = ""):
         self.price, self.balance = price, balance
+        hint = hint or "Lower the batch size or resolution, or pick a cheaper model"
         super().__init__(
             f"This costs {price} credit{'s' if price != 1 else ''} but your balance is {balance}. "
-            "Lower the batch size or resolution, or pick a cheaper model; nothing was charged."
+            f"{hint}; nothing was charged. Every charge and refund is in the Credits tab's ledger."
         )
 
 

@@ -27,6 +27,7 @@ from pipelines.types import GenerationCancelled, GenerationRequest, GenerationRe
 
 from ..accounts.identity import Account
 from ..accounts.jobs import JobResult, Jobs
+from ..accounts.ledger import InsufficientCredits
 from ..accounts.plans import Plans, Quote
 from ..catalogue import Catalogue
 from ..errors import Cancelled, InvalidRequest, model_refusals
@@ -179,6 +180,27 @@ class Runner:
                     )
             except GenerationCancelled as exc:
                 raise Cancelled() from exc
+            except InsufficientCredits as exc:
+                raise InsufficientCredits(exc.price, exc.balance, self.cheaper(run, exc.balance)) from None
+
+    def cheaper(self, run: PaidRun, balance: int) -> str:
+        """What would fit on this run's surface, in the visitor's words: fewer outputs (takes), a lower tier, or a
+        cheaper model for the same task that the balance covers."""
+        stage = run.final
+        ways = []
+        if stage.request.count > 1:
+            ways.append("fewer takes" if run.surface is Surface.FIGURE else f"fewer {'videos' if stage.task.is_video else 'images'}")
+        if stage.tier not in ("1K", "480p"):
+            ways.append("a lower resolution")
+        current = self.catalogue.unit_price(stage.entry, stage.task)
+        options = sorted((self.catalogue.unit_price(e, stage.task), e.name) for e in self.catalogue.entries(stage.task, local=True)
+                         if e.id != stage.entry.id and self.catalogue.unit_price(e, stage.task) < current)
+        fits = [(p, name) for p, name in options if p * max(1, stage.figures) <= balance]
+        if fits:
+            ways.append(f"a cheaper model such as {fits[-1][1]} ({fits[-1][0]} credit{'s' if fits[-1][0] != 1 else ''})")
+        if not ways:
+            return "Nothing on this surface fits your balance now; members get more credits"
+        return "Try " + ", or ".join(ways)
 
     def _stages(self, run: PaidRun, cancel, on_step: StepCallback | None) -> GenerationResult:
         for data, suffix in run.inputs:  # inputs the record refers to (e.g. the cleaned start image)
