@@ -51,6 +51,71 @@ def _digest(path: Path) -> str:
     return hashlib.sha256(str(Path(path).resolve()).encode()).hexdigest()[:12]
 
 
+def startup_banner(services) -> str:
+    """The block `python app.py` prints on stdout before serving: whether the offline preview is on (and why), the
+    output safety check and the face engine in use. Nothing is loaded to say it."""
+    return "\n".join([
+        "Character Playground",
+        f"  offline preview: {_preview_line(services)}",
+        f"  safety check:    {_safety_line(services.safety)}",
+        f"  face engine:     {_face_line(services.faces)}",
+    ])
+
+
+def announce(services) -> None:
+    print(startup_banner(services), flush=True)
+
+
+def _preview_line(services) -> str:
+    runtime = services.runtime
+    local = [entry for entry in services.registry if not entry.is_remote]
+    noise = f"their outputs are noise from tiny random models (built on first use in {runtime.settings.tiny_root})"
+    mode = runtime.settings.preview
+    if mode == "force":
+        return f"ON for all {len(local)} local models (forced by --offline-preview or PLAYGROUND_PREVIEW=force); {noise}"
+    status = {entry.id: runtime.status(entry) for entry in local}
+    if mode == "forbid":
+        missing = [model for model, s in status.items() if not s["runnable"]]
+        refused = f"; no weights for {', '.join(missing)}: requests for them are refused" if missing else ""
+        return f"OFF (PLAYGROUND_PREVIEW=forbid){refused}"
+    previewed = [model for model, s in status.items() if s["preview"]]
+    if not previewed:
+        return f"OFF: all {len(local)} local models have real weights (on this machine, or downloaded on first use)"
+    downloads = runtime.settings.allow_downloads
+    why = ("their weights are not on this machine and downloads are off "
+           + ("(PLAYGROUND_ALLOW_DOWNLOADS=0)" if downloads is False else "(no GPU here; PLAYGROUND_ALLOW_DOWNLOADS=1 allows them)"))
+    which = "all" if len(previewed) == len(local) else f"{len(previewed)} of"
+    named = "" if len(previewed) == len(local) else f" ({', '.join(previewed)})"
+    return f"ON for {which} {len(local)} local models{named}: {why}; {noise}"
+
+
+# What the terminal says of the known output checks (services/safety/output.py); any other by its name.
+SAFETY_NOTES = {
+    "opennsfw": "open_nsfw's ONNX classifier, offline",
+    "nudenet": "NudeNet's ONNX detector, offline",
+}
+
+
+def _safety_line(checker) -> str:
+    name = getattr(checker, "name", type(checker).__name__)
+    if name == "none":
+        return "none: outputs are not checked and are recorded as unchecked"
+    note = getattr(checker, "source", None) if name == "classifier" else SAFETY_NOTES.get(name)
+    return f"{name} ({note})" if note else name
+
+
+def _face_line(engine) -> str:
+    if engine is None:
+        return "none: identity features are off (set PLAYGROUND_FACE_PACK to a local insightface model pack)"
+    name = getattr(engine, "name", type(engine).__name__)
+    pack = getattr(engine, "pack_dir", None)
+    if pack is None:
+        return name
+    pack = Path(pack).expanduser()
+    found = pack.is_dir() and any(pack.glob("*.onnx"))
+    return f"{name} (pack {pack})" + ("" if found else ": no *.onnx files there, identity features will fail")
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -59,6 +124,7 @@ def main(argv: list[str] | None = None) -> None:
     except ValueError as exc:  # a setting the deployer must change: say which and why, without a traceback
         raise SystemExit(f"Cannot start: {exc}") from None
     demo, launch_options, services = create(settings)
+    announce(services)
     try:
         demo.queue(default_concurrency_limit=2).launch(
             server_name=args.host, server_port=args.port, share=args.share, **launch_options

@@ -17,7 +17,7 @@ from pipelines.registry import ModelEntry, Registry, load_registry
 from pipelines.remote import RemoteBackend, RemoteSettings
 from pipelines.types import GenerationRequest, Task
 from services.errors import Cancelled, UserError
-from services.media.mp4 import probe_mp4
+from services.media.mp4 import probe_mp4, read_mp4_metadata
 from services.media.png import read_png_metadata
 from services.runs.runner import PaidRun, Stage
 from services.safety.policy import Surface
@@ -271,9 +271,24 @@ def test_video_with_voice_keeps_the_providers_file(services, fake):
     _, output = paid(services, account, "kling-2.6-pro-voice", "image-to-video")
     sent = [r for r in fake.requests if r["method"] == "POST"][0]["json"]
     assert sent["generate_audio"] is True and sent["start_image_url"].startswith("data:image/png;base64,")
-    stored = output.files[0].read_bytes()
-    served = [data for data, kind in fake.files.values() if kind == "video/mp4"]
-    assert stored in served  # the file as the provider made it (a soundtrack would survive), not a re-encode
+    # the provider's streams as it made them (a soundtrack would survive), not a re-encode: remuxed only to add the
+    # settings tags (services/media/mp4.py)
+    stored = packets(output.files[0].read_bytes())
+    served = [packets(data) for data, kind in fake.files.values() if kind == "video/mp4"]
+    assert stored and stored in served
+    assert read_mp4_metadata(output.files[0])["record"]["model"] == "kling-2.6-pro-voice"
+
+
+def packets(data: bytes) -> list[tuple[int, bytes]] | None:
+    """A video's packets (stream, bytes) as PyAV demuxes them; None for a file that is not a video (the fake serves
+    malformed ones to other tests)."""
+    import av
+
+    try:
+        with av.open(io.BytesIO(data)) as container:
+            return [(p.stream.index, bytes(p)) for p in container.demux() if p.size]
+    except av.error.FFmpegError:
+        return None
 
 
 def test_decode_image_resizes_a_rounded_provider_size():

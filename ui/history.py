@@ -13,6 +13,7 @@ from .api import api, required
 from .errors import user_errors
 from .session import SessionUI, account_for, bar_text
 from .text_mode import TextModeUI
+from .web import public_view
 
 LIMIT = 60
 
@@ -83,7 +84,7 @@ def build(services: Services, demo: gr.Blocks, session: SessionUI, tab: gr.Tab, 
             "preview": record.preview,
             "settings": record.request,
         }
-        shown, _ = json_safe(shown)
+        shown = public_view(json_safe(shown)[0], services)  # stored files as /outputs/ URLs, no server path
         return row, shown, gr.update(value=row["path"], interactive=True), gr.update(interactive=True), gr.update(interactive=True), ""
 
     gallery.select(on_pick, [items], [pending, selected, details, download, reuse, report, report_status], api_visibility="private").then(

@@ -21,10 +21,9 @@ from starlette.responses import FileResponse, JSONResponse, Response
 from services.accounts.network import grant_key
 from services.container import Services
 from services.creation.characters.card_reading import sniff_card
+from services.media.storage import OUTPUT_NAME, OUTPUTS_URL as OUTPUTS_PREFIX
 from services.safety.uploads import sniff_format
 
-OUTPUT_NAME = re.compile(r"^[0-9a-f]{2}/[0-9a-f]{64}\.(png|mp4)$")
-OUTPUTS_PREFIX = "/outputs/"
 UPLOAD_SUFFIX = "/gradio_api/upload"
 
 
@@ -131,13 +130,16 @@ async def _refuse(status: int, message: str, scope, receive, send) -> Any:
 
 
 def public_view(value: Any, services: Services) -> Any:
-    """An API result as clients see it: paths of generated files become their /outputs/ URL, and no other server
-    path of the data directory appears (only its file name)."""
+    """An API result or settings JSON as clients see it: generated files, by path or by the relative name records
+    keep (a stage's start frame, a start image), become their /outputs/ URL, and no other server path of the data
+    directory appears (only its file name)."""
     outputs = str(services.store.root.resolve())
     data = str(services.settings.data_dir.resolve())
 
     def view(v):
         if isinstance(v, str):
+            if OUTPUT_NAME.match(v):
+                return OUTPUTS_PREFIX + v
             if v.startswith(outputs + "/"):
                 return OUTPUTS_PREFIX + v[len(outputs) + 1:]
             if data in v:

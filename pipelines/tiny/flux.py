@@ -8,13 +8,13 @@ from pathlib import Path
 
 import torch
 
-from .tokenizers import clip_tokenizer, t5_tokenizer
+from .tokenizers import clip_text_config, clip_tokenizer, t5_tokenizer
 
 
 def flux_components(guidance_embeds: bool = True) -> dict:
     """Components shared by FluxPipeline, FluxImg2ImgPipeline and FluxKontextPipeline."""
     from diffusers import AutoencoderKL, FluxTransformer2DModel
-    from transformers import CLIPTextConfig, CLIPTextModel, T5Config, T5EncoderModel
+    from transformers import CLIPTextModel, T5Config, T5EncoderModel
 
     torch.manual_seed(0)
     transformer = FluxTransformer2DModel(
@@ -32,21 +32,7 @@ def flux_components(guidance_embeds: bool = True) -> dict:
 
     tokenizer = clip_tokenizer()
     torch.manual_seed(0)
-    text_encoder = CLIPTextModel(
-        CLIPTextConfig(
-            bos_token_id=tokenizer.bos_token_id,
-            eos_token_id=tokenizer.eos_token_id,
-            pad_token_id=tokenizer.pad_token_id,
-            hidden_size=32,
-            intermediate_size=37,
-            layer_norm_eps=1e-05,
-            num_attention_heads=4,
-            num_hidden_layers=2,
-            vocab_size=len(tokenizer),
-            hidden_act="gelu",
-            projection_dim=32,
-        )
-    ).eval()
+    text_encoder = CLIPTextModel(clip_text_config(tokenizer)).eval()
 
     tokenizer_2 = t5_tokenizer()
     torch.manual_seed(0)

@@ -16,8 +16,18 @@ def byte_alphabet() -> list[str]:
     return [chr(c) for c in chars]
 
 
-def clip_tokenizer(model_max_length: int = 77):
-    """A CLIPTokenizer over the byte alphabet (every text tokenizes; no merges)."""
+# Real CLIP's BPE makes about one token per word, so its 77 positions hold an ordinary prompt of some 60 words. This
+# tiny tokenizer has no merges: every character is a token, and a 60-word prompt is about 300. At 77 positions every
+# ordinary prompt was cut, and each run warned twice per text encoder (transformers: "Token indices sequence length
+# is longer than the specified maximum sequence length for this model"; diffusers: "The following part of your
+# input was truncated because CLIP can only handle sequences up to 77 tokens"). So the tiny tokenizer is 512 long,
+# and the tiny CLIP text encoders get as many positions (`clip_text_config`): an ordinary prompt fits whole, as it
+# does on the real model, and only a prompt a real CLIP would also cut (some 85 words and more) is truncated.
+CLIP_MAX_LENGTH = 512
+
+
+def clip_tokenizer(model_max_length: int = CLIP_MAX_LENGTH):
+    """A CLIPTokenizer over the byte alphabet (every text tokenizes; no merges: one token per character)."""
     from transformers import CLIPTokenizer
 
     alphabet = byte_alphabet()
@@ -25,6 +35,28 @@ def clip_tokenizer(model_max_length: int = 77):
     for piece in alphabet + [c + "</w>" for c in alphabet] + ["<|startoftext|>", "<|endoftext|>"]:
         vocab.setdefault(piece, len(vocab))
     return CLIPTokenizer(vocab=vocab, merges=[], model_max_length=model_max_length)
+
+
+def clip_text_config(tokenizer, **overrides):
+    """The tiny CLIP text encoder's config for `tokenizer`: its vocabulary, special tokens, and one position per
+    token the tokenizer keeps (max_position_embeddings == model_max_length, so truncation and the encoder agree)."""
+    from transformers import CLIPTextConfig
+
+    fields = dict(
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        vocab_size=len(tokenizer),
+        max_position_embeddings=tokenizer.model_max_length,
+        hidden_size=32,
+        intermediate_size=37,
+        layer_norm_eps=1e-05,
+        num_attention_heads=4,
+        num_hidden_layers=2,
+        hidden_act="gelu",
+        projection_dim=32,
+    )
+    return CLIPTextConfig(**{**fields, **overrides})
 
 
 def t5_tokenizer(model_max_length: int = 512):

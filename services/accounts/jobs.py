@@ -29,7 +29,7 @@ from .db import Database, json_safe
 from .identity import Account
 from .instances import Instances
 from .ledger import Ledger
-from ..media.mp4 import encode_mp4
+from ..media.mp4 import encode_mp4, mp4_tags, tag_mp4
 from ..media.png import png_bytes
 from .plans import Quote
 from ..safety.output import SafetyBlocked, SafetyChecker, Verdict, check_all
@@ -214,9 +214,13 @@ class Jobs:
         return [next((v for v in verdicts[a:b] if v.flagged), verdicts[a]) for a, b in spans]
 
     def _encode(self, output, parameters: dict[str, Any], seed: int) -> tuple[Path, str, Path | None]:
+        parameters = self.store.public(parameters)  # the files' settings name stored files by /outputs/ URL
         if isinstance(output, list):  # a video: frames
-            # a provider's own file (with its soundtrack) is kept as it came; frames made here are encoded
-            data = getattr(output, "encoded", None) or encode_mp4(output, int(parameters.get("fps") or 16))
+            # a provider's own file (with its soundtrack) is kept as it came, remuxed with the settings tags; frames
+            # made here are encoded with them (services/media/mp4.py: title, comment, description)
+            tags = mp4_tags(parameters, seed)
+            provided = getattr(output, "encoded", None)
+            data = tag_mp4(provided, tags) if provided else encode_mp4(output, int(parameters.get("fps") or 16), tags)
             video = self.store.put(data, ".mp4")
             poster = self.store.put(png_bytes(output[0], parameters, seed), ".png")
             return video, "video", poster
@@ -228,7 +232,8 @@ class Jobs:
         kept = [(output, seed, v) for output, seed, v in zip(outputs, result.seeds, verdicts) if allow_flagged or not v.flagged]
         if not kept:
             raise SafetyBlocked(next((v.reason for v in verdicts if v.flagged), "no output"))
-        parameters, _ = json_safe(dict(result.parameters, request_id=request_id))
+        # the record names the output check that passed these outputs (opennsfw, nudenet, classifier or none)
+        parameters, _ = json_safe(dict(result.parameters, request_id=request_id, output_check=self.safety.name))
         scores = parameters.pop("identity_scores", None)
         kept_scores = [scores[i] for i, v in enumerate(verdicts) if allow_flagged or not v.flagged] if scores else None
         jobs = [(output, dict(parameters, identity_score=kept_scores[i]) if kept_scores else parameters, seed)

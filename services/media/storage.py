@@ -3,8 +3,14 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import tempfile
 from pathlib import Path
+from typing import Any
+
+# Clients see a stored file only by its URL on this app (`/outputs/<name>`, served by ui/web.py), never by a path.
+OUTPUTS_URL = "/outputs/"
+OUTPUT_NAME = re.compile(r"^[0-9a-f]{2}/[0-9a-f]{64}\.(png|mp4)$")
 
 
 class OutputStore:
@@ -38,3 +44,23 @@ class OutputStore:
         if not path.is_relative_to(self.root.resolve()):
             raise ValueError(f"{relative!r} is outside the outputs dir")
         return path
+
+    def public(self, value: Any) -> Any:
+        """`value` (a settings record, an API result) with every stored file it names, by relative name or by path
+        here, as its /outputs/ URL; everything else as it is."""
+        root = str(self.root.resolve()) + "/"
+
+        def view(v: Any) -> Any:
+            if isinstance(v, str):
+                if OUTPUT_NAME.match(v):
+                    return OUTPUTS_URL + v
+                if v.startswith(root) and OUTPUT_NAME.match(v[len(root):]):
+                    return OUTPUTS_URL + v[len(root):]
+                return v
+            if isinstance(v, dict):
+                return {k: view(x) for k, x in v.items()}
+            if isinstance(v, (list, tuple)):
+                return [view(x) for x in v]
+            return v
+
+        return view(value)
