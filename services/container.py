@@ -32,7 +32,7 @@ from .creation.remix import ReferenceImages
 from .creation.text import TextImages
 from .creation.reference_sheets import ReferenceSheets
 from .creation.video import VideoPresets, VideoService, load_video_presets
-from .faces.engine import FaceEngine
+from .faces.engine import DlibFaceEngine, FaceEngine, default_engine
 from .media.storage import OutputStore
 from .runs.slots import Slots
 from .runs.runner import Runner
@@ -65,7 +65,7 @@ class Services:
     safety: SafetyChecker
     figure_presets: FigurePresets
     figures: Figures
-    faces: FaceEngine | None
+    faces: FaceEngine | DlibFaceEngine | None
     video_presets: VideoPresets
     video: VideoService
     image_presets: ImagePresets
@@ -144,7 +144,8 @@ def build_services(
     log.info("output safety check: %s", safety.name)
     figure_presets = load_figure_presets()
     figure_presets.check_models(set(registry.ids()))
-    faces = FaceEngine(settings.face_pack) if settings.face_pack else None
+    faces = default_engine(settings.face_pack)  # ArcFace where a pack is configured, else dlib (requirements.txt)
+    log.info("face engine: %s", faces.name if faces else "none (identity features off)")
     figures = Figures(db, text, figure_presets, store, faces)
     video_presets = load_video_presets()
     video_presets.check(registry)

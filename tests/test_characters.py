@@ -131,6 +131,12 @@ def test_from_a_figure_the_canonical_image_is_the_default_avatar(make_services):
     stranger = guest(services, ip="10.3.0.2")
     with pytest.raises(CharacterError, match="No figure"):
         services.characters.create(stranger, GOOD, "private", figure_id=figure.id)
+    # the figure stays private: a stranger opening the character by its link never learns which figure it is
+    shared = services.characters.create(account, GOOD, "unlisted", figure_id=figure.id)
+    seen = services.characters.get(stranger, shared.id)
+    assert seen.figure_id is None and "figure_id" not in seen.as_dict() and "figure_name" not in seen.as_dict()
+    with Image.open(seen.image) as shown:
+        assert seen.image != figure.canonical_path and "parameters" not in shown.info  # a copy without metadata
     # the profile changes later without touching the visual identity
     edited = services.characters.update(account, character.id, with_profile(fields={"personality": "curious"}))
     assert edited.profile["fields"]["personality"] == "curious" and edited.avatar == character.avatar
@@ -141,7 +147,7 @@ def test_an_unchecked_image_cannot_be_the_main_image_of_a_public_character(make_
     services = make_services(safety=Unchecked())
     account = guest(services)
     for visibility in ("public", "unlisted"):
-        with pytest.raises(CharacterError, match="no output check is configured.*requirements-safety.txt"):
+        with pytest.raises(CharacterError, match="no output check is configured.*requirements.txt"):
             services.characters.create(account, GOOD, visibility, avatar=upload())
         balance = services.ledger.balance(account.id)
         with pytest.raises(CharacterError, match="no output check is configured"):  # refused before paying

@@ -181,6 +181,8 @@ def test_a_failure_in_any_stage_refunds_in_full(world, fast_video, monkeypatch, 
         assert "injected" in str(raised.value) or isinstance(raised.value, UserError)
     assert services.ledger.balance(account.id) == before_balance == services.ledger.total(account.id)
     new = [r for r in services.history.list(account.id, include_failed=True, limit=1000) if r.id not in before_records]
+    if (surface, fault) == ("edit", "check"):  # an edit checks its source like an upload, before anything is reserved
+        requests = 0
     assert len(new) == requests and all(r.status == "failed" for r in new), [(r.status, r.error) for r in new]
     for record in new:
         kinds = [e["kind"] for e in reversed(services.ledger.entries(account.id, request_id=record.id))]

@@ -197,8 +197,8 @@ def test_sdxl_remix_goes_through_faceid(make_services, face_pack):
     score = read_png_metadata(str(close.files[0]))["record"]["identity_score"]
     assert -1.0 <= score <= 1.0
 
-    no_pack = make_services()
+    no_pack = make_services()  # the default dlib engine: it scores likeness, it cannot drive FaceID
     other = no_pack.identity.start(None, ip="10.4.0.8").account
     figure2 = make_figure(no_pack, other)
-    with pytest.raises(RemixError, match="configure a face pack"):
+    with pytest.raises(RemixError, match=r"needs an ArcFace face pack \(PLAYGROUND_FACE_PACK\)"):
         no_pack.remix.figure_remix(other, figure_id=figure2.id, **common)

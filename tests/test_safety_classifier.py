@@ -6,7 +6,7 @@ import torch
 from PIL import Image
 
 from services.safety.policy import load_safety_file
-from services.safety.output import ClassifierChecker, NudeNetChecker, Unchecked, build_checker
+from services.safety.output import ClassifierChecker, NudeNetChecker, OpenNsfwChecker, Unchecked, build_checker
 
 
 @pytest.fixture(scope="module")
@@ -52,8 +52,9 @@ def test_backend_selection(tiny_vit, tmp_path):
     local = dict(output, classifier=dict(output["classifier"], source=str(tiny_vit)))
     assert isinstance(build_checker(local, "classifier"), ClassifierChecker)
     assert isinstance(build_checker(local, "none"), Unchecked)
+    assert isinstance(build_checker(local, "auto"), OpenNsfwChecker)  # the default (requirements.txt), NudeNet or not
     if NudeNetChecker.available():
-        assert isinstance(build_checker(local, "auto"), NudeNetChecker)
+        assert isinstance(build_checker(local, "nudenet"), NudeNetChecker)  # only when asked for
     missing = dict(output, classifier=dict(output["classifier"], source=str(tmp_path / "absent")))
     with pytest.raises(ValueError, match="could not be loaded"):
         build_checker(missing, "classifier")

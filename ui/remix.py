@@ -9,6 +9,7 @@ from services.container import Services
 from services.creation.image_presets import scene_thumbnail
 from services.creation.remix import FACE_PATH_LABELS
 
+from .models import model_label
 from .api import bounds, public, ui_event
 from .errors import user_errors
 from .figures_common import seed_or_random
@@ -16,21 +17,22 @@ from .session import SessionUI, account_for, bar_text, optional_account, stop_bu
 
 
 def model_choices(services: Services) -> list[tuple[str, str]]:
-    out = []
-    for e in services.remix.remix_models():
-        how = ("keeps the face via reference image" if e.face_preservation == "reference"
-               else "keeps the face via " + " / ".join(FACE_PATH_LABELS[p] for p in e.offered_face_paths))
-        flags = " · non-commercial" if e.licence.non_commercial else ""
-        out.append((f"{e.name} · {services.catalogue.unit_price(e)} credits · {how}{flags}", e.id))
-    return out
+    def how(e) -> str:
+        return ("keeps the face via reference image" if e.face_preservation == "reference"
+                else "keeps the face via " + " / ".join(FACE_PATH_LABELS[p] for p in e.offered_face_paths))
+
+    return [(model_label(services, e, e.tasks[0], "image", how(e)), e.id) for e in services.remix.remix_models()]
 
 
 def score_text(info: dict) -> str:
     scores = info.get("parameters", {}).get("identity_scores")
     if scores is None:
-        return "Identity score: off (no face-analysis pack configured)."
+        return "Identity score: off (no face engine installed; requirements.txt brings dlib)."
     parts = [f"image {i + 1}: {score_label(s)}" for i, s in enumerate(scores)]
-    return "Identity score (cosine to the canonical face): " + ", ".join(parts)
+    engine = info["parameters"].get("identity_engine") or ""
+    scale = ("1 − dlib's face distance, the same person above +0.400" if engine.startswith("dlib")
+             else "cosine of ArcFace embeddings")  # services/faces/engine.py: the two engines' scales
+    return f"Identity score to the canonical face ({scale}; {engine or 'face engine'}): " + ", ".join(parts)
 
 
 def score_label(value) -> str:
@@ -143,7 +145,7 @@ def build(services: Services, demo: gr.Blocks, session: SessionUI, tab: gr.Tab, 
         account = optional_account(services, token, profile)
         return f"**Price:** {quote.text()}" + (f" · you have {account.balance_text()}" if account else "")
 
-    gr.on([model.change, count.change, tab.select], show_price, [model, count, session.token], [price], api_visibility="private")
+    gr.on([model.change, count.change, tab.select, session.bar.change], show_price, [model, count, session.token], [price], api_visibility="private")
     gr.on([model.change, tab.select], lambda model_id: face_path_picker(services, model_id), [model], [face_path],
           api_visibility="private")
 

@@ -33,7 +33,7 @@ def build_app(services: Services) -> gr.Blocks:
         if services.safety.name == "none":
             gr.Markdown(
                 "> ⚠️ **No output safety check is installed**: outputs are recorded as unchecked. "
-                "Install the optional extra (`pip install -r requirements-safety.txt`) or configure a classifier.",
+                "Install the default check (`pip install -r requirements.txt`: open_nsfw) and leave `PLAYGROUND_SAFETY` at auto.",
                 elem_id="safety-banner",
             )
         current = session.build(services, demo)

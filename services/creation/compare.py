@@ -48,7 +48,7 @@ class CompareParams:
     figure_id: str | None = None  # one of the visitor's figures: score every output against its canonical face
 
 
-IDENTITY_OFF = "off (no face pack)"
+IDENTITY_OFF = "off (no face engine)"
 
 
 @dataclass
@@ -184,5 +184,6 @@ class CompareService:
             scores = identity_scores(self.faces, reference.embedding, result.images)
             if scores is not None:
                 result.parameters["identity_scores"] = scores
+                result.parameters["identity_engine"] = self.faces.name  # dlib or ArcFace: scores of one engine compare
 
         return replace(run, record={**run.record, "figure_ids": [reference.figure_id]}, annotate=annotate)

