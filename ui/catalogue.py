@@ -53,11 +53,11 @@ def build_catalogue(services: Services, session: SessionUI, functions, tab: gr.T
     @user_errors
     def on_search(text, chosen_tag):
         found = functions.catalogue(query=text or "", tag=chosen_tag or "", page=1)
-        cards = [(c["image"], f"{c['name']} — {c['intro']}") for c in found["characters"] if c["image"]]
+        cards = [(c["cover"], f"{c['name']} — {c['intro']}") for c in found["characters"] if c["cover"]]  # or the main image
         note = f"{found['total']} character(s)" + (f", page 1 of {found['pages']}" if found["pages"] > 1 else "")
         if not found["total"]:
             note = "No verified public character matches yet."
-        return cards, [c["id"] for c in found["characters"] if c["image"]], note
+        return cards, [c["id"] for c in found["characters"] if c["cover"]], note
 
     gr.on([search.click, query.submit, tab.select], on_search, [query, tag], [results, ids, summary], api_visibility="private")
 

@@ -11,7 +11,7 @@ from types import SimpleNamespace
 import gradio as gr
 
 from services.container import Services
-from services.creation.characters import CARD_FORMATS, AvatarChoice, Profile, backstory_help, personality_help
+from services.creation.characters import CARD_FORMATS, AvatarChoice, CoverChoice, Profile, backstory_help, personality_help
 from services.creation.characters.profile import challenge_from_text, persona_from_text
 
 from .api import api, public, required
@@ -56,10 +56,13 @@ def register(services: Services) -> SimpleNamespace:
                          avatar: str | None = None, avatar_prompt: str = "", avatar_model: str = "", seed: int = -1,
                          fields: dict | None = None, opening_messages: list[str] | None = None,
                          chat_models: list[str] | None = None, persona_cards: list[str] | None = None,
-                         challenge_modes: list[str] | None = None, idempotency_key: str = "",
+                         challenge_modes: list[str] | None = None, idempotency_key: str = "", cover_source: str = "",
+                         cover: str | None = None, cover_prompt: str = "",
                          profile: gr.OAuthProfile | None = None, progress=gr.Progress()) -> dict:
-        """Create a character in one call: profile, visibility and main image. Everything is checked before anything
-        is written or paid; a generated main image is paid like any generation.
+        """Create a character in one call: profile, visibility, main image and an optional cover. Everything is checked
+        before anything is written or paid; a generated main image (or cover) is paid like any generation. On a figure,
+        a generated picture keeps the figure's face (its canonical image) and its style register. The figure stays
+        private: only you (and QA sessions) see which figure a character is built on.
 
         Args:
             token: your session token from /session_start.
@@ -72,7 +75,7 @@ def register(services: Services) -> SimpleNamespace:
             avatar_source: figure, upload or generate; "" takes the figure's image, else the upload, else generates one (paid).
             avatar: an uploaded main image (PNG, JPEG or WEBP) when avatar_source is upload.
             avatar_prompt: generate: the image prompt; "" composes one from the profile.
-            avatar_model: generate: a text-to-image model; "" takes the default.
+            avatar_model: generate: the model for generated pictures (main image and cover); "" takes the default. On a figure, a model that keeps the face (Remix's models).
             seed: generate: -1 for random.
             fields: more Character Card fields: scenario, personality, description (the backstory), mes_example, system_prompt, post_history_instructions, creator_notes, creator.
             opening_messages: up to 20 more greetings; a chat picks one at random per conversation.
@@ -80,23 +83,30 @@ def register(services: Services) -> SimpleNamespace:
             persona_cards: up to 5, each "Name: description".
             challenge_modes: none, or 1 to 3, each "goal | target behaviour unlocked at 100% | progress hint".
             idempotency_key: send the same key again to get the first result without being charged twice.
+            cover_source: the optional cover shown in the catalogue: "" for none, upload or generate (paid); a public or unlisted character's cover must pass the output check.
+            cover: the uploaded cover (PNG, JPEG or WEBP) when cover_source is upload.
+            cover_prompt: generate: the cover's prompt; "" composes a wide scene from the profile.
         """
         account = account_for(services, token, profile)
         data = profile_from(None, name=name, intro=intro, tags=tags, greeting=greeting, fields=fields,
                             opening_messages=opening_messages, chat_models=chat_models, persona_cards=persona_cards,
                             challenge_modes=challenge_modes)
         choice = AvatarChoice(avatar_source, upload=avatar, prompt=avatar_prompt, model=avatar_model, seed=seed_of(seed))
+        covered = CoverChoice(cover_source, upload=cover, prompt=cover_prompt, model=avatar_model, seed=seed_of(seed))
         return characters.create(account, data, visibility, figure_id, choice, idempotency_key or None,
-                                 on_step=lambda done, total: progress((done, total), desc="Generating the main image", unit="steps")).as_dict()
+                                 on_step=lambda done, total: progress((done, total), desc="Generating", unit="steps"),
+                                 cover=covered).as_dict()
 
     @user_errors
     def character_update(token: str = "", character_id: str = "", name: str | None = None, intro: str | None = None,
                          tags: list[str] | None = None, visibility: str = "", greeting: str | None = None,
                          fields: dict | None = None, opening_messages: list[str] | None = None,
                          chat_models: list[str] | None = None, persona_cards: list[str] | None = None,
-                         challenge_modes: list[str] | None = None, profile: gr.OAuthProfile | None = None) -> dict:
-        """Change a character's profile or visibility; what you leave out (null) stays. The main image, the figure and
-        the galleries are not touched. A change to a public character sends it back to moderation.
+                         challenge_modes: list[str] | None = None, cover_source: str = "", cover: str | None = None,
+                         cover_prompt: str = "", idempotency_key: str = "", profile: gr.OAuthProfile | None = None,
+                         progress=gr.Progress()) -> dict:
+        """Change a character's profile, visibility or cover; what you leave out (null) stays. The main image, the
+        figure and the galleries are not touched. A change to a public character sends it back to moderation.
 
         Args:
             token: your session token from /session_start.
@@ -111,6 +121,10 @@ def register(services: Services) -> SimpleNamespace:
             chat_models: the new list, or null.
             persona_cards: the new list ("Name: description"), or null.
             challenge_modes: the new list ("goal | target | hint"), or null.
+            cover_source: "" keeps the cover; upload or generate (paid; on a figure it keeps the figure's face and style) a new one; none removes it.
+            cover: the uploaded cover (PNG, JPEG or WEBP) when cover_source is upload.
+            cover_prompt: generate: the cover's prompt; "" composes a wide scene from the profile.
+            idempotency_key: generate: send the same key again to get the first result without being charged twice.
         """
         required(character_id=character_id)
         account = account_for(services, token, profile)
@@ -118,7 +132,9 @@ def register(services: Services) -> SimpleNamespace:
         data = profile_from(base, name=name, intro=intro, tags=tags, greeting=greeting, fields=fields,
                             opening_messages=opening_messages, chat_models=chat_models, persona_cards=persona_cards,
                             challenge_modes=challenge_modes)
-        return characters.update(account, character_id, data, visibility).as_dict()
+        return characters.update(account, character_id, data, visibility, CoverChoice(cover_source, upload=cover, prompt=cover_prompt),
+                                 idempotency_key or None,
+                                 on_step=lambda done, total: progress((done, total), desc="Generating the cover", unit="steps")).as_dict()
 
     @user_errors
     def character(character_id: str = "", token: str = "", profile: gr.OAuthProfile | None = None) -> dict:
@@ -196,8 +212,9 @@ def register(services: Services) -> SimpleNamespace:
     def character_set_main(token: str = "", character_id: str = "", source: str = "gallery", media_id: str = "",
                            upload: str | None = None, prompt: str = "", model: str = "", seed: int = -1,
                            idempotency_key: str = "", profile: gr.OAuthProfile | None = None, progress=gr.Progress()) -> dict:
-        """Change the main image: a gallery image, the figure's canonical image, an upload, or a new generation (paid).
-        It must be SFW; a public or unlisted character needs one the output check passed.
+        """Change the main image: a gallery image, the figure's canonical image, an upload, or a new generation (paid;
+        on a figure it keeps the figure's face and style register). It must be SFW; a public or unlisted character
+        needs one the output check passed.
 
         Args:
             token: your session token from /session_start.
@@ -206,7 +223,7 @@ def register(services: Services) -> SimpleNamespace:
             media_id: gallery: the image's id.
             upload: upload: a PNG, JPEG or WEBP image.
             prompt: generate: the prompt; "" composes one from the profile.
-            model: generate: a text-to-image model; "" takes the default.
+            model: generate: a text-to-image model (on a figure, one that keeps the face); "" takes the default.
             seed: generate: -1 for random.
             idempotency_key: generate: send the same key again to get the first result without being charged twice.
         """
@@ -218,7 +235,8 @@ def register(services: Services) -> SimpleNamespace:
     @user_errors
     def character_edit_main(token: str = "", character_id: str = "", instruction: str = "", model: str = "", seed: int = -1,
                             idempotency_key: str = "", profile: gr.OAuthProfile | None = None, progress=gr.Progress()) -> dict:
-        """Edit the main image as the instruction says (the edit path, SFW, priced as an edit); the result joins the gallery.
+        """Edit the main image as the instruction says (the edit path, SFW, priced as an edit; on a figure it keeps the
+        figure's style register); the result joins the gallery.
 
         Args:
             token: your session token from /session_start.
@@ -381,7 +399,8 @@ def register(services: Services) -> SimpleNamespace:
         "review_character_view": review_character_view,
         "review_character": review_character, "character_options": character_options, "character_help": character_help,
     }
-    files = {"character_create": ("avatar",), "character_set_main": ("upload",), "character_import": ("card",)}
+    files = {"character_create": ("avatar", "cover"), "character_update": ("cover",), "character_set_main": ("upload",),
+             "character_import": ("card",)}
     for name, fn in functions.items():
         if name == "character_export":
             public(services, fn, [gr.File(visible=False)], api_name=name, concurrency_limit=None)

@@ -81,6 +81,14 @@ def _form(services: Services, session: SessionUI, functions, limits, specs) -> F
             avatar_prompt = gr.Textbox(label=f"Image prompt · up to {limits.avatar_prompt_max:,} (empty: composed from the profile)",
                                        max_length=limits.avatar_prompt_max, visible=False, elem_id="character-avatar-prompt")
             avatar_price = gr.Markdown(visible=False, elem_id="character-avatar-price")
+            cover_source = gr.Radio([("No cover, or keep the current one", ""), ("Upload a cover", "upload"),
+                                     ("Generate one (paid)", "generate"), ("Remove the cover", "none")], value="",
+                                    label="Cover image (optional, SFW: the catalogue shows it, else the main image)",
+                                    elem_id="character-cover-source")
+            cover_upload = gr.Image(type="filepath", sources=["upload"], label="Cover upload (PNG, JPEG or WEBP)", height=140,
+                                    visible=False, elem_id="character-cover-upload")
+            cover_prompt = gr.Textbox(label=f"Cover prompt · up to {limits.avatar_prompt_max:,} (empty: composed from the profile)",
+                                      max_length=limits.avatar_prompt_max, visible=False, elem_id="character-cover-prompt")
             gr.Markdown("#### 2 · Who they are (required)")
             boxes["name"] = box("name")
             intro = gr.Textbox(label=f"Introduction (shown on the catalogue card) · up to {limits.max_intro}",
@@ -120,6 +128,7 @@ def _form(services: Services, session: SessionUI, functions, limits, specs) -> F
         with gr.Column(scale=2):
             main_image = gr.Image(label="Main image", interactive=False, format="png", height=260, elem_id="character-main-image")
             main_note = gr.Markdown(elem_id="character-main-note")
+            cover_image = gr.Image(label="Cover", interactive=False, format="png", height=140, elem_id="character-cover-image")
             media_slot = gr.Column()  # galleries, album and cards: ui/character_media.py
 
     fields_order = (*REQUIRED, *STORY, *MORE)
@@ -139,7 +148,7 @@ def _form(services: Services, session: SessionUI, functions, limits, specs) -> F
         """Every output of the form for one character (None: an empty new one)."""
         if character is None:
             return (gr.Dropdown(choices=character_choices(account), value=NEW), gr.update(), *([""] * len(field_boxes)), "",
-                    [], "", "private", "", [], "", "", None, "", message)
+                    [], "", "private", "", [], "", "", None, "", message, None, "")
         p = character.profile
         presets = [t for t in p["tags"] if t in limits.preset_tags]
         custom = ", ".join(t for t in p["tags"] if t not in limits.preset_tags)
@@ -149,10 +158,11 @@ def _form(services: Services, session: SessionUI, functions, limits, specs) -> F
                 "\n\n".join(p["alternate_greetings"]), p["chat_models"], "\n".join(persona_text(c) for c in p["persona_cards"]),
                 "\n".join(challenge_text(c) for c in p["challenge_modes"]),
                 str(character.image) if character.image else None, main_note_text(character),
-                (message + "  \n" if message else "") + status_line)
+                (message + "  \n" if message else "") + status_line,
+                str(character.cover_image) if character.cover_image else None, "")
 
     outputs = [pick, figure, *field_boxes, intro, preset_tags, custom_tags, visibility, opening, chat_models, personas,
-               challenges, main_image, main_note, status]
+               challenges, main_image, main_note, status, cover_image, cover_source]
 
     @user_errors
     def on_pick(character_id, token, profile: gr.OAuthProfile | None = None):
@@ -165,18 +175,23 @@ def _form(services: Services, session: SessionUI, functions, limits, specs) -> F
 
     pick.input(on_pick, [pick, session.token], outputs, api_visibility="private")
 
-    def on_source(source, token, profile: gr.OAuthProfile | None = None):
+    def on_source(source, figure_id, token, profile: gr.OAuthProfile | None = None):
         generate = source == "generate"
         price = ""
         if generate:
             account = optional_account(services, token, profile)
-            quote = services.characters.quote_avatar()
+            quote = services.characters.quote_avatar(figure_backed=bool(figure_id))
             price = f"**Price:** {quote.total} credit{'s' if quote.total != 1 else ''} ({quote.model})" + (
                 f" · you have {account.balance_text()}" if account else "")
         return (gr.update(visible=source == "upload"), gr.update(visible=generate), gr.update(visible=generate, value=price))
 
-    avatar_source.change(on_source, [avatar_source, session.token], [avatar_upload, avatar_prompt, avatar_price],
+    avatar_source.change(on_source, [avatar_source, figure, session.token], [avatar_upload, avatar_prompt, avatar_price],
                          api_visibility="private")
+
+    def on_cover_source(source):
+        return gr.update(visible=source == "upload"), gr.update(visible=source == "generate")
+
+    cover_source.change(on_cover_source, [cover_source], [cover_upload, cover_prompt], api_visibility="private")
 
     def on_figure(figure_id):
         return "figure" if figure_id else "upload"
@@ -204,15 +219,18 @@ def _form(services: Services, session: SessionUI, functions, limits, specs) -> F
     @user_errors
     def on_save(character_id, figure_id, source, upload, prompt, name, first_mes, scenario, personality, description,
                 mes_example, system_prompt, post_history_instructions, creator_notes, creator, intro_text, presets, custom,
-                vis, opening_text, models, persona_lines, challenge_lines, token, profile: gr.OAuthProfile | None = None,
-                progress=gr.Progress()):
+                vis, opening_text, models, persona_lines, challenge_lines, cover_src, cover_file, cover_text, token,
+                profile: gr.OAuthProfile | None = None, progress=gr.Progress()):
         extra = {k: v for k, v in zip(fields_order[2:], (scenario, personality, description, mes_example, system_prompt,
                                                           post_history_instructions, creator_notes, creator)) if k in specs}
         common = dict(token=token, name=name, intro=intro_text, tags=tags_of(presets, custom), greeting=first_mes, fields=extra,
                       opening_messages=list(split_paragraphs(opening_text)), chat_models=list(models or []),
-                      persona_cards=list(split_lines(persona_lines)), challenge_modes=list(split_lines(challenge_lines)))
+                      persona_cards=list(split_lines(persona_lines)), challenge_modes=list(split_lines(challenge_lines)),
+                      cover_source=cover_src or "", cover=cover_file if cover_src == "upload" else None, cover_prompt=cover_text or "")
+        if cover_src == "upload" and not cover_file:
+            raise gr.Error("Upload the cover (PNG, JPEG or WEBP), or pick another cover choice.")
         if character_id:
-            functions.character_update(character_id=character_id, visibility=vis or "", profile=profile, **common)
+            functions.character_update(character_id=character_id, visibility=vis or "", profile=profile, progress=progress, **common)
             account = account_for(services, token, profile)
             character = services.characters.mine(account, character_id)
             return (*show(account, character, f"Saved **{md(character.name)}**."), bar_text(account))
@@ -224,12 +242,13 @@ def _form(services: Services, session: SessionUI, functions, limits, specs) -> F
                                              avatar=upload if source == "upload" else None, avatar_prompt=prompt or "",
                                              profile=profile, progress=progress, **common)
         account = account_for(services, token, profile)
-        on = f" on figure {md(created['figure_name'])}" if created["figure_id"] else ""
+        on = f" on figure {md(created['figure_name'])}" if created.get("figure_id") else ""  # yours: you see the figure
         return (*show(account, services.characters.mine(account, created["id"]),
                       f"Created **{md(created['name'])}**{on}. Add images to its gallery, then export its card."), bar_text(account))
 
     save.click(on_save, [pick, figure, avatar_source, avatar_upload, avatar_prompt, *field_boxes, intro, preset_tags,
-                         custom_tags, visibility, opening, chat_models, personas, challenges, session.token],
+                         custom_tags, visibility, opening, chat_models, personas, challenges, cover_source, cover_upload,
+                         cover_prompt, session.token],
                outputs + [session.bar], api_visibility="private", show_progress_on=[main_image])
 
     return Form(pick=pick, figure=figure, status=status, main_image=main_image, main_note=main_note, media_slot=media_slot,

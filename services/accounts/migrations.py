@@ -189,6 +189,11 @@ def m010_character_reads(conn: sa.Connection) -> None:
             conn.execute(sa.text("INSERT INTO character_tags (character_id, tag) VALUES (:i, :t)"), {"i": row.id, "t": tag})
 
 
+def m011_character_covers(conn: sa.Connection) -> None:
+    """Characters get an optional cover image beside the main image (shown in the catalogue)."""
+    _add_column(conn, "characters", "cover", "JSON")
+
+
 MIGRATIONS: list[Migration] = [
     (1, "initial", m001_initial),
     (2, "figures", m002_figures),
@@ -200,4 +205,5 @@ MIGRATIONS: list[Migration] = [
     (8, "character catalogue", m008_character_catalogue),
     (9, "reference sheets", m009_reference_sheets),
     (10, "character reads", m010_character_reads),
+    (11, "character covers", m011_character_covers),
 ]

@@ -182,6 +182,8 @@ characters = sa.Table(
     # every change the owner makes counts up; a moderator's verdict names the revision it was given (migration 10)
     sa.Column("revision", sa.Integer, nullable=False, server_default="0"),
     sa.Column("name_key", sa.String(80), nullable=False, server_default=""),  # casefolded name: the catalogue's search
+    # the optional cover image, shown in the catalogue: {"source", "path", "safety", ...} like the avatar (migration 11)
+    sa.Column("cover", sa.JSON, nullable=True),
     # the catalogue's listing: verified public characters, newest change first
     sa.Index("ix_characters_listing", "visibility", "review", "updated_at"),
 )

@@ -7,6 +7,7 @@ CHARX import and export.
     cards.py    card building (pure: no database)
     card_reading.py reading cards back, bounded before decoding (pure)
     service.py  Characters: storage, visibility, main image, moderation, catalogue; with the mixins
+    avatars.py    main image and cover sources (on a figure: its face and style), copies shown without metadata
     gallery.py    galleries and the edit of the main image
     card_files.py card export and import
     moderation.py the review queue, the review view (everything published) and verdicts bound to a revision
@@ -17,8 +18,8 @@ from .card_reading import png_cards, read_card_file
 from .cards import NAMESPACE
 from .profile import (CARD_FIELDS, VISIBILITIES, CharacterError, CharacterLimits, CharactersFileError, Profile,
                       backstory_help, load_character_limits, personality_help)
-from .service import CARD_FORMATS, AvatarChoice, Character, Characters
+from .service import CARD_FORMATS, AvatarChoice, Character, Characters, CoverChoice
 
 __all__ = ["Albums", "AvatarChoice", "CARD_FIELDS", "CARD_FORMATS", "Character", "CharacterError", "CharacterLimits",
-           "Characters", "CharactersFileError", "NAMESPACE", "Profile", "VISIBILITIES", "backstory_help",
+           "Characters", "CharactersFileError", "CoverChoice", "NAMESPACE", "Profile", "VISIBILITIES", "backstory_help",
            "load_character_limits", "personality_help", "png_cards", "read_card_file"]

@@ -142,7 +142,8 @@ class Albums:
             if unlocked:
                 by_id = {i.public_id: i for i in conn.execute(sa.select(character_media).where(
                     character_media.c.public_id.in_(album.items)))}
-                items = [self.characters._item(by_id[m]) for m in album.items if m in by_id]
+                insider = self.characters._insider(viewer, row)  # a buyer gets the files without their metadata
+                items = [self.characters._item(by_id[m], insider) for m in album.items if m in by_id]
             buyers = None
             if viewer is not None and viewer.id == row.account_id:
                 buyers = int(conn.execute(sa.select(sa.func.count()).select_from(album_unlocks).where(

@@ -36,18 +36,23 @@ class CardFiles:
         """The card memory (the one read of the card column: exports and the moderator's view)."""
         return dict(conn.execute(sa.select(characters.c.card).where(characters.c.id == character_id)).scalar() or {})
 
-    def _card_source(self, conn: sa.Connection, viewer: Account | None, row, meta: dict[str, Any]) -> tuple[cards.CardSource, list[Path]]:
+    def _card_source(self, conn: sa.Connection, viewer: Account | None, row, meta: dict[str, Any]) -> tuple[cards.CardSource, list[str]]:
+        """The card's source and the stored names of the gallery images the viewer may export."""
         hidden = self._album_hidden(conn, viewer, row)
         items = conn.execute(sa.select(character_media).where(character_media.c.character_id == row.id, character_media.c.media == "image")
                              .order_by(character_media.c.id)).all()
-        gallery = [self.store.path(i.path) for i in items if i.public_id not in hidden]
+        gallery = [i.path for i in items if i.public_id not in hidden]
         return cards.CardSource(stored_profile(row.profile), row.figure_id, row.visibility, meta, row.updated_at), gallery
 
     def export_card(self, viewer: Account | None, character_id: str, format: str = "png-v3") -> Path:
         """The character as png-v3 (ccv3 + chara), png-v2 (chara), json (V3) or charx (zip with the images).
 
         One file per content: exports live under cards/<content digest>/<name> in the outputs folder (no second
-        content-addressed copy), and exports older than EXPORT_KEEP_S are swept, since any can be made again."""
+        content-addressed copy), and exports older than EXPORT_KEEP_S are swept, since any can be made again.
+
+        The figure is private: only the owner's export names it (extensions.character_playground.figure_id, so a
+        re-import on their figures keeps it) and carries the stored images; anyone else's has neither the figure's id
+        nor images with metadata."""
         if format not in CARD_FORMATS:
             raise CharacterError(f"Card format must be one of {', '.join(CARD_FORMATS)}, not {format!r}.")
         with self.db.begin() as conn:
@@ -57,17 +62,19 @@ class CardFiles:
                 meta["creation_date"] = int(time.time())
                 conn.execute(characters.update().where(characters.c.id == row.id).values(card=meta))
             source, gallery = self._card_source(conn, viewer, row, meta)
-        avatar = self.store.path(row.avatar["path"]) if row.avatar else None
+        owner = viewer is not None and viewer.id == row.account_id  # any other export: images without metadata (it names the figure)
+        avatar = self._shown(row.avatar["path"], owner) if row.avatar else None
         if format == "json":
-            content, suffix = _json_bytes(cards.v3_card(cards.card_data(source))), ".json"
+            content, suffix = _json_bytes(cards.v3_card(cards.card_data(source, include_figure=owner))), ".json"
         elif format == "charx":
             icon = avatar.read_bytes() if avatar else None
-            content, suffix = cards.card_charx(source, icon, [p.read_bytes() for p in gallery]), ".charx"
+            pictures = [self._shown(name, owner).read_bytes() for name in gallery]
+            content, suffix = cards.card_charx(source, icon, pictures, include_figure=owner), ".charx"
         else:
             if avatar is None:
                 raise CharacterError("A PNG card needs a main image; export as json, or give the character one.")
             with Image.open(avatar) as opened:
-                content, suffix = cards.card_png(opened, cards.card_data(source), format[-2:]), ".png"
+                content, suffix = cards.card_png(opened, cards.card_data(source, include_figure=owner), format[-2:]), ".png"
         exports = self.store.root / EXPORTS
         _sweep(exports, EXPORT_KEEP_S)
         # A readable download name, in a folder named by the content (a changed card never reuses a stale file).

@@ -57,12 +57,15 @@ class ImportedCard:
     avatar: bytes | None = None
 
 
-def card_data(source: CardSource, assets: list[dict[str, Any]] | None = None) -> dict[str, Any]:
-    """The V3 card's `data`: the profile's fields, then the kept fields, our namespace and the dates."""
+def card_data(source: CardSource, assets: list[dict[str, Any]] | None = None, include_figure: bool = False) -> dict[str, Any]:
+    """The V3 card's `data`: the profile's fields, then the kept fields, our namespace and the dates.
+
+    `include_figure`: the owner's own export keeps the figure's id (a re-import on their figures keeps it); the figure
+    is private, so every other export leaves it out."""
     p, f, meta = source.profile, source.profile["fields"], source.meta
     extra = dict(meta.get("extra", {}))
     ours = {
-        "figure_id": source.figure_id, "visibility": source.visibility, "intro": p["intro"],
+        **({"figure_id": source.figure_id} if include_figure else {}), "visibility": source.visibility, "intro": p["intro"],
         "persona_cards": p["persona_cards"], "challenge_modes": p["challenge_modes"], "chat_models": p["chat_models"],
         "opening_messages": "one picked at random per conversation",
     }
@@ -106,7 +109,7 @@ def card_png(image: Image.Image, data: dict[str, Any], version: str) -> bytes:
     return buffer.getvalue()
 
 
-def card_charx(source: CardSource, icon: bytes | None, gallery: list[bytes]) -> bytes:
+def card_charx(source: CardSource, icon: bytes | None, gallery: list[bytes], include_figure: bool = False) -> bytes:
     """A CHARX zip: card.json plus the main image and the gallery images as embedded assets."""
     assets, files = [], {}
     if icon is not None:
@@ -118,7 +121,7 @@ def card_charx(source: CardSource, icon: bytes | None, gallery: list[bytes]) -> 
         files[path] = picture
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        archive.writestr("card.json", json.dumps(v3_card(card_data(source, assets)), ensure_ascii=False, indent=1))
+        archive.writestr("card.json", json.dumps(v3_card(card_data(source, assets, include_figure)), ensure_ascii=False, indent=1))
         for path, content in files.items():
             archive.writestr(path, content, compress_type=zipfile.ZIP_STORED)  # PNGs are compressed already
     return buffer.getvalue()

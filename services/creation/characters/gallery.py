@@ -1,5 +1,7 @@
 """Characters' galleries: images and videos generated here (never uploads), paged, with the album's images hidden
-from those who have not unlocked it; and the edit of the main image, which joins the gallery.
+from those who have not unlocked it; and the edit of the main image, which joins the gallery (on a figure-backed
+character, with the figure's style register locked, as Edit does for an image of a figure). Anyone but the owner and
+QA sessions gets the files without their metadata (avatars.py `_shown`), which would name the figure.
 
 A mixin of `Characters` (service.py): it uses that class's reads (`_own`, `_readable`) and its stores."""
 from __future__ import annotations
@@ -14,6 +16,7 @@ from PIL import Image
 from pipelines.types import StepCallback
 from ...accounts.identity import Account
 from ...accounts.tables import album_unlocks, character_albums, character_media, characters
+from ..figures import FigureError
 from .profile import ENABLE_CHECK, SHOWN, CharacterError, article
 
 VIDEO_TASKS = ("image-to-video", "text-to-video")
@@ -47,12 +50,14 @@ class Galleries:
                 query = query.where(character_media.c.public_id.notin_(hidden))
             total = int(conn.execute(sa.select(sa.func.count()).select_from(query.subquery())).scalar())
             items = conn.execute(query.order_by(character_media.c.id).limit(size).offset((page - 1) * size)).all()
+        insider = self._insider(viewer, row)
         return {"page": page, "pages": max(1, -(-total // size)), "total": total, "media": media,
-                "items": [self._item(i) for i in items]}
+                "items": [self._item(i, insider) for i in items]}
 
-    def _item(self, item) -> dict[str, Any]:
-        return {"id": item.public_id, "media": item.media, "file": str(self.store.path(item.path)),
-                "poster": str(self.store.path(item.poster)) if item.poster else None, "safety": item.safety,
+    def _item(self, item, insider: bool = False) -> dict[str, Any]:
+        """One gallery file as a viewer gets it (`insider`: the owner or a QA session gets the stored file)."""
+        return {"id": item.public_id, "media": item.media, "file": str(self._shown(item.path, insider)),
+                "poster": str(self._shown(item.poster, insider)) if item.poster else None, "safety": item.safety,
                 "origin": item.origin, "request_id": item.generation_id, "index": item.idx}
 
     def _album_hidden(self, conn: sa.Connection, viewer: Account | None, row) -> list[str]:
@@ -104,14 +109,26 @@ class Galleries:
 
     def edit_main(self, account: Account, character_id: str, instruction: str, model: str, seed: int | None = None,
                   idempotency_key: str | None = None, on_step: StepCallback | None = None) -> Character:
-        """The edit path with the main image as its base (SFW); the result joins the gallery."""
+        """The edit path with the main image as its base (SFW); the result joins the gallery. On a figure-backed
+        character the edit keeps the figure's style register (the output's metadata records it, `style_register`),
+        and the request records the figure's reference the main image keeps (`edit_of.figure_reference`)."""
         with self.db.engine.connect() as conn:
             row = self._own(conn, account, character_id)
         if not row.avatar:
             raise CharacterError("This character has no main image to edit yet.")
         with Image.open(self.store.path(row.avatar["path"])) as opened:
             base = opened.convert("RGB")
-        output = self.remix.edit_picture(account, base, instruction=instruction, model=model, seed=seed,
-                                         context={"edit_of": {"character_id": row.id, "main_image": row.avatar["path"]}},
-                                         idempotency_key=idempotency_key, on_step=on_step)
+        context: dict[str, Any] = {"edit_of": {"character_id": row.id, "main_image": row.avatar["path"]}}
+        lock = None
+        if row.figure_id:
+            try:
+                reference = self.figures.reference(account, row.figure_id)
+            except FigureError:  # the figure was deleted: a plain edit
+                reference = None
+            if reference is not None:
+                lock = self.figures.style_lock(reference, True)
+                context["edit_of"]["figure_reference"] = reference.source
+                context["keep_style"] = True
+        output = self.remix.edit_picture(account, base, instruction=instruction, model=model, seed=seed, context=context,
+                                         idempotency_key=idempotency_key, on_step=on_step, lock=lock)
         return self.gallery_add(account, character_id, output.request_id, 0, origin="edit")

@@ -39,7 +39,9 @@ class Moderation:
     def review_view(self, account: Account, character_id: str) -> dict[str, Any]:
         """Everything the character publishes, as a moderator must see it before a verdict: the public profile (every
         card field, intro, tags, every greeting, persona cards, challenge modes, main image) and the card export's
-        data (with the fields kept from an imported card), and the revision a verdict on it names."""
+        data (with the fields kept from an imported card), and the revision a verdict on it names. QA sessions see
+        which figure the character is built on (figure_id, figure_name: they moderate, and are not its end users);
+        the card data here is the one everyone else exports, without the figure."""
         self._moderator(account)
         with self.db.engine.connect() as conn:
             row = conn.execute(rows().where(self._live(character_id or ""))).first()
@@ -70,6 +72,7 @@ class Moderation:
                 raise CharacterError(f"No pending character {character_id!r}.")
             if verify:
                 self._require_shown_image(row.visibility, row.avatar)
+                self._require_shown_cover(row.visibility, row.cover)
             done = conn.execute(characters.update().where(
                 characters.c.id == row.id, characters.c.review == "pending", characters.c.revision == revision,
             ).values(review="verified" if verify else "rejected", review_note="" if verify else note,

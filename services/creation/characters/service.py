@@ -9,6 +9,12 @@ Who sees what (every by-id read goes through `_readable`):
 The main image (avatar) of a public or unlisted character must be one the output check passed ("safe"): an image the
 check flagged is never a main image, and one no check ran on ("unchecked") is allowed on private characters only.
 A new public character, or a change to a public one, waits for a QA session's verdict before it is listed.
+The optional cover image follows the main image's rules.
+
+The figure stays private (a figure is never shown to end users): only the owner and QA sessions (they moderate what
+is published) see which figure a character is built on; every other read (the character, the catalogue, galleries,
+albums, card exports) names neither the figure nor its id, and its pictures are copies without metadata
+(avatars.py). A figure-backed character's generated and edited pictures keep the figure's face and style register.
 """
 from __future__ import annotations
 
@@ -20,35 +26,22 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from pipelines.types import StepCallback, Task
-from ...accounts.plans import Quote
+from pipelines.types import StepCallback
 from ...accounts.db import Database
 from ...accounts.identity import Account
-from ...accounts.tables import (character_albums, character_media, character_tags, characters, figures as figures_table,
-                                generation_files, generations)
-from ...media.png import encode_png
+from ...accounts.tables import character_albums, character_media, character_tags, characters, figures as figures_table
 from ...media.storage import OutputStore
-from ...safety.output import SafetyChecker, check_all
+from ...safety.output import SafetyChecker
 from ...safety.policy import PromptPolicy, Surface, UploadLimits
-from ...safety.uploads import load_image
 from ..figures import FigureError, Figures
 from ..remix import ReferenceImages
-from ..text import TextImages, TextToImageParams
+from ..text import TextImages
+from .avatars import AvatarChoice, Avatars, CoverChoice
 from .card_files import CARD_FORMATS, CardFiles
 from .gallery import Galleries
 from .moderation import Moderation, rows
 from .profile import (ENABLE_CHECK, SHOWN, CharacterError, CharacterLimits, Profile, article, check_visibility,
                       clean_profile, profile_texts, stored_profile)
-
-@dataclass(frozen=True)
-class AvatarChoice:
-    """Where a new main image comes from: the figure's canonical image, an upload, or a generation (paid)."""
-
-    source: str = ""  # "": the figure's image if there is a figure, else the upload if given, else generate | figure | upload | generate
-    upload: str | bytes | None = None
-    prompt: str = ""  # generate: "" composes one from the profile
-    model: str = ""
-    seed: int | None = None
 
 
 @dataclass
@@ -69,6 +62,9 @@ class Character:
     album: dict[str, Any] | None = None
     counts: dict[str, int] = field(default_factory=dict)
     revision: int = 0
+    cover: dict[str, Any] | None = None
+    cover_image: Path | None = None
+    insider: bool = False  # the owner or a QA session: sees the figure (anyone else never does)
 
     @property
     def listed(self) -> bool:
@@ -90,14 +86,18 @@ class Character:
 
     def as_dict(self) -> dict[str, Any]:
         out = {
-            "id": self.id, "name": self.name, "figure_id": self.figure_id, "figure_name": self.figure_name,
+            "id": self.id, "name": self.name,
             "visibility": self.visibility, "review": self.review, "profile": self.profile,
             "intro": self.profile["intro"], "tags": self.profile["tags"],
             "image": str(self.image) if self.image else None,
             "image_check": None if self.avatar is None else self.avatar.get("safety"),
             "avatar_source": None if self.avatar is None else self.avatar.get("source"),
+            "cover": str(self.cover_image) if self.cover_image else None,
+            "cover_check": None if self.cover is None else self.cover.get("safety"),
             "created_at": self.created_at, "updated_at": self.updated_at, "album": self.album, "counts": self.counts,
         }
+        if self.insider:  # the figure is private: only its owner and QA sessions see which it is
+            out.update(figure_id=self.figure_id, figure_name=self.figure_name)
         if self.owned:
             out.update(status=self.status, review_note=self.review_note)
         if self.owned or self.review_note or self.review == "pending":
@@ -105,7 +105,7 @@ class Character:
         return out
 
 
-class Characters(Galleries, CardFiles, Moderation):
+class Characters(Avatars, Galleries, CardFiles, Moderation):
     def __init__(self, db: Database, figures: Figures, store: OutputStore, policy: PromptPolicy, limits: CharacterLimits,
                  safety: SafetyChecker, uploads: UploadLimits, text: TextImages, remix: ReferenceImages):
         self.db = db
@@ -142,67 +142,15 @@ class Characters(Galleries, CardFiles, Moderation):
             raise CharacterError(f"This {what} cannot be the main image of {article(visibility).lower()} character: {reason}. "
                                  + (ENABLE_CHECK if not self.check_enabled else "Pick or make another image, or keep the character private."))
 
-    # -- avatars -------------------------------------------------------------------------------------------
-    def _avatar_from_upload(self, source: str | bytes) -> dict[str, Any]:
-        """Upload hygiene, then the output check; a flagged image is refused, an unchecked one is labelled."""
-        picture = load_image(source, self.uploads).convert("RGB")
-        verdict = check_all(self.safety, [picture])[0]
-        if verdict.flagged:
-            raise CharacterError(f"The main image must be SFW, and the output check flagged this one ({verdict.reason}); upload another.")
-        path = self.store.put(encode_png(picture), ".png")
-        return {"source": "upload", "path": self.store.relative(path), "safety": verdict.label}
-
-    def _file(self, conn: sa.Connection, account_id: str, generation_id: str, index: int):
-        """One file of one of the account's finished generations, or None."""
-        return conn.execute(
-            sa.select(generation_files.c.path, generation_files.c.media, generation_files.c.safety, generation_files.c.poster,
-                      generations.c.task)
-            .join(generations, generations.c.id == generation_files.c.generation_id)
-            .where(generations.c.id == generation_id, generations.c.account_id == account_id,
-                   generations.c.status == "done", generation_files.c.idx == int(index))
-        ).first()
-
-    def _avatar_from_generation(self, conn: sa.Connection, account: Account, generation_id: str, index: int, source: str) -> dict[str, Any]:
-        row = self._file(conn, account.id, generation_id, index)
-        if row is None or row.media != "image":
-            raise CharacterError("That image is not among your generated images.")
-        if row.safety == "flagged":
-            raise CharacterError("The main image must be SFW, and the output check flagged that image; pick another.")
-        return {"source": source, "path": row.path, "safety": row.safety, "generation_id": generation_id, "idx": int(index)}
-
-    def _avatar_from_figure(self, conn: sa.Connection, account: Account, figure_id: str) -> dict[str, Any]:
-        figure = self.figures.get(account, figure_id)
-        take = figure.canonical
-        if take is None:
-            raise CharacterError(f"Figure “{figure.name}” has no canonical image yet; pick one in All Figures first.")
-        return self._avatar_from_generation(conn, account, take["request_id"], take["index"], "figure")
-
-    def compose_avatar_prompt(self, cleaned: dict[str, Any]) -> str:
-        """A main-image prompt from the profile when the user gives none: who they are, as a portrait."""
-        f = cleaned["fields"]
-        described = (f.get("description") or "").strip().split("\n")[0].split(". ")[0]  # the backstory's first sentence
-        parts = [f"portrait of {f['name']}", cleaned["intro"], described, f.get("personality", ""), ", ".join(cleaned["tags"])]
-        prompt = ". ".join(p.strip().rstrip(".") for p in parts if p and p.strip())
-        return (prompt + ". Head and shoulders, soft light, detailed face.")[: self.limits.avatar_prompt_max]
-
-    def _generate_avatar(self, account: Account, cleaned: dict[str, Any], choice: AvatarChoice, idempotency_key: str | None,
-                         on_step: StepCallback | None) -> dict[str, Any]:
-        prompt = (choice.prompt or "").strip() or self.compose_avatar_prompt(cleaned)
-        if len(prompt) > self.limits.avatar_prompt_max:
-            raise CharacterError(f"The main-image prompt is limited to {self.limits.avatar_prompt_max:,} characters; it has {len(prompt):,}.")
-        model = choice.model or self.default_avatar_model()
-        params = TextToImageParams(prompt=prompt, model=model, aspect_ratio="3:4", seed=choice.seed)
-        output = self.text.text_to_image(account, params, idempotency_key, on_step, surface=Surface.CHARACTER,
-                                         context={"character_main_image": True})
-        with self.db.engine.connect() as conn:
-            return self._avatar_from_generation(conn, account, output.request_id, 0, "generated")
-
-    def default_avatar_model(self) -> str:
-        return self.text.catalogue.entries(Task.TEXT_TO_IMAGE, local=True)[0].id
-
-    def quote_avatar(self, model: str = "") -> Quote:
-        """What generating a main image costs (shown before the click)."""
-        return self.text.catalogue.quote(model or self.default_avatar_model(), Task.TEXT_TO_IMAGE, "3:4", "1K", 1)
+    def _require_shown_cover(self, visibility: str, cover: dict[str, Any] | None) -> None:
+        """The cover is optional; when there is one, a public or unlisted character's must have passed the output check."""
+        if visibility not in SHOWN or cover is None or cover.get("safety") == "safe":
+            return
+        reason = ("no output check is configured, so this image was never checked" if not self.check_enabled
+                  else "the output check did not pass this image")
+        raise CharacterError(f"This image cannot be the cover of {article(visibility).lower()} character: {reason}. "
+                             + (ENABLE_CHECK if not self.check_enabled else "Pick or make another cover, remove it, or keep "
+                                                                            "the character private."))
 
     # -- reading -------------------------------------------------------------------------------------------
     @staticmethod
@@ -226,13 +174,20 @@ class Characters(Galleries, CardFiles, Moderation):
             raise CharacterError(f"No character {character_id!r} among yours.")
         return row
 
+    @staticmethod
+    def _insider(viewer: Account | None, row) -> bool:
+        """The owner or a QA session: sees the figure, and the stored files with their metadata."""
+        return viewer is not None and (viewer.id == row.account_id or viewer.can("review"))
+
     def _view(self, conn: sa.Connection, viewer: Account | None, row) -> Character:
-        figure_name = ""
-        if row.figure_id:
+        insider = self._insider(viewer, row)
+        figure_id, figure_name = (row.figure_id, "") if insider else (None, "")
+        if figure_id:
             name = conn.execute(sa.select(figures_table.c.name, figures_table.c.deleted_at).where(figures_table.c.id == row.figure_id)).first()
             figure_name = "(deleted figure)" if name is None or name.deleted_at else name.name
         avatar = dict(row.avatar) if row.avatar else None
-        image = self.store.path(avatar["path"]) if avatar else None
+        image = self._shown(avatar["path"], insider) if avatar else None
+        cover = dict(row.cover) if row.cover else None
         counts = {m: int(conn.execute(sa.select(sa.func.count()).select_from(character_media).where(
             character_media.c.character_id == row.id, character_media.c.media == m)).scalar()) for m in ("image", "video")}
         owned = viewer is not None and viewer.id == row.account_id
@@ -241,10 +196,10 @@ class Characters(Galleries, CardFiles, Moderation):
         album_info = None
         if album is not None:
             album_info = {"price": album.price, "images": len(album.items)}
-        return Character(row.id, row.name, row.figure_id, figure_name, row.visibility, row.review,
-                         row.review_note if (owned or (viewer is not None and viewer.can("review"))) else "",
+        return Character(row.id, row.name, figure_id, figure_name, row.visibility, row.review,
+                         row.review_note if insider else "",
                          stored_profile(row.profile), avatar, image, owned, row.created_at, row.updated_at, album_info, counts,
-                         row.revision)
+                         row.revision, cover, self._shown(cover["path"], insider) if cover else None, insider)
 
     def get(self, viewer: Account | None, character_id: str) -> Character:
         with self.db.engine.connect() as conn:
@@ -275,14 +230,17 @@ class Characters(Galleries, CardFiles, Moderation):
         page = max(1, int(page or 1))
         with self.db.engine.connect() as conn:
             total = int(conn.execute(sa.select(sa.func.count()).select_from(characters).where(*where)).scalar())
-            found = conn.execute(sa.select(characters.c.id, characters.c.name, characters.c.profile, characters.c.avatar)
+            found = conn.execute(sa.select(characters.c.id, characters.c.name, characters.c.profile, characters.c.avatar,
+                                           characters.c.cover)
                                  .where(*where).order_by(characters.c.updated_at.desc(), characters.c.id)
                                  .limit(size).offset((page - 1) * size)).all()
         shown = []
-        for r in found:
+        for r in found:  # for everyone: never the figure, and pictures without their metadata
             profile = stored_profile(r.profile)
+            image = self._shown(r.avatar["path"], False) if r.avatar else None
+            cover = self._shown(r.cover["path"], False) if r.cover else image  # the main image stands in for a cover
             shown.append({"id": r.id, "name": r.name, "intro": profile["intro"], "tags": profile["tags"],
-                          "image": str(self.store.path(r.avatar["path"])) if r.avatar else None})
+                          "image": str(image) if image else None, "cover": str(cover) if cover else None})
         return {"page": page, "pages": max(1, -(-total // size)), "total": total, "characters": shown}
 
     @staticmethod
@@ -297,9 +255,9 @@ class Characters(Galleries, CardFiles, Moderation):
     # -- writing -------------------------------------------------------------------------------------------
     def create(self, account: Account, profile: Profile, visibility: str, figure_id: str = "",
                avatar: AvatarChoice = AvatarChoice(), idempotency_key: str | None = None,
-               on_step: StepCallback | None = None) -> Character:
-        """A new character. Every check runs before anything is written or paid; a generated main image is paid
-        like any generation (and refunded if it fails)."""
+               on_step: StepCallback | None = None, cover: CoverChoice = CoverChoice()) -> Character:
+        """A new character. Every check runs before anything is written or paid; a generated main image (or cover) is
+        paid like any generation (and refunded if it fails). On a figure, generated pictures keep its face and style."""
         cleaned = self.clean(account, profile)
         visibility = check_visibility(visibility)
         source = avatar.source or ("figure" if figure_id else "upload" if avatar.upload else "generate")
@@ -314,6 +272,8 @@ class Characters(Galleries, CardFiles, Moderation):
             raise CharacterError("Pick the figure whose canonical image becomes the main image.")
         if visibility in SHOWN and not self.check_enabled:
             self._require_shown_image(visibility, {"safety": "unchecked"})
+        covered = self._cover_from(account, cover)  # an upload: checked now; a generation: after the main image
+        self._require_shown_cover(visibility, covered)
         with self.db.engine.connect() as conn:
             if source == "figure":
                 chosen = self._avatar_from_figure(conn, account, figure_id)
@@ -326,18 +286,22 @@ class Characters(Galleries, CardFiles, Moderation):
         if chosen is not None:
             self._require_shown_image(visibility, chosen)
         else:  # generated: everything else is checked; the image is checked by the run's output check
-            chosen = self._generate_avatar(account, cleaned, avatar, idempotency_key, on_step)
+            chosen = self._generate_picture(account, cleaned, avatar, figure_id, "main", idempotency_key, on_step)
             self._require_shown_image(visibility, chosen)
-        return self._insert(account, cleaned, visibility, figure_id or None, chosen, {})
+        if cover.source == "generate":
+            covered = self._generate_picture(account, cleaned, cover, figure_id, "cover",
+                                             f"{idempotency_key}:cover" if idempotency_key else None, on_step)
+            self._require_shown_cover(visibility, covered)
+        return self._insert(account, cleaned, visibility, figure_id or None, chosen, {}, covered)
 
     def _insert(self, account: Account, cleaned: dict[str, Any], visibility: str, figure_id: str | None,
-                avatar: dict[str, Any] | None, card: dict[str, Any]) -> Character:
+                avatar: dict[str, Any] | None, card: dict[str, Any], cover: dict[str, Any] | None = None) -> Character:
         now = time.time()
         character_id = secrets.token_hex(8)
         with self.db.begin() as conn:
             conn.execute(characters.insert().values(
                 id=character_id, account_id=account.id, figure_id=figure_id, name=cleaned["fields"]["name"], profile=cleaned,
-                visibility=visibility, review="pending" if visibility == "public" else "none", avatar=avatar, card=card,
+                visibility=visibility, review="pending" if visibility == "public" else "none", avatar=avatar, card=card, cover=cover,
                 created_at=now, updated_at=now, name_key=cleaned["fields"]["name"].casefold()[:80],
             ))
             self._index(conn, character_id, cleaned)
@@ -353,24 +317,41 @@ class Characters(Galleries, CardFiles, Moderation):
         values["revision"] = characters.c.revision + 1
         return values
 
-    def update(self, account: Account, character_id: str, profile: Profile, visibility: str = "") -> Character:
-        """Change the profile (and visibility) without touching the main image, the figure or the galleries."""
+    def update(self, account: Account, character_id: str, profile: Profile, visibility: str = "",
+               cover: CoverChoice = CoverChoice(), idempotency_key: str | None = None,
+               on_step: StepCallback | None = None) -> Character:
+        """Change the profile (and visibility, and the cover: `cover.source` "" keeps it, "none" removes it) without
+        touching the main image, the figure or the galleries. Everything is checked before a cover is paid for."""
         cleaned = self.clean(account, profile)
+        with self.db.engine.connect() as conn:
+            row = self._own(conn, account, character_id)
+        visibility = check_visibility(visibility or row.visibility)
+        self._require_shown_image(visibility, row.avatar)
+        if cover.source == "generate" and visibility in SHOWN and not self.check_enabled:
+            self._require_shown_cover(visibility, {"safety": "unchecked"})
+        covered = self._cover_from(account, cover)
+        if cover.source == "generate":
+            with self.db.engine.connect() as conn:  # refused before paying when the rest cannot be saved
+                if visibility in SHOWN:
+                    self._require_shown_gallery(conn, row.id, visibility)
+            covered = self._generate_picture(account, cleaned, cover, row.figure_id, "cover", idempotency_key, on_step)
         with self.db.begin() as conn:
             row = self._own(conn, account, character_id)
-            visibility = check_visibility(visibility or row.visibility)
+            new_cover = row.cover if cover.source == "" else covered
             self._require_shown_image(visibility, row.avatar)
+            self._require_shown_cover(visibility, new_cover)
             if visibility in SHOWN:
                 self._require_shown_gallery(conn, row.id, visibility)
             conn.execute(characters.update().where(characters.c.id == row.id).values(**self._changed(row, {
-                "name": cleaned["fields"]["name"], "profile": cleaned, "visibility": visibility,
+                "name": cleaned["fields"]["name"], "profile": cleaned, "visibility": visibility, "cover": new_cover,
                 **self._index(conn, row.id, cleaned)})))
         return self.get(account, character_id)
 
     def set_main(self, account: Account, character_id: str, source: str, media_id: str = "", upload: str | bytes | None = None,
                  prompt: str = "", model: str = "", seed: int | None = None, idempotency_key: str | None = None,
                  on_step: StepCallback | None = None) -> Character:
-        """A new main image: a gallery image (media_id), the figure's canonical image, an upload, or a generation."""
+        """A new main image: a gallery image (media_id), the figure's canonical image, an upload, or a generation
+        (on a figure, through its canonical image and style register)."""
         with self.db.engine.connect() as conn:
             row = self._own(conn, account, character_id)
             if source == "gallery":
@@ -394,8 +375,9 @@ class Characters(Galleries, CardFiles, Moderation):
         if chosen is None:
             if row.visibility in SHOWN and not self.check_enabled:
                 self._require_shown_image(row.visibility, {"safety": "unchecked"})
-            chosen = self._generate_avatar(account, stored_profile(row.profile),
-                                           AvatarChoice("generate", prompt=prompt, model=model, seed=seed), idempotency_key, on_step)
+            chosen = self._generate_picture(account, stored_profile(row.profile),
+                                            AvatarChoice("generate", prompt=prompt, model=model, seed=seed), row.figure_id, "main",
+                                            idempotency_key, on_step)
         self._require_shown_image(row.visibility, chosen)
         with self.db.begin() as conn:
             row = self._own(conn, account, character_id)
@@ -410,4 +392,4 @@ class Characters(Galleries, CardFiles, Moderation):
             conn.execute(characters.update().where(characters.c.id == row.id).values(deleted_at=time.time()))
 
 
-__all__ = ["AvatarChoice", "CARD_FORMATS", "Character", "Characters"]
+__all__ = ["AvatarChoice", "CARD_FORMATS", "Character", "Characters", "CoverChoice"]
