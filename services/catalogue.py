@@ -55,7 +55,7 @@ class Catalogue:
         return [e.name for e in self._registry if not e.is_remote and self.is_preview(e)]
 
     def models(self) -> list[dict[str, Any]]:
-        """The registry as JSON, with whether real weights or the offline preview would run."""
+        """The registry as JSON, with whether real weights or the offline preview would run and its prices."""
         rows = []
         for entry in self._registry:
             row = entry.model_dump(mode="json", exclude={"sizes"})
@@ -64,6 +64,9 @@ class Catalogue:
                 # A dict with a "path" key reads as a file to gradio_client, which would try to download it.
                 row["source"]["local_folder"] = row["source"].pop("path")
             row.update(self.status(entry))
+            tiers = list(dict.fromkeys(t for ratio in entry.sizes.values() for t in ratio))
+            # credits per output, per task and tier, as presets/plans.toml publishes them (a group image: per figure)
+            row["prices"] = {task.value: {tier: self.price(entry, task, tier, 1).total for tier in tiers} for task in entry.tasks}
             rows.append(row)
         return rows
 

@@ -25,7 +25,7 @@ import gradio as gr
 from gradio.components.api_component import Api
 
 from services.errors import UserError
-from services.runs.params import check_argument, rule_for
+from services.runs.params import RECORD_FIELDS, check_argument, rule_for
 
 from .web import public_view
 
@@ -48,13 +48,16 @@ def kind_of(param: inspect.Parameter, files: tuple[str, ...] = ()) -> tuple[str,
     optional = "None" in annotation.split("|") or param.default is None
     if param.name in files:
         return "file", True
+    if annotation.startswith("list[dict"):
+        return "records", optional
     for kind in ("list", "dict", "bool", "int", "float", "str"):
         if annotation.startswith(kind) or annotation.startswith(f"{kind}["):
             return kind, optional
     raise TypeError(f"{param.name}: no API rule for annotation {param.annotation!r}")
 
 
-SCHEMA = {"int": "integer", "float": "number", "str": "string", "bool": "boolean", "list": "array", "dict": "object"}
+SCHEMA = {"int": "integer", "float": "number", "str": "string", "bool": "boolean", "list": "array", "dict": "object",
+          "records": "array"}
 
 
 def _schema(param: inspect.Parameter, kind: str) -> dict[str, Any]:
@@ -68,6 +71,9 @@ def _schema(param: inspect.Parameter, kind: str) -> dict[str, Any]:
         schema.update(items={"type": "string"}, maxItems=rule.max_len)
     elif kind == "dict":
         schema.update(additionalProperties={"type": "string"}, maxProperties=rule.max_len)
+    elif kind == "records":
+        schema.update(items={"type": "object", "additionalProperties": {"type": ["string", "number"]}, "maxProperties": RECORD_FIELDS},
+                      maxItems=rule.max_len)
     return schema
 
 

@@ -26,6 +26,24 @@ def _when(ts: float) -> str:
     return dt.datetime.fromtimestamp(ts, dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
 
 
+KIND_WORDS = {"grant": "Grant", "reserve": "Reserved", "refund": "Refund", "adjustment": "Adjustment", "transfer": "Transfer"}
+
+
+def ledger_rows(entries: list[dict]) -> list[list]:
+    """The ledger as a visitor reads it: a reservation that was captured shows once, as "Charged" (the capture row
+    itself moves no credits and is folded into it); newest first."""
+    captured = {e["request_id"]: e for e in entries if e["kind"] == "capture"}
+    rows = []
+    for e in entries:
+        if e["kind"] == "capture" and e["amount"] == 0:
+            continue
+        kind, note = KIND_WORDS.get(e["kind"], e["kind"]), e["note"]
+        if e["kind"] == "reserve" and e["request_id"] in captured:
+            kind, note = "Charged", captured[e["request_id"]]["note"] or note
+        rows.append([_when(e["created_at"]), kind, e["amount"], e["balance_after"], e["request_id"][:12], note])
+    return rows
+
+
 def summary(services: Services, account: Account) -> str:
     unlocked = [FEATURES[f] for f in account.unlocks if f in FEATURES]
     lines = [
@@ -53,7 +71,8 @@ def build(services: Services, demo: gr.Blocks, session: SessionUI, tab: gr.Tab) 
     with gr.Row(visible=False) as age_row:
         age_box = gr.Checkbox(label="I confirm that I am 18 or older (18+ prompts need this)", value=False, elem_id="credits-age")
         age_save = gr.Button("Save", size="sm", scale=0, min_width=100, elem_id="credits-age-save")
-    ledger_table = gr.Dataframe(headers=LEDGER_HEADERS, interactive=False, label="Ledger (newest first)", elem_id="credits-ledger", wrap=True)
+    ledger_table = gr.Dataframe(headers=LEDGER_HEADERS, interactive=False, label="Ledger (newest first)", elem_id="credits-ledger", wrap=True,
+                                column_widths=["17%", "10%", "9%", "11%", "13%", "40%"])
     with gr.Accordion("Prices (credits per output)", open=False):
         gr.Dataframe(services.catalogue.price_table(), headers=["Model", "Task", "Per output by resolution", "Note"], interactive=False, wrap=True)
     with gr.Accordion("QA / admin", open=False, visible=services.identity.admin_enabled):
@@ -79,10 +98,7 @@ def build(services: Services, demo: gr.Blocks, session: SessionUI, tab: gr.Tab) 
     @user_errors
     def show(token: str, profile: gr.OAuthProfile | None = None):
         account = account_for(services, token, profile)
-        rows = [
-            [_when(e["created_at"]), e["kind"], e["amount"], e["balance_after"], e["request_id"][:12], e["note"]]
-            for e in services.ledger.entries(account.id, limit=200)
-        ]
+        rows = ledger_rows(services.ledger.entries(account.id, limit=200))
         asks_age = account.can("adult_prompts") and account.kind != "qa"
         return (summary(services, account), rows, *review_view(account), gr.Row(visible=asks_age), account.age_confirmed)
 

@@ -26,7 +26,7 @@ def build(services: Services, demo: gr.Blocks, session: SessionUI) -> None:
             style = gr.Radio(presets.choices_for("style"), value="photoreal", label="Style register", elem_id="custom-style")
             negative = gr.Textbox(label="Negative prompt (added to the style's)", max_length=services.policy.limit("natural"), placeholder="hat, sunglasses")
         with gr.Column(scale=2):
-            model = gr.Dropdown(figure_models(services), value=presets.styles["photoreal"].models[0], label="Model", elem_id="custom-model")
+            model = gr.Dropdown(figure_models(services), value=services.figures.default_model("photoreal"), label="Model", elem_id="custom-model")
             with gr.Row():
                 ratio = gr.Radio(list(ASPECT_RATIOS), value="3:4", label="Aspect ratio")
                 tier = gr.Radio(["1K", "2K"], value="1K", label="Resolution")

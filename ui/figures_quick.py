@@ -62,7 +62,7 @@ def build(services: Services, demo: gr.Blocks, session: SessionUI) -> dict[str, 
                 with gr.Step("Review", id=len(steps)):
                     prompt = gr.Textbox(label="Composed prompt (edit freely)", lines=5, max_length=services.policy.limit("natural"), elem_id="quick-prompt")
                     with gr.Row():
-                        model = gr.Dropdown(figure_models(services), value=presets.styles[start["style"]].models[0], label="Model", scale=3, elem_id="quick-model")
+                        model = gr.Dropdown(figure_models(services), value=services.figures.default_model(start["style"]), label="Model", scale=3, elem_id="quick-model")
                         takes = gr.Slider(1, MAX_TAKES, value=2, step=1, label="Takes", elem_id="quick-takes-count")
                         seed = gr.Number(value=-1, precision=0, label="Seed (-1 = random)", **bounds("seed"))
                     price = gr.Markdown("", elem_id="quick-price")

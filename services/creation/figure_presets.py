@@ -105,7 +105,7 @@ class FigurePresets(BaseModel):
             ("style", style.positive),
         ]
         parts = [(step, text) for step, text in parts if text]
-        return Composition(", ".join(text for _, text in parts), style.negative, tuple(parts), style.models[0])
+        return Composition(", ".join(text for _, text in parts), style.negative, tuple(parts))
 
     @staticmethod
     def _pick(step: str, key: str | None, table: dict):
@@ -127,7 +127,6 @@ class Composition:
     prompt: str
     negative: str
     parts: tuple[tuple[str, str], ...]
-    suggested_model: str
 
     def part(self, step: str) -> str:
         return next((text for s, text in self.parts if s == step), "")

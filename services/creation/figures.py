@@ -116,6 +116,21 @@ class Figures:
         self.store = store
         self.faces = faces
 
+    def default_model(self, style: str) -> str:
+        """The model Quick and Custom start on for a style register: of the register's local models, the cheapest
+        whose licence allows commercial use (declaration order breaks ties); the register's first when none does."""
+        catalogue = self.text.catalogue
+        register = self.presets.styles[style] if style in self.presets.styles else next(iter(self.presets.styles.values()))
+        usable = []
+        for order, model_id in enumerate(register.models):
+            try:
+                entry = catalogue.get(model_id)
+            except Exception:  # noqa: BLE001 - a register may name a model this registry lacks
+                continue
+            if not entry.is_remote and not entry.licence.non_commercial:
+                usable.append((catalogue.unit_price(entry, "text-to-image"), order, model_id))
+        return min(usable)[2] if usable else register.models[0]
+
     # -- takes -----------------------------------------------------------------------------------------
     def quick_takes(
         self,
@@ -146,7 +161,7 @@ class Figures:
         text = (prompt or "").strip() or composed.prompt
         spec = {"choices": full, "composed": composed.prompt, "edited": text != composed.prompt}
         return self._takes(
-            account, "quick", full["style"], text, composed.negative, model or composed.suggested_model, spec,
+            account, "quick", full["style"], text, composed.negative, model or self.default_model(full["style"]), spec,
             takes, seed, aspect_ratio, resolution, steps, guidance, idempotency_key, on_step,
         )
 
@@ -182,7 +197,7 @@ class Figures:
         negative = ", ".join(p for p in ((negative_prompt or "").strip(), register.negative) if p)
         spec = {"appearance": appearance, "outfit": outfit, "style": style, "negative_prompt": (negative_prompt or "").strip()}
         return self._takes(
-            account, "custom", style, text, negative, model or register.models[0], spec,
+            account, "custom", style, text, negative, model or self.default_model(style), spec,
             takes, seed, aspect_ratio, resolution, steps, guidance, idempotency_key, on_step,
         )
 
@@ -256,7 +271,7 @@ class Figures:
 
     def _embed(self, image_path: Path) -> tuple[list[float] | None, str | None, str]:
         if self.faces is None:
-            return None, None, "Identity features are off: no face-analysis pack is configured (PLAYGROUND_FACE_PACK)."
+            return None, None, "Identity features are off: no face engine is installed (requirements.txt brings dlib; PLAYGROUND_FACE_PACK adds ArcFace)."
         embedding = self.faces.embed_path(image_path)
         if embedding is None:
             return None, self.faces.name, "No face found in the canonical image: identity score and face adapters will not use it."

@@ -26,6 +26,7 @@ MAX_KEY_CHARS = 128  # idempotency keys
 MAX_TEXT = 20_000  # any free-text argument (prompts have their own, lower limits in presets/safety.toml)
 MAX_ITEMS = 50  # any list or mapping argument
 INDEX_MAX = 10_000  # image positions within one request or gallery
+RECORD_FIELDS = 10  # fields of one object in a list of objects (e.g. {"id", "weight"})
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,8 @@ class Rule:
             return f"a list of at most {self.max_len} text items"
         if self.kind == "dict":
             return f"an object of at most {self.max_len} text fields"
+        if self.kind == "records":
+            return f"a list of at most {self.max_len} objects of text or number fields"
         return {"bool": "true or false", "file": "an uploaded file"}.get(self.kind, self.kind)
 
 
@@ -103,6 +106,7 @@ DEFAULTS: dict[str, Rule] = {
     "bool": Rule("bool"),
     "list": Rule("list", max_len=MAX_ITEMS),
     "dict": Rule("dict", max_len=MAX_ITEMS),
+    "records": Rule("records", max_len=MAX_ITEMS),
     "file": Rule("file"),
 }
 
@@ -159,6 +163,17 @@ def check_argument(name: str, kind: str, value: Any, optional: bool = False) -> 
         if len(value) > (rule.max_len or MAX_ITEMS):
             raise InvalidRequest(f"{name} has {len(value)} items; it must be {rule.describe()}.")
         return list(value)
+    if rule.kind == "records":
+        def plain(v: Any) -> bool:
+            return (isinstance(v, str) and len(v) <= MAX_TEXT) or (isinstance(v, (int, float)) and not isinstance(v, bool)
+                                                                   and math.isfinite(v))
+        if not isinstance(value, (list, tuple)) or not all(
+                isinstance(r, dict) and len(r) <= RECORD_FIELDS and all(isinstance(k, str) and plain(v) for k, v in r.items())
+                for r in value):
+            raise wrong
+        if len(value) > (rule.max_len or MAX_ITEMS):
+            raise InvalidRequest(f"{name} has {len(value)} items; it must be {rule.describe()}.")
+        return [dict(r) for r in value]
     if rule.kind == "dict":
         if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, str) and len(v) <= MAX_TEXT for k, v in value.items()):
             raise wrong
