@@ -60,3 +60,16 @@ def save_quick_figure(page, name: str) -> None:
     page.locator("#quick-takes img").first.click()
     page.locator("#quick-name input, #quick-name textarea").first.fill(name)
     page.locator("#quick-save").click()
+
+
+def verify_and_open_in_catalogue(page, client, qa_token: str, character: dict, query: str, shows: str) -> None:
+    """A QA session verifies a pending character (naming the revision it saw); the Catalogue then finds it by name and
+    its detail panel shows `shows`."""
+    client.predict(token=qa_token, character_id=character["id"], verify=True, revision=character["revision"],
+                   api_name="/review_character")
+    page.get_by_role("tab", name="Catalogue").click()
+    page.locator("#catalogue-query textarea, #catalogue-query input").first.fill(query)
+    page.locator("#catalogue-search").click()
+    page.locator("#catalogue-summary").get_by_text("1 character(s)").wait_for(timeout=15_000)
+    page.locator("#catalogue-results img").first.click()
+    page.locator("#catalogue-detail").get_by_text(shows).wait_for(timeout=15_000)

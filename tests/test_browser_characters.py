@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from .browser import browser_page, open_app
+from .browser import browser_page, open_app, verify_and_open_in_catalogue
 from .conftest import ADMIN_KEY
 from .test_characters import PHOTO
 
@@ -67,15 +67,8 @@ def test_create_export_import_verify_and_find_in_the_catalogue(app_server, artif
         qa = client.predict(admin_key=ADMIN_KEY, api_name="/session_start")["token"]
         pending = [c for c in client.predict(token=qa, api_name="/review_characters") if c["name"] == "Captain Oriel"]
         assert len(pending) == 2
-        client.predict(token=qa, character_id=pending[0]["id"], verify=True, revision=pending[0]["revision"],
-                       api_name="/review_character")
-        page.get_by_role("tab", name="Catalogue").click()
-        fill(page, "catalogue-query", "oriel")
-        page.locator("#catalogue-search").click()
-        page.locator("#catalogue-summary").get_by_text("1 character(s)").wait_for(timeout=15_000)
-        page.locator("#catalogue-results img").first.click()
+        verify_and_open_in_catalogue(page, client, qa, pending[0], "oriel", "A retired airship captain")
         detail = page.locator("#catalogue-detail")
-        detail.get_by_text("A retired airship captain").wait_for(timeout=15_000)
         assert "Wind's turning. You coming aboard?" in detail.inner_text()  # the greeting, as typed
         page.screenshot(path=str(artifacts / "character-catalogue.png"), full_page=True)
 

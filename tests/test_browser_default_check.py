@@ -10,7 +10,7 @@ import pytest
 
 from services.media.png import read_png_metadata
 
-from .browser import browser_page, open_app
+from .browser import browser_page, open_app, verify_and_open_in_catalogue
 from .conftest import ADMIN_KEY, launch_app, stop_app
 from .test_characters import PHOTO
 
@@ -56,14 +56,7 @@ def test_requirements_only_app_checks_with_open_nsfw_and_lists_a_verified_charac
 
             qa = client.predict(admin_key=ADMIN_KEY, api_name="/session_start")["token"]
             (pending,) = [c for c in client.predict(token=qa, api_name="/review_characters") if c["name"] == "Navigator Sela"]
-            client.predict(token=qa, character_id=pending["id"], verify=True, revision=pending["revision"], api_name="/review_character")
-            page.get_by_role("tab", name="Catalogue").click()
-            fill(page, "catalogue-query", "sela")
-            page.locator("#catalogue-search").click()
-            page.locator("#catalogue-summary").get_by_text("1 character(s)").wait_for(timeout=15_000)
-            page.locator("#catalogue-results img").first.click()
-            detail = page.locator("#catalogue-detail")
-            detail.get_by_text("A deep-space navigator").wait_for(timeout=15_000)
+            verify_and_open_in_catalogue(page, client, qa, pending, "sela", "A deep-space navigator")
             page.wait_for_timeout(500)
             page.screenshot(path=str(artifacts / "default-check-catalogue.png"), full_page=True)
         (listed,) = services.characters.catalogue("sela")["characters"]

@@ -3,6 +3,8 @@ public character and see every field it publishes; the owner changes it meanwhil
 message and it stays pending; opened again, it is verified and listed."""
 from __future__ import annotations
 
+import re
+
 import pytest
 from gradio_client import handle_file
 
@@ -26,7 +28,7 @@ def test_qa_sees_every_field_and_a_stale_verdict_is_refused(app_server, client, 
                           api_name="/character_create")
     with browser_page(height=2400) as page:
         open_app(page, url, "Credits")
-        page.get_by_text("QA / admin").click()
+        page.get_by_role("button", name=re.compile(r"^QA \/ admin")).click()
         page.locator("#credits-admin-key input").fill(ADMIN_KEY)
         page.locator("#credits-enter-qa").click()
         page.locator("#account-bar").get_by_text("QA").first.wait_for(timeout=15_000)

@@ -46,3 +46,13 @@ def test_pickers_label_models_alike_and_keyless_api_models_need_a_key(make_servi
     assert "needs a provider key" in line and "credits" not in line
     non_commercial = next(e for e in services.catalogue.entries(Task.TEXT_TO_IMAGE) if e.licence.non_commercial)
     assert model_label(services, non_commercial, Task.TEXT_TO_IMAGE).endswith("non-commercial")
+
+
+def test_image_pickers_label_images_by_what_they_show_never_by_id(make_services):
+    services = make_services()
+    account = services.identity.start(None, ip="10.8.0.2").account
+    made = services.text.text_to_image(account, TextToImageParams("a lighthouse keeper at dusk, oil painting with warm window "
+                                                                  "light and a long description", "sdxl-base", steps=2))
+    (picked,) = services.history.images(account.id)
+    assert picked.caption.startswith("a lighthouse keeper at dusk, oil painti")
+    assert "SDXL base 1.0" in picked.caption and made.request_id[:8] not in picked.caption

@@ -11,6 +11,7 @@ from .api import bounds, public, ui_event
 from .errors import clicked, user_errors
 from .figures_common import seed_or_random
 from .remix import result
+from .text import md
 from .session import SessionUI, account_for, optional_account, stop_button, wire_stop
 
 
@@ -41,13 +42,14 @@ def build(services: Services, demo: gr.Blocks, session: SessionUI, tab: gr.Tab) 
     def list_sources(token, profile: gr.OAuthProfile | None = None):
         account = optional_account(services, token, profile)
         images = services.history.images(account.id) if account else []
-        return [(str(i.path), i.model) for i in images], [{"request_id": i.request_id, "index": i.index} for i in images]
+        return ([(str(i.path), i.caption) for i in images],
+                [{"request_id": i.request_id, "index": i.index, "caption": i.caption} for i in images])
 
     gr.on([tab.select], list_sources, [session.token], [sources, rows], api_visibility="private")
 
     def pick(found: list[dict], evt: gr.SelectData):
         row = clicked(found, evt)
-        return row["request_id"], row["index"], f"Editing image {row['index'] + 1} of request `{row['request_id'][:12]}`."
+        return row["request_id"], row["index"], f"Editing: {md(row.get('caption', 'the picked image'))}."
 
     sources.select(pick, [rows], [request_id, index, chosen], api_visibility="private")
 

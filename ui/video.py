@@ -207,7 +207,7 @@ def build(services: Services, demo: gr.Blocks, session: SessionUI, figure_tab: g
         member = account.can("image_to_video")
         message = "" if member else f"**Image to Video is for members.** {member_how(services)}. Guests can use Figure to Video."
         images = services.history.images(account.id)
-        return ([(str(i.path), i.model) for i in images], [{"request_id": i.request_id, "index": i.index} for i in images],
+        return ([(str(i.path), i.caption) for i in images], [{"request_id": i.request_id, "index": i.index} for i in images],
                 message, gr.update(interactive=member), gr.update(interactive=member))
 
     gr.on([image_tab.select, session.bar.change], list_sources, [session.token], [sources, source_rows, gate, i2v_go, i2v_prompt],

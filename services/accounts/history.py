@@ -73,6 +73,17 @@ class ImageRef:
     index: int
     path: Path
     model: str
+    prompt: str = ""
+    created_at: float = 0.0
+    model_name: str = ""
+
+    @property
+    def caption(self) -> str:
+        """What a picker shows for it: the prompt's start, the model's name and the time (never an id)."""
+        prompt = " ".join(self.prompt.split())
+        prompt = prompt if len(prompt) <= 40 else prompt[:39].rstrip() + "…"
+        when = time.strftime("%d %b %H:%M", time.gmtime(self.created_at)) if self.created_at else ""
+        return " · ".join(p for p in (prompt or "(no prompt)", self.model_name or self.model, when) if p)
 
 
 def _report(row) -> dict[str, Any]:
@@ -128,7 +139,8 @@ class History:
     def images(self, account_id: str, limit: int = 60) -> list[ImageRef]:
         """The account's still images, newest first, for pickers that start from one of them."""
         return [
-            ImageRef(record.id, index, path, record.model)
+            ImageRef(record.id, index, path, record.model, str(record.request.get("prompt") or record.parameters.get("prompt") or ""),
+                     record.created_at, str(record.parameters.get("model_name") or ""))
             for record in self.list(account_id, limit=limit)
             for index, path in enumerate(p for p in record.files if p.suffix == ".png")
         ]
