@@ -18,6 +18,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--share", action="store_true", help="create a public gradio.live link")
     parser.add_argument("--data-dir", default=None, help="where records, outputs and tiny models live (default: /data or ./data)")
     parser.add_argument("--offline-preview", action="store_true", help="run every model on its tiny random preview")
+    parser.add_argument("--mcp", action="store_true",
+                        help="also serve the public endpoints as MCP tools at /gradio_api/mcp/ (default: GRADIO_MCP_SERVER)")
     return parser.parse_args(argv)
 
 
@@ -127,7 +129,9 @@ def main(argv: list[str] | None = None) -> None:
     announce(services)
     try:
         demo.queue(default_concurrency_limit=2).launch(
-            server_name=args.host, server_port=args.port, share=args.share, **launch_options
+            server_name=args.host, server_port=args.port, share=args.share,
+            mcp_server=True if args.mcp else None,  # None: gradio reads GRADIO_MCP_SERVER (the Space setting)
+            **launch_options
         )
     finally:
         services.close()

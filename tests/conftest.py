@@ -95,8 +95,9 @@ def artifacts() -> Path:
     return ARTIFACTS
 
 
-def launch_app(data_dir: Path, tiny_root: Path, **overrides):
-    """Launch the real app (offline preview forced) in this process on a free port: (url, demo, services)."""
+def launch_app(data_dir: Path, tiny_root: Path, mcp_server: bool = False, **overrides):
+    """Launch the real app (offline preview forced) in this process on a free port: (url, demo, services).
+    `mcp_server`: also serve the public endpoints as MCP tools at /gradio_api/mcp/ (as `python app.py --mcp`)."""
     import app as app_module
     from services.config import AppSettings
 
@@ -105,7 +106,8 @@ def launch_app(data_dir: Path, tiny_root: Path, **overrides):
     options = dict(data_dir=data_dir, preview="force", device="cpu", grants_per_ip=1000, admin_secret=ADMIN_KEY)
     settings = AppSettings.from_env(**{**options, **overrides})
     demo, launch_options, services = app_module.create(settings)
-    demo.queue().launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=None, quiet=True, **launch_options)
+    demo.queue().launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=None, quiet=True,
+                        mcp_server=mcp_server, **launch_options)
     return demo.local_url.rstrip("/"), demo, services
 
 

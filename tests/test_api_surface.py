@@ -131,6 +131,9 @@ def test_every_endpoint_runs_with_only_its_required_arguments(app_server, api):
         "/report_image": lambda: {"token": state["token"], "request_id": state["image"]},
         "/review_reports": lambda: {"token": state["qa"]},
         "/review_report": lambda: {"token": state["qa"], "report_id": state["report"]["id"], "approve": True},
+        "/qa_run": lambda: {"token": state["qa"], "presets": "loras"},
+        "/qa_runs": lambda: {"token": state["qa"]},
+        "/qa_report": lambda: {"token": state["qa"], "run_id": state["qa_run"]},
     }
     assert list(calls) == list(documented), "this test calls the endpoints in README's order"
 
@@ -145,6 +148,8 @@ def test_every_endpoint_runs_with_only_its_required_arguments(app_server, api):
             state["qa_image"] = client.predict(prompt="a red kite", model="sdxl-base", token=state["qa"], api_name="/text_to_image")[1]["request_id"]
         elif name == "/text_to_image":
             state["image"] = result[1]["request_id"]
+        elif name == "/qa_run":
+            state["qa_run"] = result["run_id"]
         elif name == "/reference_sheet":
             state["sheet"] = result[1]["request_id"]
         elif name == "/figure_quick":
@@ -202,7 +207,7 @@ def test_a_call_without_a_token_gets_the_apps_own_message(client, api):
               "figure_id": "x", "take_id": "x", "confirm": True, "instruction": "x", "figure_ids": ["x", "y"], "description": "x",
               "models": ["sdxl-base", "flux.1-schnell"], "fields": {"name": "x"}, "character_id": "x", "report_id": "x",
               "approve": True, "intro": "x", "tags": ["x"], "visibility": "private", "greeting": "x", "media_id": "x",
-              "source": "generate", "price": 10, "verify": True, "revision": 0, "media_ids": ["x"], "card": handle_file(str(ROOT / "tests" / "data" / "card-v1.json"))}
+              "source": "generate", "price": 10, "verify": True, "revision": 0, "media_ids": ["x"], "presets": "loras", "run_id": "x", "card": handle_file(str(ROOT / "tests" / "data" / "card-v1.json"))}
     for name, arguments in required.items():
         if "token" not in arguments:
             continue

@@ -7,7 +7,7 @@ import gradio as gr
 from services.container import Services
 from services.creation.characters.profile import (challenge_text, persona_text, split_lines, split_paragraphs)
 
-from . import catalogue, character_api, character_media, moderation
+from . import catalogue, character_api, character_media, moderation, qa
 from .errors import user_errors
 from .remix import figure_choices
 from .session import SessionUI, account_for, bar_text, optional_account
@@ -34,6 +34,8 @@ def build(services: Services, demo: gr.Blocks, session: SessionUI, tab: gr.Tab, 
             catalogue.build_catalogue(services, session, functions, catalogue_tab)
         with gr.Tab("Moderation", id="characters-moderation", visible=False) as moderation_tab:  # QA sessions only
             moderation.build_moderation(services, session, functions, moderation_tab)
+        with gr.Tab("QA", id="characters-qa", visible=False) as qa_tab:  # QA sessions only: preset QA runs (ui/qa.py)
+            qa.build(services, session, qa_tab)
     character_media.build(services, session, functions, form)
 
     def on_open(selected_figure, token, profile: gr.OAuthProfile | None = None):

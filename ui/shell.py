@@ -86,4 +86,16 @@ def build_app(services: Services) -> gr.Blocks:
 
         api(services, models, api_name="models")
     keep_pages(demo)  # a visitor's mistake in any UI event is a toast; every output stays as it was
+    name_tools_after_endpoints(demo)
     return demo
+
+
+def name_tools_after_endpoints(demo: gr.Blocks) -> None:
+    """gradio names an MCP tool after its function (gradio/mcp.py get_tool_to_endpoint): each public function takes
+    its endpoint's name, so the MCP tools are exactly the README's endpoints (`characters`, not `characters_mine`)."""
+    for block_fn in demo.fns.values():
+        if block_fn.api_visibility == "public" and block_fn.fn is not None and block_fn.api_name:
+            try:
+                block_fn.fn.__name__ = block_fn.api_name
+            except (AttributeError, TypeError):  # a bound method or builtin: gradio then uses its own name
+                pass
