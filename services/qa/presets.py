@@ -101,12 +101,17 @@ def load_figures(presets_dir: Path, known_models: set[str]) -> Loaded:
         return f"defaults {bad} are not options" if bad else ""
 
     archetypes = _table(data, "archetypes", Archetype, "figures", "archetype", broken, archetype_ok)
+    return Loaded(_whole(FigurePresets, {"archetypes": archetypes, "options": options, "styles": styles}, "figures",
+                         "figures.toml", broken), broken)
+
+
+def _whole(model, values: dict, family: str, file: str, broken: list):
+    """The file's presets validated as a whole (None, with the file named among the broken cases, when they fail)."""
     try:
-        value = FigurePresets.model_validate({"archetypes": archetypes, "options": options, "styles": styles})
+        return model.model_validate(values)
     except ValidationError as exc:
-        broken.append(Case("figures/figures.toml", "figures", "file", error=f"figures.toml: {_messages(exc)}"))
-        value = None
-    return Loaded(value, broken)
+        broken.append(Case(f"{family}/{file}", family, "file", error=f"{file}: {_messages(exc)}"))
+        return None
 
 
 def load_images(presets_dir: Path) -> Loaded:
@@ -121,12 +126,7 @@ def load_images(presets_dir: Path) -> Loaded:
             broken.append(Case(f"images/tags/{category}", "images", "tag", error=f"tags.{category}: a list of non-empty strings"))
     libraries = {table: _table(data, table, Scene if table == "scenes" else Fragment, "images", table[:-1], broken)
                  for table in ("outfits", "actions", "scenes")}
-    try:
-        value = ImagePresets.model_validate({"tags": tags, **libraries})
-    except ValidationError as exc:
-        broken.append(Case("images/image_presets.toml", "images", "file", error=f"image_presets.toml: {_messages(exc)}"))
-        value = None
-    return Loaded(value, broken)
+    return Loaded(_whole(ImagePresets, {"tags": tags, **libraries}, "images", "image_presets.toml", broken), broken)
 
 
 def load_video(presets_dir: Path, known_models: set[str]) -> Loaded:
@@ -139,12 +139,8 @@ def load_video(presets_dir: Path, known_models: set[str]) -> Loaded:
         if defaults.get(key) not in known_models:
             broken.append(Case(f"video/defaults/{key}", "video", "defaults",
                                error=f"defaults.{key}: {defaults.get(key)!r} is not in the model registry"))
-    try:
-        value = VideoPresets.model_validate({"defaults": defaults, "talking": data.get("talking"), **tables})
-        if any(c.name.startswith("video/defaults/") for c in broken):
-            value = None
-    except ValidationError as exc:
-        broken.append(Case("video/video.toml", "video", "file", error=f"video.toml: {_messages(exc)}"))
+    value = _whole(VideoPresets, {"defaults": defaults, "talking": data.get("talking"), **tables}, "video", "video.toml", broken)
+    if any(c.name.startswith("video/defaults/") for c in broken):
         value = None
     return Loaded(value, broken)
 
