@@ -34,6 +34,7 @@ from .creation.reference_sheets import ReferenceSheets
 from .creation.video import VideoPresets, VideoService, load_video_presets
 from .faces.engine import DlibFaceEngine, FaceEngine, default_engine
 from .media.storage import OutputStore
+from .runs.background import Background
 from .runs.slots import Slots
 from .runs.runner import Runner
 from .safety.output import SafetyChecker, build_checker
@@ -74,6 +75,7 @@ class Services:
     characters: Characters
     albums: Albums
     sheets: ReferenceSheets
+    background: Background  # long requests as jobs to poll (video over MCP, grids)
 
     def cancel(self, account) -> int:
         """Stop the account's running generations at their next step; each is refunded. Returns how many."""
@@ -156,5 +158,5 @@ def build_services(
         settings, registry, runtime, store, db, plans, ledger, identity, ProxyTrust(settings.proxy_hops, settings.trusted_proxies), instances, jobs, history, catalogue, policy, runner,
         text, recovered, safety_file, safety, figure_presets, figures, faces, video_presets, video, load_image_presets(),
         remix, CompareService(catalogue, text, runner, identity, figures, faces), characters, Albums(db, ledger, characters, plans.albums),
-        ReferenceSheets(catalogue, plans, text, runner, figures, history),
+        ReferenceSheets(catalogue, plans, text, runner, figures, history), Background(history.by_key),
     )

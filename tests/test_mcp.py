@@ -157,3 +157,31 @@ def test_requirements_pin_the_1x_mcp_sdk():
     from importlib.metadata import version
 
     assert version("mcp").startswith("1.")
+
+
+def test_a_video_over_mcp_is_a_job_to_poll_whose_file_comes_back_as_an_mp4_url(mcp_app, tools):
+    """Long jobs do not hold the MCP call open: text_to_video_job answers with a job id, job is polled until done."""
+    from tests.conftest import ADMIN_KEY
+
+    url, _, _ = mcp_app
+    assert "job_id" in tools["job"].inputSchema["properties"]
+
+    async def work(session):
+        token = _value(await session.call_tool("session_start", {"admin_key": ADMIN_KEY}))["token"]  # members make text-to-video
+        job = _value(await session.call_tool("text_to_video_job", {"token": token, "prompt": "a red kite over a grey sea",
+                                                                   "aspect_ratio": "1:1"}))
+        for _ in range(600):
+            polled = await session.call_tool("job", {"token": token, "job_id": job["job_id"]})
+            if "'state': 'running'" not in _text(polled):
+                return job, polled
+            await asyncio.sleep(0.5)
+        return job, polled
+
+    job, polled = mcp(url, work)
+    assert job["state"] in ("running", "done") and job["poll"] == "/job"
+    text = _text(polled)
+    assert not polled.isError and "'state': 'done'" in text, text[:800]
+    urls = re.findall(r"(http://127\.0\.0\.1:\d+/gradio_api/file=[^'\s]+\.mp4)", text)
+    assert urls, f"no MP4 URL in the result: {text[:800]}"
+    response = httpx.get(urls[0], timeout=30)
+    assert response.status_code == 200 and response.content[4:8] == b"ftyp"

@@ -5,7 +5,7 @@ import gradio as gr
 
 from services.container import Services
 
-from . import advanced, characters, compare, credits, edit, figures_custom, figures_library, figures_quick, group, history, remix, session, text_mode, text_video, video
+from . import advanced, characters, compare, credits, edit, figures_custom, figures_library, figures_quick, group, history, jobs, remix, session, text_mode, text_video, video
 from .errors import keep_pages
 from .api import api
 
@@ -85,6 +85,7 @@ def build_app(services: Services) -> gr.Blocks:
             return services.catalogue.models()
 
         api(services, models, api_name="models")
+        jobs.register(services)
     keep_pages(demo)  # a visitor's mistake in any UI event is a toast; every output stays as it was
     name_tools_after_endpoints(demo)
     return demo

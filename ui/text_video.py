@@ -12,7 +12,8 @@ from .errors import user_errors
 from .figures_common import seed_or_random
 from .session import SessionUI, account_for, member_how, optional_account, stop_button, wire_stop
 from .text_mode import note_text
-from .video import RATIOS, _price, _result
+from .jobs import job_twin
+from .video import RATIOS, VIDEO_RESULT, _price, _result
 
 
 def build(services: Services, session: SessionUI, tab: gr.Tab) -> None:
@@ -80,3 +81,4 @@ def build(services: Services, session: SessionUI, tab: gr.Tab) -> None:
                                                  "token": session.token}, outputs, api_name="text_to_video")
     with tab:
         public(services, text_to_video, outputs, api_name="text_to_video", like={"aspect_ratio": ratio})
+        job_twin(services, text_to_video, api_name="text_to_video", names=VIDEO_RESULT, like={"aspect_ratio": ratio})

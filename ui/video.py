@@ -10,6 +10,7 @@ from services.accounts.identity import Account
 
 from .models import key_note, model_choices
 from .api import bounds, public, ui_event
+from .jobs import job_twin
 from .errors import clicked, user_errors
 from .figures_common import seed_or_random
 from .text_mode import note_text
@@ -47,6 +48,9 @@ def _speech_inputs(services: Services, prefix: str):
                             placeholder="Hi, I'm Mara. Welcome to the lighthouse.", elem_id=f"{prefix}-script")
         voice = gr.Dropdown(services.video.voice_choices(), value=next(iter(talking.voices)), label="Voice", elem_id=f"{prefix}-voice")
     return script, voice
+
+
+VIDEO_RESULT = ("video", "settings", "notice", "balance")  # what _result returns, named for /job
 
 
 def _result(services: Services, output, token, profile):
@@ -169,9 +173,9 @@ def build(services: Services, demo: gr.Blocks, session: SessionUI, figure_tab: g
         "aspect_ratio": ratio, "seed": seed, "token": session.token, "script": script, "voice": voice, "keep_style": keep_style,
     }, outputs, api_name="figure_to_video").then(figure_price, price_inputs, [price], api_visibility="private")
     with figure_tab:
-        public(services, figure_to_video, outputs, api_name="figure_to_video", like={
-            "action": action, "background": background, "outfit": outfit, "aspect_ratio": ratio,
-        })
+        like = {"action": action, "background": background, "outfit": outfit, "aspect_ratio": ratio}
+        public(services, figure_to_video, outputs, api_name="figure_to_video", like=like)
+        job_twin(services, figure_to_video, api_name="figure_to_video", names=VIDEO_RESULT, like=like)
 
     with image_tab:
         gate = gr.Markdown("", elem_id="i2v-gate")
@@ -284,4 +288,6 @@ def build(services: Services, demo: gr.Blocks, session: SessionUI, figure_tab: g
         "aspect_ratio": i2v_ratio, "seed": i2v_seed, "token": session.token, "script": i2v_script, "voice": i2v_voice,
     }, i2v_outputs, api_name="image_to_video")
     with image_tab:
-        public(services, image_to_video, i2v_outputs, api_name="image_to_video", like={"action": i2v_action, "aspect_ratio": i2v_ratio})
+        like = {"action": i2v_action, "aspect_ratio": i2v_ratio}
+        public(services, image_to_video, i2v_outputs, api_name="image_to_video", like=like)
+        job_twin(services, image_to_video, api_name="image_to_video", names=VIDEO_RESULT, like=like)

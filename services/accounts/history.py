@@ -132,6 +132,14 @@ class History:
                 raise ReportError(f"No generation {generation_id!r} in your history.")
             return self._records(conn, rows)[0]
 
+    def by_key(self, account_id: str, key: str) -> Record | None:
+        """The account's paid run recorded under an idempotency key (a background job's id), or None."""
+        with self.db.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(generations).where(generations.c.account_id == account_id, generations.c.idempotency_key == key)
+            ).all()
+            return self._records(conn, rows)[0] if rows else None
+
     def image_files(self, account_id: str, generation_id: str) -> list[Path]:
         """The still images (PNGs) of one of the account's generations (videos have none)."""
         return [p for p in self.get(account_id, generation_id).files if p.suffix == ".png"]
