@@ -3,6 +3,8 @@ watch its progress, list runs and open a report (the HTML report's body, plus th
 API endpoints for QA sessions: /qa_run, /qa_runs, /qa_report."""
 from __future__ import annotations
 
+import html
+
 import gradio as gr
 
 from services.container import Services
@@ -65,6 +67,14 @@ def register(services: Services) -> tuple[QAJobs, dict]:
     return jobs, {"qa_run": qa_run, "qa_runs": qa_runs, "qa_report": qa_report}
 
 
+def _bar(run: dict) -> str:
+    """A running QA run as a progress bar: presets done of total and the one running now."""
+    done, total = run["done"], run["total"]
+    return (f'<div class="qa-progress"><b>{html.escape(run["run_id"])}</b> {done}/{total or "?"} '
+            f'<progress value="{done}" max="{max(total, 1)}" style="width:60%"></progress> '
+            f'<small>{html.escape(str(run.get("current") or ""))}</small></div>')
+
+
 def _runs_table(runs: list[dict]) -> list[list]:
     return [[r["run_id"], r["model"], r["presets"], r["state"], f"{r['done']}/{r['total']}", r.get("failed"), r.get("seconds")] for r in runs]
 
@@ -77,7 +87,7 @@ def build(services: Services, session: SessionUI, tab: gr.Tab) -> None:
                             label="Model", elem_id="qa-model")
         presets = gr.Dropdown(["all", *FAMILIES], value="all", label="Presets", elem_id="qa-presets")
         start = gr.Button("Start QA run", variant="primary", elem_id="qa-start")
-    status = gr.Markdown(elem_id="qa-status")
+    status = gr.HTML(elem_id="qa-status")
     runs = gr.Dataframe(headers=["run", "model", "presets", "state", "progress", "failed", "seconds"], interactive=False,
                         elem_id="qa-runs")
     with gr.Row():
@@ -89,10 +99,10 @@ def build(services: Services, session: SessionUI, tab: gr.Tab) -> None:
     def refresh(token, profile: gr.OAuthProfile | None = None):
         account = optional_account(services, token, profile)
         if account is None or account.kind != "qa":
-            return "QA sessions only.", [], gr.update(), gr.Timer(active=False)
+            return "<p>QA sessions only.</p>", [], gr.update(), gr.Timer(active=False)
         listed = jobs.runs(account)
         running = [r for r in listed if r["state"] == "running"]
-        text = " · ".join(f"**{r['run_id']}** {r['done']}/{r['total']} {r.get('current', '')}" for r in running) or "No run in progress."
+        text = "".join(_bar(r) for r in running) or "<p>No run in progress.</p>"
         done = [r["run_id"] for r in listed if r["state"] == "done"]
         return text, _runs_table(listed), gr.Dropdown(choices=done), gr.Timer(active=bool(running))
 
