@@ -7,7 +7,8 @@ while this one runs).
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from typing import Any
+from dataclasses import dataclass, field
 
 from pipelines.registry import Registry, load_registry
 from pipelines.runtime import PipelineRuntime
@@ -27,6 +28,7 @@ from .creation.characters import Albums, Characters, load_character_limits
 from .creation.compare import CompareService
 from .creation.figure_presets import FigurePresets, load_figure_presets
 from .creation.figures import Figures
+from .creation.identity import IdentityMonitor
 from .creation.image_presets import ImagePresets, load_image_presets
 from .creation.remix import ReferenceImages
 from .creation.text import TextImages
@@ -34,6 +36,9 @@ from .creation.reference_sheets import ReferenceSheets
 from .creation.video import VideoPresets, VideoService, load_video_presets
 from .faces.engine import DlibFaceEngine, FaceEngine, default_engine
 from .media.storage import OutputStore
+from .research.arena import Arena
+from .research.grid_run import Grids
+from .research.prompt_sets import load_prompt_sets
 from .runs.background import Background
 from .runs.slots import Slots
 from .runs.runner import Runner
@@ -76,6 +81,10 @@ class Services:
     albums: Albums
     sheets: ReferenceSheets
     background: Background  # long requests as jobs to poll (video over MCP, grids)
+    monitor: Any = None  # the identity monitor's reads: a figure's outputs by SimRef, edit chains (creation/identity.py)
+    grids: Any = None  # research grids (services/research/grid_run.py), built on the services themselves
+    arena: Any = None  # research arenas (services/research/arena.py)
+    prompt_sets: dict = field(default_factory=dict)  # presets/prompt_sets/, validated on load
 
     def cancel(self, account) -> int:
         """Stop the account's running generations at their next step; each is refunded. Returns how many."""
@@ -154,9 +163,14 @@ def build_services(
     video = VideoService(catalogue, runner, figures, history, video_presets)
     remix = ReferenceImages(catalogue, text, runner, figures, history, faces)
     characters = Characters(db, figures, store, policy, load_character_limits(), safety, safety_file.uploads, text, remix)
-    return Services(
+    services = Services(
         settings, registry, runtime, store, db, plans, ledger, identity, ProxyTrust(settings.proxy_hops, settings.trusted_proxies), instances, jobs, history, catalogue, policy, runner,
         text, recovered, safety_file, safety, figure_presets, figures, faces, video_presets, video, load_image_presets(),
         remix, CompareService(catalogue, text, runner, identity, figures, faces), characters, Albums(db, ledger, characters, plans.albums),
         ReferenceSheets(catalogue, plans, text, runner, figures, history), Background(history.by_key),
     )
+    services.monitor = IdentityMonitor(db, store, figures, history, faces)
+    services.grids = Grids(services)
+    services.arena = Arena(services)
+    services.prompt_sets = load_prompt_sets()
+    return services

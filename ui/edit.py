@@ -10,6 +10,7 @@ from .models import model_choices
 from .api import bounds, public, ui_event
 from .errors import clicked, user_errors
 from .figures_common import seed_or_random
+from .figures_identity import chain_text
 from .remix import result
 from .text import md
 from .session import SessionUI, account_for, optional_account, stop_button, wire_stop
@@ -30,6 +31,8 @@ def build(services: Services, demo: gr.Blocks, session: SessionUI, tab: gr.Tab) 
             model = gr.Dropdown(models, value=models[0][1], label="Edit model", elem_id="edit-model")
             seed = gr.Number(value=-1, precision=0, label="Seed (-1 = random)", **bounds("seed"))
             keep_style = gr.Checkbox(value=True, label="Keep the figure's style (images of a figure; untick to override)", elem_id="edit-keep-style")
+            reanchor = gr.Checkbox(value=False, label="Re-anchor: edit the figure's canonical image instead (an edit of an edit "
+                                   "drifts from the face; this starts again from it)", elem_id="edit-reanchor")
             with gr.Row():
                 go = gr.Button("Edit", variant="primary", elem_id="edit-generate")
                 stop = stop_button("edit-stop")
@@ -55,8 +58,8 @@ def build(services: Services, demo: gr.Blocks, session: SessionUI, tab: gr.Tab) 
 
     @user_errors
     def edit_image(request_id: str, index: int = 0, instruction: str = "", model: str = "", seed: int = -1, token: str = "",
-                   idempotency_key: str = "", keep_style: bool = True, profile: gr.OAuthProfile | None = None,
-                   progress=gr.Progress()):
+                   idempotency_key: str = "", keep_style: bool = True, reanchor: bool = False,
+                   profile: gr.OAuthProfile | None = None, progress=gr.Progress()):
         """Edit one of your images as the instruction says (SFW only); the new image links to its source. Returns
         the PNG, JSON with settings, a notice, and the balance line.
 
@@ -70,6 +73,9 @@ def build(services: Services, demo: gr.Blocks, session: SessionUI, tab: gr.Tab) 
             idempotency_key: send the same key again to get the first result without being charged twice.
             keep_style: true (default) applies, for an image of one of your figures, that figure's style register (its prompt fragments and negative prompt);
                 false overrides it. The output's metadata records which.
+            reanchor: true edits the canonical image of the picked image's figure instead of the picked image itself
+                (an edit of an edit drifts from the face; this starts again from it); refused for an image of no figure.
+                Default false. Every edit of a figure's image records its SimRef; /identity_chain shows the chain.
         """
         account = account_for(services, token, profile)
         if not request_id:
@@ -79,12 +85,16 @@ def build(services: Services, demo: gr.Blocks, session: SessionUI, tab: gr.Tab) 
         output = services.remix.edit_image(
             account, request_id=request_id, index=int(index or 0), instruction=instruction, model=model or models[0][1],
             seed=seed_or_random(seed), idempotency_key=idempotency_key or None, keep_style=bool(keep_style),
-            on_step=lambda done, total: progress((done, total), desc="Editing", unit="steps"),
+            reanchor=bool(reanchor), on_step=lambda done, total: progress((done, total), desc="Editing", unit="steps"),
         )
-        return result(services, output, token, profile)
+        files, info, notice, bar = result(services, output, token, profile)
+        if output.parameters.get("sim_ref"):  # an image of a figure: its drift along the chain of edits
+            notice += "  \n" + chain_text(services.monitor.chain(account, output.request_id))
+        return files, info, notice, bar
 
     wire_stop(services, session, stop, notice)
     outputs = [gallery, info, notice, session.bar]
     ui_event(services, go.click, edit_image, {"request_id": request_id, "index": index, "instruction": instruction, "model": model, "seed": seed,
-                                    "token": session.token, "keep_style": keep_style}, outputs, api_name="edit_image")
+                                    "token": session.token, "keep_style": keep_style, "reanchor": reanchor}, outputs,
+             api_name="edit_image")
     public(services, edit_image, outputs, api_name="edit_image")

@@ -6,7 +6,7 @@ import gradio as gr
 
 from services.container import Services
 
-from . import figure_loras, reference_sheet
+from . import figure_loras, figures_identity, reference_sheet
 from .api import api, required
 from .errors import clicked, user_errors
 from .text import md
@@ -47,6 +47,7 @@ def build(services: Services, demo: gr.Blocks, session: SessionUI, tab: gr.Tab, 
         action = gr.Markdown("", elem_id="figure-action")
         reference_sheet.build(services, session, current_figure)
         figure_loras.build(services, session, current_figure)
+        figures_identity.build(services, session, current_figure)
         params = gr.JSON(label="Every parameter", elem_id="figure-params")
 
     @user_errors

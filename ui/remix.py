@@ -45,6 +45,23 @@ def score_label(value) -> str:
     return f"{value['note']} ({value['faces']}), best match {value['score']:+.3f}"
 
 
+def sim_text(info: dict) -> str:
+    """The identity monitor's line: each output's SimRef per recogniser, and the copy-paste flag."""
+    sims = info.get("parameters", {}).get("sim_ref") or []
+
+    def one(item: dict) -> str:
+        scores = ", ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k}: {v}" for k, v in item.items() if k in ("dlib", "arcface"))
+        return scores + (" ⚠️ copy-paste (closer than two real photos of one person)" if item.get("copy_paste") else "")
+
+    parts = []
+    for i, entry in enumerate(sims):
+        if isinstance(entry, dict) and isinstance(entry.get("figures"), dict):
+            parts.append(f"image {i + 1}: " + "; ".join(f"figure {f[:8]} {one(v)}" for f, v in entry["figures"].items()))
+        elif isinstance(entry, dict):
+            parts.append(f"image {i + 1}: {one(entry)}")
+    return "SimRef to the canonical face: " + " · ".join(parts) if parts else ""
+
+
 def result(services: Services, output, token, profile):
     after = account_for(services, token, profile)
     info = dict(output.info(), balance=after.balance)
@@ -53,6 +70,8 @@ def result(services: Services, output, token, profile):
         lines.append(f"⚠️ **{output.notice}** — real weights are not on this machine.")
     lines.append(f"Charged {output.charged} credits · balance now **{after.balance_text()}**.")
     lines.append(score_text(info))
+    if sim_text(info):
+        lines.append(sim_text(info))
     return [str(p) for p in output.files], info, "  \n".join(lines), bar_text(after)
 
 

@@ -34,11 +34,13 @@ from ..media.png import png_bytes
 from .plans import Quote
 from ..safety.output import SafetyBlocked, SafetyChecker, Verdict, check_all
 from ..media.storage import OutputStore
-from .tables import generation_files, generations
+from .tables import generation_files, generations, output_identity
+from ..faces.monitor import index_rows
 
 log = logging.getLogger(__name__)
 
 MAX_KEY_CHARS = 128
+PER_OUTPUT = {"identity_scores": "identity_score", "sim_ref": "sim_ref"}  # record's list -> each file's own entry
 
 
 class IdempotencyConflict(UserError, ValueError):
@@ -234,16 +236,20 @@ class Jobs:
             raise SafetyBlocked(next((v.reason for v in verdicts if v.flagged), "no output"))
         # the record names the output check that passed these outputs (opennsfw, nudenet, classifier or none)
         parameters, _ = json_safe(dict(result.parameters, request_id=request_id, output_check=self.safety.name))
-        scores = parameters.pop("identity_scores", None)
-        kept_scores = [scores[i] for i, v in enumerate(verdicts) if allow_flagged or not v.flagged] if scores else None
-        jobs = [(output, dict(parameters, identity_score=kept_scores[i]) if kept_scores else parameters, seed)
+        # per-output lists (identity scores, SimRef): each file carries its own entry, the record the kept outputs'
+        listed = {}
+        for key, single in PER_OUTPUT.items():
+            values = parameters.pop(key, None)
+            if values:
+                listed[key] = (single, [values[i] for i, v in enumerate(verdicts) if allow_flagged or not v.flagged])
+        jobs = [(output, dict(parameters, **{single: values[i] for single, values in listed.values()}), seed)
                 for i, (output, seed, _) in enumerate(kept)]
         if len(jobs) > 1:  # a batch: the PNGs are encoded in parallel (deflate and numpy release the GIL)
             encoded = list(_encoders().map(lambda job: self._encode(*job), jobs))
         else:
             encoded = [self._encode(*job) for job in jobs]
-        if kept_scores:
-            parameters["identity_scores"] = kept_scores
+        for key, (_, values) in listed.items():
+            parameters[key] = values
         files = [path for path, _, _ in encoded]
         blocked = len(outputs) - len(kept)
         per_output = charge // max(1, len(outputs))
@@ -277,6 +283,11 @@ class Jobs:
                     for i, ((path, media, poster), (_, seed, v)) in enumerate(zip(encoded, kept))
                 ],
             )
+            identity = index_rows(parameters.get("sim_ref"))  # the identity monitor's index (figure pages read it)
+            if identity:
+                now = time.time()
+                conn.execute(output_identity.insert(), [dict(row, generation_id=request_id, account_id=account.id, created_at=now)
+                                                        for row in identity])
             self.ledger.capture(conn, account.id, request_id, f"captured {charged} of {charge}")
             if refund:
                 self.ledger.refund(conn, account.id, refund, request_id, f"{blocked} output(s) blocked by the safety check")

@@ -194,6 +194,16 @@ def m011_character_covers(conn: sa.Connection) -> None:
     _add_column(conn, "characters", "cover", "JSON")
 
 
+def m012_research(conn: sa.Connection) -> None:
+    """Research: grids and their cells, arena battles and append-only votes."""
+    tables.metadata.create_all(conn, tables=[tables.grids, tables.grid_cells, tables.battles, tables.votes])
+
+
+def m013_identity_monitor(conn: sa.Connection) -> None:
+    """The identity monitor's index: each figure output's SimRef, listed per figure lowest first in the database."""
+    tables.metadata.create_all(conn, tables=[tables.output_identity])
+
+
 MIGRATIONS: list[Migration] = [
     (1, "initial", m001_initial),
     (2, "figures", m002_figures),
@@ -206,4 +216,6 @@ MIGRATIONS: list[Migration] = [
     (9, "reference sheets", m009_reference_sheets),
     (10, "character reads", m010_character_reads),
     (11, "character covers", m011_character_covers),
+    (12, "research", m012_research),
+    (13, "identity monitor", m013_identity_monitor),
 ]

@@ -85,6 +85,24 @@ generation_files = sa.Table(
     sa.Column("poster", sa.String(300), nullable=True),  # for videos: a PNG of the first frame (migration 3)
 )
 
+output_identity = sa.Table(
+    "output_identity",  # the identity monitor's index: one row per (output, figure) (migration 13, services/faces/monitor.py)
+    metadata,
+    sa.Column("generation_id", sa.String(64), sa.ForeignKey("generations.id"), primary_key=True),
+    sa.Column("idx", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("figure_id", sa.String(32), sa.ForeignKey("figures.id"), primary_key=True),
+    sa.Column("account_id", sa.String(80), sa.ForeignKey("accounts.id"), nullable=False),
+    sa.Column("sim_ref", sa.Float, nullable=True),  # SimRef by the configured engine; null: no face (see note)
+    sa.Column("sim_dlib", sa.Float, nullable=True),
+    sa.Column("sim_arcface", sa.Float, nullable=True),
+    sa.Column("engine", sa.String(40), nullable=False, server_default=""),
+    sa.Column("note", sa.String(40), nullable=False, server_default=""),  # "no face", "several faces", ...
+    sa.Column("copy_paste", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("created_at", sa.Float, nullable=False),
+    # the figure page: a figure's outputs, lowest SimRef first
+    sa.Index("ix_output_identity_figure", "figure_id", "sim_ref"),
+)
+
 reports = sa.Table(
     "reports",
     metadata,
@@ -233,4 +251,76 @@ album_unlocks = sa.Table(
     sa.Column("request_id", sa.String(64), nullable=False),
     sa.Column("created_at", sa.Float, nullable=False),
     sa.UniqueConstraint("character_id", "buyer_id", name="uq_album_unlocks_buyer"),
+)
+
+# -- research (migration 12): grids of paid cells, arena battles and their append-only votes ----------------
+grids = sa.Table(
+    "grids",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("account_id", sa.String(80), sa.ForeignKey("accounts.id"), nullable=False),
+    sa.Column("spec", sa.JSON, nullable=False),  # the declared run: surface, prompts, models, seeds, axis, sizes
+    sa.Column("surface", sa.String(16), nullable=False),  # text-to-image | remix | advanced (the arenas' pools filter on it)
+    sa.Column("figure_id", sa.String(32), nullable=True),  # remix / advanced grids: the figure (the likeness arena's pool)
+    sa.Column("status", sa.String(16), nullable=False),  # running | done | stopped
+    sa.Column("cells_total", sa.Integer, nullable=False),
+    sa.Column("quoted", sa.Integer, nullable=False),
+    sa.Column("qa", sa.Boolean, nullable=False, server_default=sa.false()),  # made by a QA session: the arena's shared pool
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("updated_at", sa.Float, nullable=False),
+    sa.Index("ix_grids_account", "account_id", "created_at"),
+)
+
+grid_cells = sa.Table(
+    "grid_cells",
+    metadata,
+    sa.Column("grid_id", sa.String(32), sa.ForeignKey("grids.id"), primary_key=True),
+    sa.Column("idx", sa.Integer, primary_key=True),  # the run order (most expensive axis outermost)
+    sa.Column("prompt_index", sa.Integer, nullable=False),
+    sa.Column("model", sa.String(80), nullable=False),
+    sa.Column("seed", sa.BigInteger, nullable=False),
+    sa.Column("value", sa.String(80), nullable=False, server_default=""),  # the settings axis' value (JSON), "" without one
+    sa.Column("status", sa.String(16), nullable=False),  # pending | running | done | failed | stopped
+    sa.Column("request_id", sa.String(64), nullable=True),
+    sa.Column("file", sa.String(300), nullable=True),  # the output's stored name
+    sa.Column("seconds", sa.Float, nullable=True),
+    sa.Column("charged", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("steps", sa.Integer, nullable=True),
+    sa.Column("identity", sa.JSON, nullable=True),  # figure runs: the identity score of the output
+    sa.Column("error", sa.String(500), nullable=False, server_default=""),
+    sa.Index("ix_grid_cells_pool", "status", "prompt_index", "seed"),
+)
+
+battles = sa.Table(
+    "battles",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("kind", sa.String(16), nullable=False),  # general | likeness
+    sa.Column("voter", sa.String(64), nullable=False, index=True),  # the voter's account id, hashed
+    sa.Column("prompt", sa.Text, nullable=False),
+    sa.Column("seed", sa.BigInteger, nullable=False),
+    sa.Column("settings", sa.JSON, nullable=False),  # everything both outputs share, and each side's own settings
+    sa.Column("left", sa.String(120), nullable=False),  # competitor keys: a model id, or "model|face path" (likeness)
+    sa.Column("right", sa.String(120), nullable=False),
+    sa.Column("left_file", sa.String(300), nullable=False),  # the stored outputs
+    sa.Column("right_file", sa.String(300), nullable=False),
+    sa.Column("figure_id", sa.String(32), nullable=True),
+    sa.Column("source", sa.String(16), nullable=False),  # pool (grid cells) | generated (charged to the voter)
+    sa.Column("qa", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("revealed_at", sa.Float, nullable=True),  # when the identities were shown to the voter
+)
+
+votes = sa.Table(
+    "votes",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("battle_id", sa.String(32), sa.ForeignKey("battles.id"), nullable=False, unique=True),  # one vote per battle
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("voter", sa.String(64), nullable=False),
+    sa.Column("outcome", sa.String(8), nullable=False),  # left | right | tie | bad
+    sa.Column("qa", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Index("ix_votes_voter", "voter", "created_at"),
+    sa.Index("ix_votes_kind", "kind", "qa"),
 )

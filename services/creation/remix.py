@@ -9,6 +9,9 @@ Remix follows the path the model declares (`face_preservation` in the registry):
 Every output gets an identity score (the face engine's similarity, output vs the figure's canonical image: dlib by
 default, ArcFace where a face pack is configured; services/faces) or why there is none; it is stored in the PNG's JSON
 chunk with the engine's name. The face adapters need ArcFace embeddings: with dlib they are refused, saying so.
+Every output made from a figure (Remix, Advanced, Group, edits of their images) also gets SimRef, the identity
+monitor's score from each recogniser with a copy-paste flag (services/faces/monitor.py), in parameters["sim_ref"] and
+the PNG. An edit may be re-anchored: made from the figure's canonical image instead of the picked image.
 An edit's source image is checked like an upload: one the output check flags is not edited (edits are SFW).
 """
 from __future__ import annotations
@@ -27,6 +30,7 @@ from ..accounts.history import History
 from ..accounts.identity import Account
 from ..catalogue import Catalogue
 from ..errors import InvalidRequest, UserError
+from ..faces import monitor
 from ..faces.engine import FaceEngine
 from ..faces.scores import NO_REFERENCE, group_scores, single_score
 from ..runs.params import RANDOM_SEED
@@ -35,6 +39,7 @@ from ..safety.output import check_all
 from ..safety.policy import Surface
 from ..safety.uploads import load_image
 from .figures import Figures
+from .identity import figures_of
 from .text import ImageOutput, TextImages, TextToImageParams
 
 MAX_GROUP = 3
@@ -152,7 +157,19 @@ class ReferenceImages:
                 request = replace(request, loras=tuple(LoraUse(p["id"], float(p["weight"])) for p in usable))
             mapping["pinned_loras"] = {"applied": [p["id"] for p in usable],
                                        "skipped": [p["id"] for p in pinned if p not in usable]}
-        return self._run(account, entry, task, request, params, context, mapping, embedding, idempotency_key, on_step, surface)
+        return self._run(account, entry, task, request, params, context, mapping, embedding, idempotency_key, on_step, surface,
+                         monitored=self._monitored(account, [figure_id] if figure_id else []))
+
+    def _monitored(self, account: Account, figure_ids: list[str]) -> dict[str, tuple[list[float] | None, Any]]:
+        """What SimRef compares against, per figure: the stored embedding and the canonical image (never the sheet)."""
+        out = {}
+        for figure_id in figure_ids:
+            try:
+                ref = self.figures.reference(account, figure_id)
+            except UserError:
+                continue  # the figure is gone: nothing to compare with
+            out[figure_id] = (ref.embedding, ref.image)
+        return out
 
     def _face(self, path: str, embedding: list[float], image: Image.Image, likeness: float,
               size: tuple[int, int]) -> tuple[FaceConditioning, dict[str, Any]]:
@@ -219,21 +236,41 @@ class ReferenceImages:
     def edit_image(
         self, account: Account, *, request_id: str, index: int, instruction: str, model: str, seed: int | None = None,
         idempotency_key: str | None = None, on_step: StepCallback | None = None, keep_style: bool = True,
+        reanchor: bool = False,
     ) -> ImageOutput:
         """Change one of your images as the instruction says; the result is a new version linked to its source. An image
-        of one of your figures keeps that figure's style register unless keep_style is off."""
+        of one of your figures keeps that figure's style register unless keep_style is off. `reanchor`: edit the figure's
+        canonical image instead of the picked one (an edit of an edit drifts from the face; this starts again from it)."""
         entry = self.catalogue.require(model, Task.EDIT)
         images = self.history.image_files(account.id, request_id)
         if not 0 <= int(index) < len(images):
             raise RemixError(f"Pick one of your images: {request_id} has {len(images)} image(s).")
-        with Image.open(images[int(index)]) as opened:
-            source = opened.convert("RGB")
+        source_path = images[int(index)]
         context: dict[str, Any] = {"edit_of": {"request_id": request_id, "index": int(index)}}
+        figure_ids = figures_of(self.figures.db, account.id, self.history.get(account.id, request_id))
+        if reanchor:
+            take = self._canonical_take(account, figure_ids)
+            source_path = take["file"]
+            context["reanchor"] = {"request_id": take["request_id"], "index": take["index"]}
+        with Image.open(source_path) as opened:
+            source = opened.convert("RGB")
         lock = self._lock_of_request(account, request_id, keep_style)
         if lock is not None:
             context["keep_style"] = bool(keep_style)
         return self.edit_picture(account, source, instruction=instruction, model=entry.id, seed=seed, context=context,
-                                 idempotency_key=idempotency_key, on_step=on_step, lock=lock)
+                                 idempotency_key=idempotency_key, on_step=on_step, lock=lock, figure_ids=figure_ids)
+
+    def _canonical_take(self, account: Account, figure_ids: list[str]) -> dict[str, Any]:
+        """The canonical take of the picked image's figure (the first, for a group), for a re-anchored edit."""
+        for figure_id in figure_ids:
+            try:
+                take = self.figures.get(account, figure_id).canonical
+            except UserError:
+                continue
+            if take is not None:
+                return take
+        raise RemixError("Re-anchor edits the figure's canonical image, and this image was not made from one of your "
+                         "figures (Remix, Advanced, Group, a take, or an edit of one): untick Re-anchor to edit it as it is.")
 
     def _lock_of_request(self, account: Account, request_id: str, keep_style: bool):
         """The style lock of the figure an earlier generation was made of (Remix, Group, a take), if any."""
@@ -250,9 +287,11 @@ class ReferenceImages:
     def edit_picture(
         self, account: Account, source: Image.Image, *, instruction: str, model: str, context: dict[str, Any],
         seed: int | None = None, idempotency_key: str | None = None, on_step: StepCallback | None = None, lock=None,
+        figure_ids: list[str] | tuple[str, ...] = (),
     ) -> ImageOutput:
         """The edit path on a picture the caller already holds (e.g. a character's main image); SFW only.
-        `context` says what it is an edit of (recorded with the request)."""
+        `context` says what it is an edit of (recorded with the request); `figure_ids`: the figures the picture is of
+        (recorded, and the output's SimRef is measured against their canonical faces)."""
         entry = self.catalogue.require(model, Task.EDIT)
         verdict = check_all(self.runner.jobs.safety, [source.convert("RGB")])[0]  # edits are SFW: checked like an upload
         if verdict.flagged:
@@ -263,8 +302,11 @@ class ReferenceImages:
         styled = params if lock is None else replace(params, prompt=lock.instruction(instruction))
         _, request = self.text.build_request(styled, Task.EDIT)
         request = replace(request, reference_images=(source.convert("RGB"),))
-        mapping = {} if lock is None else {"style_register": lock.record()}
-        return self._run(account, entry, Task.EDIT, request, params, context, mapping, None, idempotency_key, on_step, Surface.EDIT)
+        mapping: dict[str, Any] = {} if lock is None else {"style_register": lock.record()}
+        if figure_ids:
+            mapping["figure_ids"] = list(figure_ids)
+        return self._run(account, entry, Task.EDIT, request, params, context, mapping, None, idempotency_key, on_step, Surface.EDIT,
+                         monitored=self._monitored(account, list(figure_ids)))
 
     # -- Group -----------------------------------------------------------------------------------------
     def group_image(
@@ -299,10 +341,12 @@ class ReferenceImages:
         mapping["references"] = [ref.source for ref in refs]  # canonical image or reference sheet, per figure
         references = {ref.figure_id: ref.embedding for ref in refs}
         return self._run(account, entry, Task.MULTI_REFERENCE, request, params, context, mapping, references,
-                         idempotency_key, on_step, Surface.IMAGE, figures=len(figure_ids))
+                         idempotency_key, on_step, Surface.IMAGE, figures=len(figure_ids),
+                         monitored=self._monitored(account, figure_ids))
 
     # -- shared ----------------------------------------------------------------------------------------
-    def _run(self, account, entry, task, request, params, context, mapping, embedding, idempotency_key, on_step, surface, figures=1):
+    def _run(self, account, entry, task, request, params, context, mapping, embedding, idempotency_key, on_step, surface, figures=1,
+             monitored=None):
         asked = {"prompt": params.prompt, "model": entry.id, "negative_prompt": params.negative_prompt,
                  "aspect_ratio": params.aspect_ratio, "resolution": params.resolution, "count": request.count,
                  "seed": params.seed if params.seed is not None else RANDOM_SEED, "context": context}
@@ -312,13 +356,18 @@ class ReferenceImages:
             record["figure_ids"] = [f for f in figure_ids if f]  # recorded in the PNG's JSON chunk
 
         def annotate(result: GenerationResult) -> None:
+            faces = monitor.Seen(self.faces) if self.faces is not None else None  # each output's faces detected once
             if isinstance(embedding, dict):  # a group: one score per figure
-                scores = group_identity_scores(self.faces, embedding, result.images)
+                scores = group_identity_scores(faces, embedding, result.images)
             else:
-                scores = identity_scores(self.faces, embedding, result.images)
+                scores = identity_scores(faces, embedding, result.images)
             if scores is not None:
                 result.parameters["identity_scores"] = scores
                 result.parameters["identity_engine"] = self.faces.name  # scores of different engines do not compare
+            references = {f: monitor.reference(faces, image, emb) for f, (emb, image) in (monitored or {}).items()}
+            simrefs = monitor.outputs(faces, references, result.images)
+            if simrefs is not None:
+                result.parameters["sim_ref"] = simrefs  # the identity monitor (the PNG gets its output's own)
 
         if params.resolution == "4K" and not entry.is_remote:  # a 2K generation, then the 2x upscale stage
             stages = self.text.four_k(entry, task, request, params.aspect_ratio)

@@ -19,6 +19,7 @@ from ..accounts.identity import Account
 from ..accounts.plans import Quote
 from ..catalogue import PREVIEW_NOTICE, Catalogue
 from ..errors import UserError
+from ..faces import monitor
 from ..presets_io import PRESETS_DIR, load_validated
 from ..runs.params import checked_seed
 from ..runs.runner import PaidRun, PromptCheck, Runner, Stage
@@ -170,7 +171,22 @@ class VideoService:
         asked = {"mode": "figure", "figure_id": figure_id, "action": action, "background": background or "",
                  "outfit": outfit or "", "prompt": text, "keep_style": bool(keep_style), "reference": reference.source}
         return self._run(account, reference.image, act, bg, wear, text, model, aspect_ratio, resolution, seed, asked, (),
-                         idempotency_key, on_step, script, voice, self.figures.style_lock(reference, keep_style))
+                         idempotency_key, on_step, script, voice, self.figures.style_lock(reference, keep_style),
+                         annotate=self._sim_ref(account, figure_id))
+
+    def _sim_ref(self, account: Account, figure_id: str):
+        """The identity monitor on a figure's video: SimRef of its first frame against the canonical face."""
+        canonical = self.figures.reference(account, figure_id)  # the canonical image, even when the sheet started it
+
+        def annotate(result) -> None:
+            faces = self.figures.faces
+            references = {figure_id: monitor.reference(faces, canonical.image, canonical.embedding)}
+            simrefs = monitor.outputs(faces, references, monitor.first_frames(result))
+            if simrefs is not None:
+                result.parameters["sim_ref"] = simrefs
+                result.parameters["figure_ids"] = [figure_id]
+
+        return annotate
 
     def image_to_video(self, account: Account, request_id: str, index: int, action: str, *, prompt: str = "",
                        model: str | None = None, aspect_ratio: str = "16:9", resolution: str | None = None,
@@ -229,7 +245,7 @@ class VideoService:
         )
 
     def _run(self, account, source: Path, act: Preset, bg: Preset | None, wear: Preset | None, text: str, model, aspect_ratio,
-             resolution, seed, asked, requires, idempotency_key, on_step, script="", voice=None, lock=None) -> VideoOutput:
+             resolution, seed, asked, requires, idempotency_key, on_step, script="", voice=None, lock=None, annotate=None) -> VideoOutput:
         entry = self.catalogue.require(model or self.presets.defaults.figure_model, Task.IMAGE_TO_VIDEO)
         script, voice = self._speech(entry, script, voice)
         if script:
@@ -272,5 +288,6 @@ class VideoService:
             record={"aspect_ratio": aspect_ratio, "resolution": resolution, "action": asked["action"],
                     **({"style_register": lock.record()} if lock is not None else {})},
             record_stages=True,
+            annotate=annotate,
         )
         return self._output(self.runner.run(account, run, idempotency_key, on_step))

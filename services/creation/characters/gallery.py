@@ -130,5 +130,6 @@ class Galleries:
                 context["edit_of"]["figure_reference"] = reference.source
                 context["keep_style"] = True
         output = self.remix.edit_picture(account, base, instruction=instruction, model=model, seed=seed, context=context,
-                                         idempotency_key=idempotency_key, on_step=on_step, lock=lock)
+                                         idempotency_key=idempotency_key, on_step=on_step, lock=lock,
+                                         figure_ids=[row.figure_id] if "figure_reference" in context["edit_of"] else [])
         return self.gallery_add(account, character_id, output.request_id, 0, origin="edit")
