@@ -62,7 +62,7 @@ def test_every_public_endpoint_documents_every_parameter(tmp_path, tiny_root):
         services.close()
 
 
-def test_every_endpoint_runs_with_only_its_required_arguments(app_server, api):
+def test_every_endpoint_runs_with_only_its_required_arguments(app_server, api, monkeypatch):
     """In README's order, each endpoint is called with exactly its required arguments; earlier results feed later ones.
     The results are read raw (files not downloaded), and none contains the server's data directory."""
     from gradio_client import Client
@@ -95,6 +95,8 @@ def test_every_endpoint_runs_with_only_its_required_arguments(app_server, api):
         "/reference_sheet": lambda: {"figure_id": state["figure"]["id"], "token": state["token"]},
         "/reference_sheet_pick": lambda: {"token": state["token"], "figure_id": state["figure"]["id"], "request_id": state["sheet"]},
         "/figure_loras": lambda: {"token": state["token"], "figure_id": state["figure"]["id"]},
+        "/figure_identity": lambda: {"token": state["token"], "figure_id": state["figure"]["id"]},
+        "/identity_chain": lambda: {"token": state["token"], "request_id": state["remix"]},
         "/edit_image": lambda: {"request_id": state["image"], "instruction": "paint the door red", "token": state["token"]},
         "/group_image": lambda: {"figure_ids": [state["figure"]["id"], state["second"]["id"]], "prompt": "two friends at a campfire",
                                  "token": state["token"]},
@@ -106,6 +108,19 @@ def test_every_endpoint_runs_with_only_its_required_arguments(app_server, api):
         "/text_to_video_job": lambda: {"prompt": "a red kite over the sea", "token": state["qa"]},
         "/job": lambda: {"token": state["token"], "job_id": state["job"]},
         "/compare": lambda: {"prompt": "a lighthouse", "models": ["sdxl-base", "flux.1-schnell"], "token": state["token"]},
+        "/prompt_sets": lambda: {},
+        "/grid_quote": lambda: {"token": state["token"], "models": ["sdxl-base", "flux.1-schnell"]},
+        "/grid_run": lambda: {"token": state["token"], "models": ["sdxl-base", "flux.1-schnell"]},
+        "/grid": lambda: {"token": state["token"], "grid_id": state["grid"]},
+        "/grids": lambda: {"token": state["token"]},
+        "/grid_resume": lambda: {"token": state["token"], "grid_id": state["grid"]},
+        "/grid_export": lambda: {"token": state["token"], "grid_id": state["grid"]},
+        "/arena_round": lambda: {"token": state["token"]},
+        "/arena_vote": lambda: {"token": state["token"], "battle_id": state["battle"], "outcome": "left"},
+        "/arena_export": lambda: {"token": state["token"]},
+        "/identity_export": lambda: {"token": state["token"], "figure_id": state["figure"]["id"]},
+        "/dataset_push": lambda: {"token": state["token"], "hub_repo": "tester/grid", "hub_token": "hf_surface_token"},
+        "/arena_leaderboard": lambda: {},
         "/character_create": lambda: {"token": state["token"], "name": "Iris Vale", "intro": "A harbour cartographer.",
                                       "tags": ["mentor"], "visibility": "unlisted", "greeting": "You found my map?"},
         "/character_update": lambda: {"token": state["token"], "character_id": state["character"]["id"]},
@@ -140,6 +155,14 @@ def test_every_endpoint_runs_with_only_its_required_arguments(app_server, api):
         "/qa_report": lambda: {"token": state["qa"], "run_id": state["qa_run"]},
     }
     assert list(calls) == list(documented), "this test calls the endpoints in README's order"
+    # /dataset_push talks to a stand-in Hub on 127.0.0.1 (PLAYGROUND_HUB_ENDPOINT), never the internet
+    import huggingface_hub.constants as hub_constants
+
+    from tests.fake_hub import FakeHub
+
+    hub = FakeHub(token="hf_surface_token", lfs=False).__enter__()
+    monkeypatch.setenv("PLAYGROUND_HUB_ENDPOINT", hub.endpoint)
+    monkeypatch.setattr(hub_constants, "HF_HUB_OFFLINE", False)
 
     def after(name: str, result) -> None:  # what later calls need
         if name == "/session_start":
@@ -157,10 +180,18 @@ def test_every_endpoint_runs_with_only_its_required_arguments(app_server, api):
             state.setdefault("job", result["job_id"])
             done = services.background.wait(services.identity.resolve(owner).id, result["job_id"], 300)
             assert done["state"] == "done", done
+        elif name == "/grid_run":
+            state["grid"] = result["grid_id"]
+            done = services.background.wait(services.identity.resolve(state["token"]).id, result["grid_id"], 300)
+            assert done["state"] == "done", done
+        elif name == "/arena_round":
+            state["battle"] = result["battle_id"]
         elif name == "/qa_run":
             state["qa_run"] = result["run_id"]
         elif name == "/reference_sheet":
             state["sheet"] = result[1]["request_id"]
+        elif name == "/figure_remix":
+            state["remix"] = result[1]["request_id"]
         elif name == "/figure_quick":
             state["takes"] = result[1]["request_id"]
         elif name == "/figure_custom":
@@ -207,6 +238,8 @@ def test_every_endpoint_runs_with_only_its_required_arguments(app_server, api):
         assert not any(p in raw for p in private), f"{name} returned a server path: {raw[:400]}"
         after(name, result)
     assert client.predict(state["token"], api_name="/balance")["balance"] >= 0
+    assert "tester/grid" in hub.repos and hub.unknown == []
+    hub.__exit__(None, None, None)
 
 
 def test_a_call_without_a_token_gets_the_apps_own_message(client, api):
@@ -216,7 +249,7 @@ def test_a_call_without_a_token_gets_the_apps_own_message(client, api):
               "figure_id": "x", "take_id": "x", "confirm": True, "instruction": "x", "figure_ids": ["x", "y"], "description": "x",
               "models": ["sdxl-base", "flux.1-schnell"], "fields": {"name": "x"}, "character_id": "x", "report_id": "x",
               "approve": True, "intro": "x", "tags": ["x"], "visibility": "private", "greeting": "x", "media_id": "x",
-              "source": "generate", "price": 10, "verify": True, "revision": 0, "media_ids": ["x"], "presets": "loras", "run_id": "x", "job_id": "x", "card": handle_file(str(ROOT / "tests" / "data" / "card-v1.json"))}
+              "source": "generate", "price": 10, "verify": True, "revision": 0, "media_ids": ["x"], "presets": "loras", "run_id": "x", "job_id": "x", "grid_id": "x", "battle_id": "x", "outcome": "left", "hub_repo": "a/b", "hub_token": "x", "card": handle_file(str(ROOT / "tests" / "data" / "card-v1.json"))}
     for name, arguments in required.items():
         if "token" not in arguments:
             continue

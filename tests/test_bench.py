@@ -141,3 +141,10 @@ def test_real_sizes_run_through_the_real_pipelines_on_tiny_widths(capsys):
     out = capsys.readouterr().out
     for model in images:
         assert f"| {model} | plain | 1024x1024 | 1/" in out, out
+
+
+def test_grid_overhead_benchmark_runs_and_prints_its_ratio(capsys):
+    grid = load("grid_overhead")
+    assert grid.main(["--prompts", "1", "--seeds", "1", "--repeats", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "ratio grid/single" in out and "overhead per cell" in out

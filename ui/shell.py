@@ -5,7 +5,7 @@ import gradio as gr
 
 from services.container import Services
 
-from . import advanced, characters, compare, credits, edit, figures_custom, figures_library, figures_quick, group, history, jobs, remix, session, text_mode, text_video, video
+from . import advanced, characters, compare, credits, edit, figures_custom, figures_library, figures_quick, group, history, jobs, remix, research, session, text_mode, text_video, video
 from .errors import keep_pages
 from .api import api
 
@@ -70,8 +70,11 @@ def build_app(services: Services) -> gr.Blocks:
                 characters.build(services, demo, current, characters_tab, current_figure)
             with gr.Tab("Compare", id="compare") as compare_tab:
                 compare.build(services, demo, current, compare_tab)
+            with gr.Tab("Research", id="research") as research_tab:
+                grid_list, research_tabs = research.build(services, demo, current, research_tab, current_figure)
             with gr.Tab("History", id="history") as history_tab:
                 history.build(services, demo, current, history_tab, text, {"main": main_tabs, "images": image_tabs})
+                research.history_grids(services, current, history_tab, grid_list, {"main": main_tabs, "research": research_tabs})
             with gr.Tab("Credits", id="credits") as credits_tab:
                 credits.build(services, demo, current, credits_tab)
         with library_slot:  # built last: its actions switch to tabs defined above

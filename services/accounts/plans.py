@@ -135,6 +135,16 @@ class SheetTerms(BaseModel):
     regenerate: int = Field(ge=0)
 
 
+class ResearchTerms(BaseModel):
+    """Research grids and arenas: how large a grid may be, and the arena's anti-gaming limits."""
+
+    model_config = ConfigDict(extra="forbid")
+    grid_max_cells: int = Field(ge=4, le=2000)  # a grid's cells (prompts x models x seeds x settings values)
+    grid_max_prompts: int = Field(ge=1, le=500)
+    votes_per_day: int = Field(ge=1)  # one voter's arena votes in 24 h
+    personal_after: int = Field(ge=1)  # a voter's own leaderboard appears after this many of their votes
+
+
 class Plans(BaseModel):
     model_config = ConfigDict(extra="forbid")
     tiers: dict[str, Tier]
@@ -143,6 +153,7 @@ class Plans(BaseModel):
     albums: AlbumTerms
     modes: dict[Literal["premium", "advanced"], Mode]
     reference_sheets: SheetTerms
+    research: ResearchTerms
 
     @model_validator(mode="after")
     def _required_tiers(self) -> "Plans":

@@ -86,6 +86,8 @@ ARGUMENTS: dict[str, Rule] = {
     **{ident: Rule("str", max_len=100) for ident in ("request_id", "figure_id", "character_id", "take_id", "report_id")},
     "models": Rule("list", max_len=8),
     "figure_ids": Rule("list", max_len=8),
+    "prompts": Rule("list", max_len=500),  # a grid's own prompts (plans.toml [research] caps how many run)
+    **{ident: Rule("str", max_len=100) for ident in ("grid_id", "battle_id", "job_id", "prompt_set")},
 }
 # What a missing required argument means to a visitor in the UI (API callers read the parameter's name after it).
 MISSING: dict[str, str] = {
