@@ -162,7 +162,9 @@ def build_services(
     video_presets.check(registry)
     video = VideoService(catalogue, runner, figures, history, video_presets)
     remix = ReferenceImages(catalogue, text, runner, figures, history, faces)
-    characters = Characters(db, figures, store, policy, load_character_limits(), safety, safety_file.uploads, text, remix)
+    character_limits = load_character_limits()  # an archetype's voice and traits seed a personality: it must fit
+    figure_presets.check_personality(character_limits.spec("personality").max, character_limits.personality.generic)
+    characters = Characters(db, figures, store, policy, character_limits, safety, safety_file.uploads, text, remix)
     services = Services(
         settings, registry, runtime, store, db, plans, ledger, identity, ProxyTrust(settings.proxy_hops, settings.trusted_proxies), instances, jobs, history, catalogue, policy, runner,
         text, recovered, safety_file, safety, figure_presets, figures, faces, video_presets, video, load_image_presets(),

@@ -174,6 +174,9 @@ def test_quick_figure_walkthrough_in_the_browser(app_server, artifacts):
         page.wait_for_function("() => document.querySelector('#character-figure input').value.includes('Professor Hale')", timeout=10_000)
         page.locator("#character-avatar-source").get_by_label("The figure's canonical image").wait_for(timeout=10_000)
         assert page.locator("#character-avatar-source input[value='figure']").is_checked()
+        page.get_by_text("Scenario, personality, backstory").click()  # the mentor archetype's voice, pre-filled
+        page.locator("#character-personality-voice").get_by_text("from the Academic / mentor archetype").wait_for(timeout=10_000)
+        assert "Answers a question with a sharper one" in page.locator("#character-personality textarea").input_value()
         page.locator("#character-save").click()
         page.locator(".toast-body, .toast-wrap").get_by_text("Name is required").first.wait_for(timeout=10_000)
         page.locator(".toast-close").first.click()

@@ -12,8 +12,10 @@ import gradio as gr
 
 from services.container import Services
 from services.creation.characters import CARD_FORMATS, AvatarChoice, CoverChoice, Profile, backstory_help, personality_help
+from services.creation.characters import voices
 from services.creation.characters.profile import challenge_from_text, persona_from_text
 
+from .album_api import album_endpoints
 from .api import api, public, required
 from .errors import user_errors
 from .session import account_for, optional_account
@@ -48,7 +50,7 @@ def seed_of(seed: int) -> int | None:
 
 def register(services: Services) -> SimpleNamespace:
     """Every characters endpoint (call inside the Blocks)."""
-    characters, albums = services.characters, services.albums
+    characters = services.characters
 
     @user_errors
     def character_create(token: str = "", name: str = "", intro: str = "", tags: list[str] | None = None,
@@ -266,43 +268,6 @@ def register(services: Services) -> SimpleNamespace:
         return {"deleted": character_id}
 
     @user_errors
-    def album_offer(token: str = "", character_id: str = "", price: int = 0, media_ids: list[str] | None = None,
-                    profile: gr.OAuthProfile | None = None) -> dict:
-        """Offer (or re-offer) a photo album of a figure-backed character's gallery images; they are hidden until unlocked.
-
-        Args:
-            token: your session token from /session_start.
-            character_id: one of your characters built on a figure.
-            price: credits, within the range in /character_options; the creator receives creator_share_percent of it in whole credits (rounded down), the platform the rest.
-            media_ids: required: the gallery image ids the album holds, in order. Each offer sets exactly these (a re-offer never adds other gallery images; leave one out to take it out of the album).
-        """
-        required(character_id=character_id)
-        return albums.offer(account_for(services, token, profile), character_id, int(price), media_ids)
-
-    @user_errors
-    def album_unlock(token: str = "", character_id: str = "", price: int = 0, profile: gr.OAuthProfile | None = None) -> dict:
-        """Unlock another user's photo album once: the price moves from you, the creator gets their share, the platform the rest.
-
-        Args:
-            token: your session token from /session_start.
-            character_id: the character whose album to unlock.
-            price: required: the price /album showed you, in credits. The unlock is refused, nothing charged, when it is missing or the album's price changed since.
-        """
-        required(character_id=character_id)
-        return albums.unlock(account_for(services, token, profile), character_id, price)
-
-    @user_errors
-    def album(character_id: str = "", token: str = "", profile: gr.OAuthProfile | None = None) -> dict:
-        """A character's photo album: price, size and what each unlock pays the creator and the platform, and its images once you unlocked it.
-
-        Args:
-            character_id: the character's id.
-            token: your session token.
-        """
-        required(character_id=character_id)
-        return albums.album(optional_account(services, token, profile), character_id)
-
-    @user_errors
     def review_characters(token: str = "", profile: gr.OAuthProfile | None = None) -> list[dict]:
         """QA sessions: public characters waiting for moderation, oldest first.
 
@@ -352,14 +317,22 @@ def register(services: Services) -> SimpleNamespace:
                 "album": services.plans.albums.model_dump(), "output_check": services.safety.name}
 
     @user_errors
-    def character_help(personality: str = "", backstory: str = "") -> dict:
+    def character_help(personality: str = "", backstory: str = "", archetype: str = "", figure_id: str = "",
+                       token: str = "", profile: gr.OAuthProfile | None = None) -> dict:
         """Writing help: 3-5 suggested traits and a quirk, warnings on generic adjectives, and backstory guidance.
+        With an archetype (or a figure made from one), the traits come from that archetype's traits.
 
         Args:
             personality: the personality text so far.
             backstory: the backstory text so far.
+            archetype: optional: suggest from this figure archetype's traits (presets/figures.toml), e.g. explorer, mentor; "" from the general list.
+            figure_id: optional, with token: one of your figures; a Quick figure's archetype replaces `archetype` (a Custom figure has none).
+            token: your session token from /session_start (needed with figure_id only).
         """
-        return {"personality": personality_help(characters.limits, personality), "backstory": backstory_help(characters.limits, backstory)}
+        if figure_id:
+            archetype = voices.figure_archetype(services.figures, account_for(services, token, profile), figure_id)
+        traits = voices.archetype_traits(services.figure_presets, archetype)
+        return {"personality": personality_help(characters.limits, personality, traits=traits), "backstory": backstory_help(characters.limits, backstory)}
 
     @user_errors
     def character_export(character_id: str = "", format: str = "png-v3", token: str = "", profile: gr.OAuthProfile | None = None):
@@ -395,7 +368,7 @@ def register(services: Services) -> SimpleNamespace:
         "character_gallery_add": character_gallery_add, "character_gallery_remove": character_gallery_remove,
         "character_set_main": character_set_main, "character_edit_main": character_edit_main,
         "character_delete": character_delete, "character_export": character_export, "character_import": character_import,
-        "album_offer": album_offer, "album_unlock": album_unlock, "album": album, "review_characters": review_characters,
+        **album_endpoints(services), "review_characters": review_characters,
         "review_character_view": review_character_view,
         "review_character": review_character, "character_options": character_options, "character_help": character_help,
     }

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gradio as gr
 
 from services.container import Services
+from services.creation.characters import CharacterError, voices
 from services.creation.characters.profile import (challenge_text, persona_text, split_lines, split_paragraphs)
 
 from . import catalogue, character_api, character_media, moderation, qa
@@ -48,7 +49,8 @@ def build(services: Services, demo: gr.Blocks, session: SessionUI, tab: gr.Tab, 
                 "figure" if value else gr.update())
 
     gr.on([tab.select, mine_tab.select, current_figure.change], on_open, [current_figure, session.token],
-          [form.pick, form.figure, form.avatar_source], api_visibility="private")
+          [form.pick, form.figure, form.avatar_source], api_visibility="private"
+          ).then(form.on_voice, form.voice_inputs, form.voice_outputs, api_visibility="private")  # a figure picked elsewhere
 
 
 class Form:
@@ -108,6 +110,7 @@ def _form(services: Services, session: SessionUI, functions, limits, specs) -> F
                 for key in STORY:
                     boxes[key] = box(key)
                     if key == "personality":
+                        voice_note = gr.Markdown(elem_id="character-personality-voice")  # "from the ... archetype"
                         with gr.Row():
                             suggest = gr.Button("Suggest traits", size="sm", scale=0, min_width=140, elem_id="character-suggest")
                             personality_help = gr.Markdown(elem_id="character-personality-help")
@@ -175,7 +178,7 @@ def _form(services: Services, session: SessionUI, functions, limits, specs) -> F
             return out
         return show(account, services.characters.mine(account, character_id))
 
-    pick.input(on_pick, [pick, session.token], outputs, api_visibility="private")
+    picked = pick.input(on_pick, [pick, session.token], outputs, api_visibility="private")
 
     def on_source(source, figure_id, token, profile: gr.OAuthProfile | None = None):
         generate = source == "generate"
@@ -200,13 +203,44 @@ def _form(services: Services, session: SessionUI, functions, limits, specs) -> F
 
     figure.input(on_figure, [figure], [avatar_source], api_visibility="private")
 
-    def on_suggest(personality):
-        result = functions.character_help(personality=personality or "", backstory="")["personality"]
+    def archetype_of(figure_id, token, profile) -> str:
+        """The archetype the picked figure was made from ("" for none, a Custom figure, or no longer one of yours)."""
+        account = optional_account(services, token, profile)
+        if not figure_id or account is None:
+            return ""
+        try:
+            return voices.figure_archetype(services.figures, account, figure_id)
+        except CharacterError:
+            return ""
+
+    def on_suggest(personality, figure_id, token, profile: gr.OAuthProfile | None = None):
+        result = functions.character_help(personality=personality or "", backstory="",
+                                          archetype=archetype_of(figure_id, token, profile))["personality"]
         lines = [f"Try: **{md(', '.join(result['traits']))}**, and a quirk: _{md(result['quirk'])}_."]
         lines += [f"⚠ {md(w)}" for w in result["warnings"]]
         return "  \n".join(lines)
 
-    suggest.click(on_suggest, [boxes["personality"]], [personality_help], api_visibility="private")
+    suggest.click(on_suggest, [boxes["personality"], figure, session.token], [personality_help], api_visibility="private")
+
+    presets = services.figure_presets
+
+    def on_voice(character_id, figure_id, personality, token, profile: gr.OAuthProfile | None = None):
+        """A new character on a Quick figure: an empty personality (or an untouched pre-fill of another archetype)
+        shows the archetype's voice and traits, editable; what the creator typed stays."""
+        if character_id:
+            return gr.update(), ""
+        archetype = archetype_of(figure_id, token, profile)
+        seed, untouched = presets.personality_seed(archetype), presets.is_seed(personality)
+        if (personality or "").strip() and not untouched:
+            return gr.update(), ""
+        if not seed:  # no archetype: an untouched pre-fill goes; an empty box is left alone (no write)
+            return ("" if untouched else gr.update()), ""
+        note = f"Pre-filled from the {md(presets.archetypes[archetype].label)} archetype: edit it freely."
+        return (gr.update() if (personality or "").strip() == seed else seed), note
+
+    voice_inputs, voice_outputs = [pick, figure, boxes["personality"], session.token], [boxes["personality"], voice_note]
+    figure.input(on_voice, voice_inputs, voice_outputs, api_visibility="private")
+    picked.then(on_voice, voice_inputs, voice_outputs, api_visibility="private")
 
     def on_backstory(text):
         result = functions.character_help(personality="", backstory=text or "")["backstory"]
@@ -251,8 +285,10 @@ def _form(services: Services, session: SessionUI, functions, limits, specs) -> F
     save.click(on_save, [pick, figure, avatar_source, avatar_upload, avatar_prompt, *field_boxes, intro, preset_tags,
                          custom_tags, visibility, opening, chat_models, personas, challenges, cover_source, cover_upload,
                          cover_prompt, session.token],
-               outputs + [session.bar], api_visibility="private", show_progress_on=[main_image])
+               outputs + [session.bar], api_visibility="private", show_progress_on=[main_image]
+               ).success(on_voice, voice_inputs, voice_outputs, api_visibility="private")  # saved: no pre-fill note
 
     return Form(pick=pick, figure=figure, status=status, main_image=main_image, main_note=main_note, media_slot=media_slot,
                 avatar_source=avatar_source, avatar_upload=avatar_upload, avatar_prompt=avatar_prompt, show=show,
-                outputs=outputs, character_choices=character_choices)
+                outputs=outputs, character_choices=character_choices, on_voice=on_voice, voice_inputs=voice_inputs,
+                voice_outputs=voice_outputs)

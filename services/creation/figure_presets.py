@@ -3,13 +3,19 @@
 The composer turns picker choices into one prompt with a fixed order of parts, each chosen phrase exactly
 once: subject (an adult of the archetype) -> face -> hair -> eyes -> skin -> body -> distinctive feature ->
 outfit -> archetype cues -> style register. Changing one step changes only its part.
+
+An archetype also carries default voice patterns (`voice`, how they speak) and `traits`: a character made on a
+Quick figure of that archetype starts with them as its personality (`personality_seed`), and the personality
+helper suggests from its traits. The presets-free archetype (no cues, no defaults) has neither.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated, Any, Iterable
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from ..errors import UserError
 from ..presets_io import PRESETS_DIR, load_validated
@@ -21,6 +27,10 @@ OPTION_KINDS = ("face", "hair_colour", "hair_length", "hair_style", "eyes", "ski
 # The order the chosen phrases take in the prompt (hair reads "<length> <colour> hair <style>").
 PHRASE_ORDER = ("face", "hair_length", "hair_colour", "hair_style", "eyes", "skin", "body", "feature", "outfit")
 STEPS = ("archetype", "face", "hair", "eyes_skin_body", "feature", "outfit", "style", "review")
+# An archetype's voice: 2-4 short lines; its traits: 4-8 short ones. The personality they seed must also fit the
+# character limits' personality field (presets/characters.toml; checked at start-up by `check_personality`).
+VOICE_LINES, VOICE_LINE_MAX = (2, 4), 160
+TRAITS, TRAIT_MAX = (4, 8), 32
 
 
 class FigurePresetsError(UserError, ValueError):
@@ -40,6 +50,32 @@ class Archetype(BaseModel):
     cues: str = ""
     style: str
     defaults: dict[str, str] = {}
+    voice: tuple[Annotated[str, StringConstraints(strip_whitespace=True)], ...] = ()
+    traits: tuple[Annotated[str, StringConstraints(strip_whitespace=True)], ...] = ()
+
+    @property
+    def presets_free(self) -> bool:
+        return not self.cues and not self.defaults
+
+    @model_validator(mode="after")
+    def _voice(self) -> "Archetype":
+        """Every archetype with presets has a voice (2-4 short lines) and 4-8 short traits; the presets-free one neither."""
+        voice, traits = self.voice, self.traits
+        if self.presets_free:
+            if voice or traits:
+                raise ValueError("a presets-free archetype (no cues, no defaults) has no voice and no traits")
+            return self
+        if not VOICE_LINES[0] <= len(voice) <= VOICE_LINES[1] or not all(voice):
+            raise ValueError(f"voice needs {VOICE_LINES[0]}-{VOICE_LINES[1]} non-empty lines (how they speak); it has "
+                             f"{sum(1 for v in voice if v)}")
+        long = [v for v in voice if len(v) > VOICE_LINE_MAX]
+        if long:
+            raise ValueError(f"voice lines are limited to {VOICE_LINE_MAX} characters; {long[0][:40]!r}... has {len(long[0])}")
+        if not TRAITS[0] <= len(traits) <= TRAITS[1] or not all(traits):
+            raise ValueError(f"traits needs {TRAITS[0]}-{TRAITS[1]} non-empty traits; it has {sum(1 for t in traits if t)}")
+        if len(set(traits)) != len(traits) or any(len(t) > TRAIT_MAX for t in traits):
+            raise ValueError(f"traits must be distinct and at most {TRAIT_MAX} characters each")
+        return self
 
 
 class StyleRegister(BaseModel):
@@ -77,6 +113,38 @@ class FigurePresets(BaseModel):
             unknown = [m for m in style.models if m not in known]
             if unknown:
                 raise FigurePresetsError(f"styles.{name}.models: {unknown} are not in the model registry")
+
+    def check_personality(self, max_chars: int, generic: Iterable[str]) -> None:
+        """Against the character limits: each archetype's seeded personality fits the personality field, and uses
+        none of the generic adjectives the personality helper warns about."""
+        for name, arch in self.archetypes.items():
+            seed = self.personality_seed(name)
+            if len(seed) > max_chars:
+                raise FigurePresetsError(f"archetypes.{name}: its voice and traits make a personality of {len(seed):,} "
+                                         f"characters; the personality field takes {max_chars:,}")
+            found = [w for w in generic if re.search(rf"\b{re.escape(w)}\b", seed.lower())]
+            if found:
+                raise FigurePresetsError(f"archetypes.{name}: voice and traits use generic adjectives {found}; "
+                                         "name a specific habit instead")
+
+    def personality_seed(self, archetype: str) -> str:
+        """The personality a character on a figure of this archetype starts with ("" for none)."""
+        arch = self.archetypes.get(archetype or "")
+        if arch is None or not arch.voice:
+            return ""
+        return "\n".join([f"Traits: {', '.join(arch.traits)}.", "Voice:", *(f"- {line}" for line in arch.voice)])
+
+    def is_seed(self, text: str) -> bool:
+        """Whether a personality is exactly one archetype's seed (an untouched pre-fill, safe to replace)."""
+        text = (text or "").strip()
+        return bool(text) and any(text == self.personality_seed(name) for name in self.archetypes)
+
+    @staticmethod
+    def archetype_of(kind: str, spec: dict[str, Any] | None) -> str:
+        """The archetype a saved figure was made from: its Quick choices' archetype; "" for a Custom figure."""
+        if kind != "quick":
+            return ""
+        return str(((spec or {}).get("choices") or {}).get("archetype") or "")
 
     def defaults_for(self, archetype: str) -> dict[str, str]:
         """A full set of choices: the archetype's defaults over the first option of each kind."""

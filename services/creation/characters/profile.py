@@ -243,9 +243,11 @@ def profile_texts(cleaned: dict[str, Any]) -> list[str]:
 _WORD = re.compile(r"[\w'-]+")
 
 
-def personality_help(limits: CharacterLimits, personality: str, seed_text: str = "") -> dict[str, Any]:
+def personality_help(limits: CharacterLimits, personality: str, seed_text: str = "",
+                      traits: tuple[str, ...] = ()) -> dict[str, Any]:
     """Suggested traits (3-5 and one quirk, picked from the presets by the text so they are stable for one draft)
-    and warnings on the generic positive adjectives the personality uses."""
+    and warnings on the generic positive adjectives the personality uses. `traits` (an archetype's) replaces the
+    preset list as the pool the traits are picked from."""
     words = personality.lower()
     generic = [w for w in limits.personality.generic if re.search(rf"\b{re.escape(w)}\b", words)]
     warnings = []
@@ -253,13 +255,11 @@ def personality_help(limits: CharacterLimits, personality: str, seed_text: str =
         warnings.append(f"“{', '.join(generic)}” say{'s' if len(generic) == 1 else ''} little about how they act; "
                         "name a specific habit or reaction instead.")
     digest = hashlib.sha256((seed_text or personality or "character").encode("utf-8")).digest()
-    pool = [t for t in limits.personality.traits if t not in words]
+    taken = [t for t in (traits or limits.personality.traits) if t.lower() not in words]
     count = 3 + digest[0] % 3  # 3, 4 or 5
-    traits, taken = [], list(pool)
-    for i in range(min(count, len(taken))):
-        traits.append(taken.pop(digest[1 + i] % len(taken)))
+    picked = [taken.pop(digest[1 + i] % len(taken)) for i in range(min(count, len(taken)))]
     quirk = limits.personality.quirks[digest[10] % len(limits.personality.quirks)]
-    return {"traits": traits, "quirk": quirk, "warnings": warnings}
+    return {"traits": picked, "quirk": quirk, "warnings": warnings}
 
 
 def backstory_help(limits: CharacterLimits, backstory: str) -> dict[str, Any]:

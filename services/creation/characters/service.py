@@ -42,6 +42,7 @@ from .gallery import Galleries
 from .moderation import Moderation, rows
 from .profile import (ENABLE_CHECK, SHOWN, CharacterError, CharacterLimits, Profile, article, check_visibility,
                       clean_profile, profile_texts, stored_profile)
+from .voices import seeded_on_figure
 
 
 @dataclass
@@ -257,8 +258,9 @@ class Characters(Avatars, Galleries, CardFiles, Moderation):
                avatar: AvatarChoice = AvatarChoice(), idempotency_key: str | None = None,
                on_step: StepCallback | None = None, cover: CoverChoice = CoverChoice()) -> Character:
         """A new character. Every check runs before anything is written or paid; a generated main image (or cover) is
-        paid like any generation (and refunded if it fails). On a figure, generated pictures keep its face and style."""
-        cleaned = self.clean(account, profile)
+        paid like any generation (and refunded if it fails). On a figure, generated pictures keep its face and style;
+        on a Quick figure, an empty personality starts with its archetype's voice and traits (voices.py)."""
+        cleaned = self.clean(account, seeded_on_figure(self.limits, self.figures, account, profile, figure_id))
         visibility = check_visibility(visibility)
         source = avatar.source or ("figure" if figure_id else "upload" if avatar.upload else "generate")
         if source not in ("figure", "upload", "generate"):
