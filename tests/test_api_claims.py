@@ -73,3 +73,16 @@ def test_custom_starts_on_quicks_model(client, app_server):
     register = services.figures.presets.styles["photoreal"].models
     cheapest = min(services.catalogue.unit_price(services.catalogue.get(m), "text-to-image") for m in register)
     assert services.catalogue.unit_price(entry, "text-to-image") == cheapest
+
+
+def test_readme_research_example_runs_as_written(app_server):
+    """README's Research example, run as written against the test app (only its address changed)."""
+    url, services = app_server
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = text[text.index("## Research"):]
+    block = section[section.index("```python") + len("```python"):]
+    block = block[: block.index("```")].replace('Client("http://127.0.0.1:7860/")', f'Client("{url}/", verbose=False)')
+    scope: dict = {}
+    exec(compile(block, "README.md (Research)", "exec"), scope)  # noqa: S102 - README's own example
+    assert scope["quote"]["cells"] == 8 and scope["grid"]["status"] == "done" and scope["grid"]["counts"]["done"] == 8
+    assert str(scope["parquet"]).endswith(".parquet")

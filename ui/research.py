@@ -4,6 +4,7 @@ reload or a restart. Every button calls the same function as its API endpoint (u
 from __future__ import annotations
 
 import html
+import time
 
 import gradio as gr
 
@@ -55,6 +56,12 @@ def grid_html(grid: dict) -> str:
         summary += "<p>The app restarted while this grid ran: press Resume to run the cells left (finished ones are not paid again).</p>"
     return (summary + "<table border='1' cellspacing='0' cellpadding='4' style='border-collapse:collapse'>"
             f"<tr><th></th>{head}</tr>{''.join(body)}</table>")
+
+
+def grid_choices(grids: list[dict]) -> list[tuple[str, str]]:
+    """How a grid is listed: what it compares and when (its live status is in the view, so a label never goes stale)."""
+    return [(f"{time.strftime('%d %b %H:%M', time.gmtime(g['created_at']))} · {g['cells']} cells · {', '.join(g['models'])} "
+             f"· {g['prompts']} prompt(s)", g["grid_id"]) for g in grids]
 
 
 def build(services: Services, demo: gr.Blocks, session: SessionUI, tab: gr.Tab, current_figure: gr.State) -> tuple[gr.Dropdown, gr.Tabs]:
@@ -144,7 +151,7 @@ def build(services: Services, demo: gr.Blocks, session: SessionUI, tab: gr.Tab, 
         if account is None:
             return gr.update(), gr.update()
         mine = [(f.name, f.id) for f in services.figures.list(account)]
-        grids = [(f"{g['grid_id']} · {g['status']} · {g['done']}/{g['cells']}", g["grid_id"]) for g in services.grids.listing(account)]
+        grids = grid_choices(services.grids.listing(account))
         return gr.Dropdown(choices=mine), gr.Dropdown(choices=grids)
 
     gr.on([tab.select, session.bar.change], open_tab, [session.token], [figure, listed], api_visibility="private")
@@ -160,7 +167,7 @@ def build(services: Services, demo: gr.Blocks, session: SessionUI, tab: gr.Tab, 
     def on_run(*values, profile: gr.OAuthProfile | None = None):
         started = fns["grid_run"](**args(*values), profile=profile)
         account = account_for(services, values[0], profile)
-        choices = [(f"{g['grid_id']} · {g['status']} · {g['done']}/{g['cells']}", g["grid_id"]) for g in services.grids.listing(account)]
+        choices = grid_choices(services.grids.listing(account))
         return gr.Dropdown(choices=choices, value=started["grid_id"])
 
     run.click(on_run, inputs, [listed], api_visibility="private")
@@ -196,8 +203,7 @@ def history_grids(services: Services, session: SessionUI, tab: gr.Tab, listed: g
     def listing(token, profile: gr.OAuthProfile | None = None):
         account = optional_account(services, token, profile)
         grids = services.grids.listing(account) if account else []
-        return gr.Dropdown(choices=[(f"{g['grid_id']} · {g['status']} · {g['done']}/{g['cells']} cells · {', '.join(g['models'])}",
-                                     g["grid_id"]) for g in grids])
+        return gr.Dropdown(choices=grid_choices(grids))
 
     tab.select(listing, [session.token], [picked], api_visibility="private")
 
@@ -207,7 +213,7 @@ def history_grids(services: Services, session: SessionUI, tab: gr.Tab, listed: g
             raise gr.Error("Pick a grid first.")
         account = account_for(services, token, profile)
         grids = services.grids.listing(account)
-        choices = [(f"{g['grid_id']} · {g['status']} · {g['done']}/{g['cells']}", g["grid_id"]) for g in grids]
+        choices = grid_choices(grids)
         return gr.Dropdown(choices=choices, value=grid_id), gr.Tabs(selected="research"), gr.Tabs(selected="research-grids")
 
     open_btn.click(open_grid, [session.token, picked], [listed, tabs["main"], tabs["research"]], api_visibility="private")

@@ -18,6 +18,8 @@ from .errors import user_errors
 from .session import account_for
 
 MAX_UPLOAD = 256_000
+DECLARED = ("prompts", "prompt_set", "category", "prompt_limit", "prompt_file", "models", "seeds", "surface", "axis", "values",
+            "figure_id", "aspect_ratio", "resolution")
 
 
 def numbers(text: str, kind=int) -> list:
@@ -62,6 +64,14 @@ def spec_from(services: Services, account, *, prompts: list[str], prompt_set: st
 def register(services: Services) -> dict[str, Any]:
     """The research endpoints, inside the app's Blocks; returns the functions for the tab."""
 
+    def declare(given: dict[str, Any]) -> tuple[Any, GridSpec]:
+        """The caller's account and the grid its arguments declare (grid_quote and grid_run take the same ones)."""
+        account = account_for(services, given["token"], given["profile"])
+        given = {k: v for k, v in given.items() if k in DECLARED}  # the parameters (locals() also holds closures)
+        required(models=given["models"])
+        given.update(models=given["models"] or [], prompts=given["prompts"] or [])
+        return account, spec_from(services, account, **given)
+
     def prompt_sets() -> list[dict]:
         """The shipped prompt sets (presets/prompt_sets/): id, title, licence, how many prompts, categories."""
         return summaries(services.prompt_sets)
@@ -90,12 +100,7 @@ def register(services: Services) -> dict[str, Any]:
             aspect_ratio: one every picked model offers.
             resolution: a tier every picked model offers at that ratio.
         """
-        account = account_for(services, token, profile)
-        required(models=models)
-        spec = spec_from(services, account, prompts=prompts or [], prompt_set=prompt_set, category=category, prompt_limit=prompt_limit,
-                         prompt_file=prompt_file, models=models or [], seeds=seeds, surface=surface, axis=axis, values=values,
-                         figure_id=figure_id, aspect_ratio=aspect_ratio, resolution=resolution)
-        return services.grids.quote(account, spec)
+        return services.grids.quote(*declare(locals()))
 
     @user_errors
     def grid_run(token: str = "", models: list[str] | None = None, prompts: list[str] | None = None, prompt_set: str = "starter",
@@ -121,12 +126,7 @@ def register(services: Services) -> dict[str, Any]:
             aspect_ratio: one every picked model offers.
             resolution: a tier every picked model offers.
         """
-        account = account_for(services, token, profile)
-        required(models=models)
-        spec = spec_from(services, account, prompts=prompts or [], prompt_set=prompt_set, category=category, prompt_limit=prompt_limit,
-                         prompt_file=prompt_file, models=models or [], seeds=seeds, surface=surface, axis=axis, values=values,
-                         figure_id=figure_id, aspect_ratio=aspect_ratio, resolution=resolution)
-        return services.grids.start(account, spec)
+        return services.grids.start(*declare(locals()))
 
     @user_errors
     def grid(token: str = "", grid_id: str = "", rows: str = "prompt", cols: str = "model",
