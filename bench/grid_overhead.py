@@ -11,6 +11,7 @@ import argparse
 import os
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -44,14 +45,22 @@ def main(argv: list[str] | None = None) -> int:
         seeds = list(range(1, args.seeds + 1))
         for model in models:  # warm: every model loaded once before either measurement
             services.text.text_to_image(account, TextToImageParams(prompt="warm up", model=model, seed=0))
-        singles = grid = float("inf")
-        for _ in range(args.repeats):  # alternated, so a busy machine slows both alike
-            started = time.perf_counter()
+        def all_singles() -> None:
             for model in models:
                 for prompt in prompts:
                     for seed in seeds:
                         services.text.text_to_image(account, TextToImageParams(prompt=prompt, model=model, seed=seed))
+
+        singles = served = grid = float("inf")
+        for _ in range(args.repeats):  # alternated, so a busy machine slows all alike
+            started = time.perf_counter()
+            all_singles()
             singles = min(singles, time.perf_counter() - started)
+            started = time.perf_counter()
+            worker = threading.Thread(target=all_singles)  # as gradio serves a request: on a worker thread
+            worker.start()
+            worker.join()
+            served = min(served, time.perf_counter() - started)
             spec = services.grids.declare(prompts=prompts, models=models, seeds=seeds)
             started = time.perf_counter()
             grid_id = services.grids.start(account, spec)["grid_id"]
@@ -62,9 +71,11 @@ def main(argv: list[str] | None = None) -> int:
         size = services.catalogue.size(services.catalogue.get(models[0]), "1:1", "1K")
         print(f"grid overhead ({cells} cells, best of {args.repeats}, {size[0]}x{size[1]}, tiny preview models, {state['state']}, "
               f"{shown['counts']['done']} done)")
-        print(f"  single requests   {singles:8.2f} s  ({singles / cells * 1000:.0f} ms per request)")
-        print(f"  the same as grid  {grid:8.2f} s  ({grid / cells * 1000:.0f} ms per cell)")
-        print(f"  ratio grid/single {grid / singles:8.3f}   overhead per cell {(grid - singles) / cells * 1000:+.0f} ms")
+        print(f"  single requests, main thread    {singles:8.2f} s  ({singles / cells * 1000:.0f} ms per request)")
+        print(f"  single requests, worker thread  {served:8.2f} s  ({served / cells * 1000:.0f} ms per request; how the app serves them)")
+        print(f"  the same cells as one grid      {grid:8.2f} s  ({grid / cells * 1000:.0f} ms per cell)")
+        print(f"  ratio grid/single (as served) {grid / served:8.3f}   overhead per cell {(grid - served) / cells * 1000:+.0f} ms")
+        print(f"  ratio grid/single (main thread) {grid / singles:6.3f}   overhead per cell {(grid - singles) / cells * 1000:+.0f} ms")
         return 0 if state["state"] == "done" else 1
     finally:
         services.close()

@@ -147,4 +147,4 @@ def test_grid_overhead_benchmark_runs_and_prints_its_ratio(capsys):
     grid = load("grid_overhead")
     assert grid.main(["--prompts", "1", "--seeds", "1", "--repeats", "1"]) == 0
     out = capsys.readouterr().out
-    assert "ratio grid/single" in out and "overhead per cell" in out
+    assert "ratio grid/single (as served)" in out and "overhead per cell" in out and "worker thread" in out
