@@ -81,3 +81,22 @@ def test_a_grid_two_arenas_and_the_leaderboard(app_server, artifacts):
         page.locator("#board-kind").get_by_text("likeness").click()
         page.wait_for_function("() => document.querySelector('#board-table').innerText.includes('|reference')", timeout=30_000)
         page.screenshot(path=str(artifacts / "research-leaderboard-likeness.png"), full_page=True)
+
+
+def test_a_grid_mistake_is_named_beside_the_form_and_keeps_every_panel(app_server, artifacts):
+    """One model picked: the price line says what to change before anything runs; pressing Run anyway shows the same
+    message as a toast, charges nothing and leaves every panel as it was."""
+    url, _ = app_server
+    with browser_page(height=1600) as page:
+        open_app(page, url, "Research")
+        page.locator("#grid-price").get_by_text("cells").wait_for(timeout=20_000)
+        before = balance(page)
+        page.locator("#grid-models").get_by_label("playground-v2.5").uncheck()
+        page.locator("#grid-price").get_by_text("Pick 2 to 8 different models").wait_for(timeout=20_000)
+        page.locator("#grid-run").click()
+        page.locator(".toast-body, .toast-wrap").get_by_text("Pick 2 to 8 different models").first.wait_for(timeout=20_000)
+        for panel in ("#grid-models", "#grid-seeds", "#grid-set", "#grid-run", "#grid-list"):
+            assert page.locator(panel).is_visible(), f"{panel} was blanked"
+        assert page.locator("#grid-models").get_by_label("sdxl-base").is_checked()
+        assert balance(page) == before
+        page.screenshot(path=str(artifacts / "research-grid-mistake.png"), full_page=True)
