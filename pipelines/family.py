@@ -45,6 +45,10 @@ class Family:
     # tasks whose pipeline can take a whole batch in one call (a list of seeded generators); an entry opts in with
     # batch = "one-call", which trades exact per-seed reproduction for speed (BATCH_ROUNDING)
     batch_tasks: frozenset[Task] = frozenset()
+    # how a folder of weights loads: None is diffusers' DiffusionPipeline.from_pretrained; a family of another library
+    # (a language model through transformers) gives its own, called as loader(location, from_pretrained kwargs, device)
+    loader: Callable[[str, dict, torch.device], Any] | None = None
+    marker: str = "model_index.json"  # the file whose presence makes a folder (or a cached repo) this family's weights
 
     def __post_init__(self) -> None:
         missing = set(self.pipeline_classes) ^ set(self.runners)
@@ -72,7 +76,7 @@ def register_family(family: Family) -> Family:
     return family
 
 
-FAMILY_MODULES = ("sdxl", "flux", "flux_kontext", "flux2", "z_image", "qwen_image_edit", "wan", "ltx")
+FAMILY_MODULES = ("sdxl", "flux", "flux_kontext", "flux2", "z_image", "qwen_image_edit", "wan", "ltx", "causal_lm")
 
 
 def families() -> dict[str, Family]:

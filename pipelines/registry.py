@@ -106,6 +106,14 @@ class Upscale(_Strict):
     overlap: int = Field(default=128, ge=0, le=512)
 
 
+class ChatSettings(_Strict):
+    """A language model's own numbers (task "chat"): its context window in tokens, a reply's cap, its sampling."""
+
+    context_tokens: int = Field(ge=512, le=2_000_000)
+    max_new_tokens: int = Field(default=400, ge=16, le=8192)
+    temperature: float = Field(default=0.8, ge=0.0, le=2.0)
+
+
 class ModelEntry(_Strict):
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]*$")
     name: str
@@ -118,8 +126,9 @@ class ModelEntry(_Strict):
     takes: tuple[str, ...] = ()  # remote: optional request fields it reads beyond its tasks' own (e.g. script, voice)
     tasks: tuple[Task, ...] = Field(min_length=1)
     source: Source | None = None
-    defaults: Defaults
-    sizes: dict[str, dict[str, Size]]
+    defaults: Defaults = Defaults(steps=1, guidance=0.0)  # image and video entries must give theirs
+    sizes: dict[str, dict[str, Size]] = {}  # image and video entries must give theirs; chat entries have none
+    chat: ChatSettings | None = None  # language models (task "chat"): window, reply cap, temperature
     licence: Licence
     # how Remix and Advanced keep a face: a reference image, or a face adapter (FACE_PATHS); `face_paths` offers
     # further adapters on the same base for a visitor to pick (the first one, face_preservation, is the default)
@@ -141,8 +150,24 @@ class ModelEntry(_Strict):
             return ()
         return tuple(dict.fromkeys((self.face_preservation, *self.face_paths)))
 
+    @property
+    def is_chat(self) -> bool:
+        return Task.CHAT in self.tasks
+
     @model_validator(mode="after")
     def _check(self) -> "ModelEntry":
+        if self.is_chat:
+            if self.tasks != (Task.CHAT,):
+                raise ValueError("tasks: a language model's only task is chat")
+            if self.chat is None:
+                raise ValueError("chat: language models need their window, e.g. chat = { context_tokens = 32768 }")
+            if self.sizes or "defaults" in self.model_fields_set:
+                raise ValueError("sizes and defaults are for image and video models; a chat entry gives `chat`")
+        else:
+            if self.chat is not None:
+                raise ValueError("chat: only entries with task chat take chat settings")
+            if not self.sizes or "defaults" not in self.model_fields_set:
+                raise ValueError("sizes and defaults: image and video entries need both")
         for ratio, tiers in self.sizes.items():
             if ratio not in ASPECT_RATIOS:
                 raise ValueError(f"sizes: unknown aspect ratio {ratio!r} (use {', '.join(ASPECT_RATIOS)})")

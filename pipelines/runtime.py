@@ -25,11 +25,12 @@ from .remote import RemoteBackend, RemoteSettings
 from .upscale import run_tiled
 from .types import OPTION_LABELS, GenerationRequest, GenerationResult, StepCallback, Task
 
-__all__ = ["PREVIEW_NOTICE", "PipelineRuntime", "RemoteBackendUnavailable", "RuntimeSettings", "WeightsUnavailable", "build_tiny"]
+__all__ = ["PREVIEW_NOTICE", "PREVIEW_TEXT_NOTICE", "PipelineRuntime", "RemoteBackendUnavailable", "RuntimeSettings", "WeightsUnavailable", "build_tiny"]
 
 log = logging.getLogger(__name__)
 
 PREVIEW_NOTICE = "offline preview: outputs are noise"
+PREVIEW_TEXT_NOTICE = "offline preview: replies are noise (a tiny random language model)"
 
 
 @dataclass(frozen=True)
@@ -73,6 +74,10 @@ class Resolved:
     local_only: bool = True
 
 
+# A remote language model's tokenizer is not here: its context is estimated at this many characters per token, on the
+# safe side (English runs about 4 per token on current tokenizers; code and other scripts fewer).
+REMOTE_CHARS_PER_TOKEN = 3
+
 # The most one @spaces.GPU call may ask for: 5 minutes (the ZeroGPU team, huggingface.co/spaces/zero-gpu-explorers/
 # README/discussions/7). A visitor's plan may allow less; ZeroGPU then refuses ("illegal duration") and we say so.
 ZEROGPU_MAX_S = 300
@@ -86,6 +91,8 @@ INSTANTID_STEP_COST = 1.5
 def gpu_duration(entry: ModelEntry, request: GenerationRequest) -> int:
     """The seconds a request borrows a ZeroGPU device for: the entry's timing of the request's steps, outputs,
     megapixels and frames (InstantID's ControlNet adds half a UNet per step), at least 1 and at most ZEROGPU_MAX_S."""
+    if request.messages:  # a chat reply: step_s per generated token, at most the reply's cap
+        return max(1, min(ZEROGPU_MAX_S, math.ceil(entry.gpu.overhead_s + entry.gpu.step_s * (request.max_new_tokens or 256))))
     steps = request.steps * (INSTANTID_STEP_COST if request.face is not None and request.face.path == "instantid" else 1)
     seconds = entry.gpu.seconds(steps, request.count, request.width, request.height, request.num_frames)
     return max(1, min(ZEROGPU_MAX_S, math.ceil(seconds)))
@@ -124,10 +131,10 @@ def zerogpu_refusal(exc: BaseException) -> RequestRefused | None:
                            "and try again, or lower the batch size or steps.")
 
 
-def _repo_cached(repo: str, revision: str) -> bool:
+def _repo_cached(repo: str, revision: str, marker: str = "model_index.json") -> bool:
     from huggingface_hub import try_to_load_from_cache
 
-    found = try_to_load_from_cache(repo, "model_index.json", revision=revision)
+    found = try_to_load_from_cache(repo, marker, revision=revision)
     return isinstance(found, str)
 
 
@@ -153,11 +160,12 @@ class PipelineRuntime:
             raise RemoteBackendUnavailable(f"{entry.name} runs on {self.remote.label(entry)}: it has no weights to load")
         source = entry.source
         assert source is not None
+        marker = get_family(entry.family).marker
         if self.settings.preview != "force":
             if source.path:
-                if (Path(source.path) / "model_index.json").exists():
+                if (Path(source.path) / marker).exists():
                     return Resolved(source.path, None, False, f"local folder {source.path}")
-            elif _repo_cached(source.repo, source.revision):
+            elif _repo_cached(source.repo, source.revision, marker):
                 return Resolved(source.repo, source.revision, False, "weights in the local Hugging Face cache")
             elif self.downloads_allowed:
                 return Resolved(source.repo, source.revision, False, "weights download on first use", local_only=False)
@@ -167,10 +175,10 @@ class PipelineRuntime:
                 f"weights for {entry.name} are not on this machine: download {where}, "
                 f"e.g. `hf download {source.repo}`, or allow the offline preview"
                 if source.repo
-                else f"weights for {entry.name} are not on this machine: {where} holds no model_index.json"
+                else f"weights for {entry.name} are not on this machine: {where} holds no {marker}"
             )
         reason = "forced by --offline-preview" if self.settings.preview == "force" else "weights not on this machine"
-        return Resolved(str(self.tiny_folder(entry.tiny or "")), None, True, f"{PREVIEW_NOTICE} ({reason})")
+        return Resolved(str(self.tiny_folder(entry.tiny or "")), None, True, f"{preview_notice(entry)} ({reason})")
 
     def status(self, entry: ModelEntry) -> dict[str, Any]:
         """How this entry would run now, without loading anything."""
@@ -193,10 +201,11 @@ class PipelineRuntime:
 
     def ensure_tiny(self, entry: ModelEntry) -> Path:
         folder = self.tiny_folder(entry.tiny or "")
-        if (folder / "model_index.json").exists():
+        marker = get_family(entry.family).marker
+        if (folder / marker).exists():
             return folder
         with self._lock_for(("tiny", entry.tiny)):
-            if not (folder / "model_index.json").exists():
+            if not (folder / marker).exists():
                 build_tiny(get_family(entry.family), entry.tiny or "", folder)
         return folder
 
@@ -220,6 +229,8 @@ class PipelineRuntime:
         if resolved.local_only:
             kwargs["local_files_only"] = True
         log.info("loading %s from %s", entry.id, resolved.location)
+        if family.loader is not None:  # another library's model (a language model through transformers)
+            return family.loader(resolved.location, kwargs, self.device)
         pipe = diffusers.DiffusionPipeline.from_pretrained(resolved.location, **kwargs)
         expected = family.pipeline_classes[family.tasks[0]]
         if type(pipe).__name__ != expected:
@@ -252,6 +263,24 @@ class PipelineRuntime:
             return view
 
         return self.cache.view(key, class_name, base, make)
+
+    # -- language models --------------------------------------------------------------
+    def chat_window(self, entry: ModelEntry) -> int:
+        """The tokens of context a chat entry reads: its declared window, or the tiny preview's own."""
+        assert entry.chat is not None
+        if not entry.is_remote and self.resolve(entry).preview:
+            from .tiny.causal_lm import TINY_CONTEXT_TOKENS
+
+            return min(entry.chat.context_tokens, TINY_CONTEXT_TOKENS)
+        return entry.chat.context_tokens
+
+    def count_tokens(self, entry: ModelEntry, texts: list[str]) -> list[int]:
+        """Tokens per text as the entry reads them: its own tokenizer for a local model (the model loads once, as it
+        would for the reply), else an estimate of one token per REMOTE_CHARS_PER_TOKEN characters, rounded up."""
+        if entry.is_remote:
+            return [-(-len(text) // REMOTE_CHARS_PER_TOKEN) for text in texts]
+        pipe = self.pipeline(entry, Task.CHAT)
+        return [pipe.count_tokens(text) for text in texts]
 
     # -- running -------------------------------------------------------------------
     def check_options(self, entry: ModelEntry, task: Task, request: GenerationRequest) -> None:
@@ -352,7 +381,9 @@ class PipelineRuntime:
         result.parameters["preview"] = resolved.preview
         if entry.fast.any:
             result.parameters["fast_paths"] = entry.fast.model_dump(exclude_defaults=True)
-        if resolved.preview:
+        if resolved.preview and task.is_text:
+            result.parameters["notice"] = preview_notice(entry)
+        elif resolved.preview:
             result.parameters["preview_size"] = [run_request.width, run_request.height]
             result.parameters["width"], result.parameters["height"] = request.width, request.height
             result.parameters["notice"] = PREVIEW_NOTICE
@@ -362,8 +393,15 @@ class PipelineRuntime:
         return result
 
 
+def preview_notice(entry: ModelEntry) -> str:
+    """What the offline preview of this entry makes: noise images, or noise text for a language model."""
+    return PREVIEW_TEXT_NOTICE if Task.CHAT in entry.tasks else PREVIEW_NOTICE
+
+
 def preview_request(family: Family, request: GenerationRequest) -> GenerationRequest:
     """Shrink a request to the tiny model's scale, keeping its aspect ratio (outputs are resized back)."""
+    if request.messages:
+        return request  # a conversation has no pixels to shrink
     m = family.size_multiple
     scale = family.preview_side / max(request.width, request.height)
     width = max(m, round(request.width * scale / m) * m)

@@ -18,6 +18,12 @@ class Task(str, Enum):
     MULTI_REFERENCE = "multi-reference"
     IMAGE_TO_VIDEO = "image-to-video"
     TEXT_TO_VIDEO = "text-to-video"
+    CHAT = "chat"  # a language model's reply to a conversation (text out, no pixels)
+
+    @property
+    def is_text(self) -> bool:
+        """Whether the task's output is text (a chat reply), not images or video."""
+        return self is Task.CHAT
 
     @property
     def is_video(self) -> bool:
@@ -37,6 +43,8 @@ class Task(str, Enum):
             options.add("strength")
         if self.is_video:
             options.update(("num_frames", "fps"))
+        if self.is_text:
+            options.update(("messages", "max_new_tokens", "temperature"))
         return frozenset(options)
 
 
@@ -98,7 +106,16 @@ OPTION_LABELS = {
     "loras": "LoRAs",
     "script": "a spoken script",
     "voice": "a voice",
+    "messages": "a conversation",
+    "max_new_tokens": "a reply length",
+    "temperature": "a sampling temperature",
 }
+
+Role = Literal["system", "user", "assistant"]
+ChatMessage = tuple[Role, str]  # (role, content): what a chat template renders
+
+# Called with each new piece of a reply's text as it is generated (streaming); the pieces add up to the reply.
+TextCallback = Callable[[str], None]
 
 
 @dataclass(frozen=True)
@@ -131,6 +148,12 @@ class GenerationRequest:
     script: str | None = None  # talking video: the words the avatar says (the prompt policy checks it)
     voice: str | None = None  # talking video: a voice id from presets/video.toml [voices]
     one_call: bool = False  # run a batch as one pipeline call (the runtime sets it for entries with batch = "one-call")
+    # chat: the conversation as (role, content) messages, system first; the reply's length cap and temperature (None:
+    # the entry's own); `stream` receives the reply's text piece by piece as it is generated (not a setting: not recorded)
+    messages: tuple[ChatMessage, ...] = ()
+    max_new_tokens: int | None = None
+    temperature: float | None = None
+    stream: TextCallback | None = field(default=None, compare=False, repr=False)
 
     def seeds(self) -> list[int]:
         # One seed per output so that any single output can be reproduced alone.
@@ -158,3 +181,4 @@ class GenerationResult:
     parameters: dict[str, Any]
     images: list[Image.Image] = field(default_factory=list)
     videos: list[list[Image.Image]] = field(default_factory=list)
+    texts: list[str] = field(default_factory=list)  # chat replies (one per seed)

@@ -67,8 +67,30 @@ class Catalogue:
             tiers = list(dict.fromkeys(t for ratio in entry.sizes.values() for t in ratio))
             # credits per output, per task and tier, as presets/plans.toml publishes them (a group image: per figure)
             row["prices"] = {task.value: {tier: self.price(entry, task, tier, 1).total for tier in tiers} for task in entry.tasks}
+            if entry.is_chat:
+                row["prices"] = {Task.CHAT.value: {"message": self.price(entry, Task.CHAT, "message").total}}
             rows.append(row)
         return rows
+
+    # -- language models ---------------------------------------------------------------------------------
+    def chat_entries(self) -> list[ModelEntry]:
+        """The chat models in declaration order (the first is the default for a character that names none)."""
+        return self._registry.for_task(Task.CHAT)
+
+    def chat_entry(self, name: str) -> ModelEntry:
+        """A chat model by registry id or by the hub id a character names (presets/characters.toml chat_models)."""
+        for entry in self.chat_entries():
+            if name in (entry.id, entry.hub_repo, entry.remote_model if isinstance(entry.remote_model, str) else None):
+                return entry
+        raise InvalidRequest(f"{name!r} is not a chat model here; pick one of {', '.join(e.name for e in self.chat_entries())}.")
+
+    def chat_window(self, entry: ModelEntry) -> int:
+        """Tokens of context the model reads (the tiny preview's own window when it would run)."""
+        return self._runtime.chat_window(entry)
+
+    def count_tokens(self, entry: ModelEntry, texts: list[str]) -> list[int]:
+        """Tokens per text as the model reads them (its tokenizer; an estimate for a remote model)."""
+        return self._runtime.count_tokens(entry, texts)
 
     # -- sizes ---------------------------------------------------------------------------------------------
     @staticmethod
@@ -133,6 +155,8 @@ class Catalogue:
             tiers = sorted({t for sizes in entry.sizes.values() for t in sizes})
             for task in entry.tasks:
                 prices = {t: self.price(entry, task, t).total for t in tiers if t in self._plans.prices.resolution_multiplier}
+                if Task(task).is_text:
+                    prices = {"per message": self.price(entry, task, "message").total}
                 text = ", ".join(f"{t}: {p}" for t, p in prices.items())
                 rows.append([entry.name, Task(task).value, text or "-", self.status(entry)["note"] if entry.is_remote else ""])
         return rows

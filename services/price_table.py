@@ -23,7 +23,10 @@ def markdown(plans: Plans, registry: Registry) -> str:
     for entry in registry:
         tiers = [t for t in RESOLUTION_TIERS if any(t in sizes for sizes in entry.sizes.values())]
         for task in entry.tasks:
-            prices = ", ".join(f"{t}: {plans.quote(entry, Task(task), t).total}" for t in tiers)
+            if Task(task).is_text:
+                prices = f"per message: {plans.quote(entry, Task(task), 'message').total}"
+            else:
+                prices = ", ".join(f"{t}: {plans.quote(entry, Task(task), t).total}" for t in tiers)
             runs = f"API ({entry.provider})" if entry.is_remote else "local"
             lines.append(f"| {entry.name} (`{entry.id}`) | {Task(task).value} | {prices} | {runs} |")
     return "\n".join(lines)

@@ -4,7 +4,9 @@
   router for fal-ai, as huggingface_hub's InferenceClient calls them (sync text-to-image, queued image/video tasks);
 * fal's own queue API (submit, status_url, response_url, cancel_url);
 * Gemini's generateContent (inline base64 images);
-* WaveSpeedAI's v3 API (submit, then poll data.urls.get until data.status is completed).
+* WaveSpeedAI's v3 API (submit, then poll data.urls.get until data.status is completed);
+* chat completions, streamed (any POST to .../chat/completions: the router's provider routes and an OpenAI-compatible
+  vendor's), with their own modes in tests/fake_chat.py.
 
 `mode` picks the behaviour: "ok", "error" (HTTP 422 with a detail), "timeout" (jobs never finish, sync calls hang),
 "429-then-ok" (the first submit answers 429 with Retry-After: 0), "malformed" (the output is not an image or video).
@@ -33,6 +35,8 @@ from urllib.parse import parse_qs, urlparse
 from PIL import Image
 
 from pipelines.registry import load_registry
+
+from . import fake_chat
 
 SIZES = load_registry().get("flux.2-pro").sizes  # the api_image table: ratio -> tier -> size
 VIDEO_SIZES = load_registry().get("kling-2.6-pro").sizes
@@ -96,8 +100,8 @@ def _data_url_size(url: str) -> tuple[int, int]:
 
 
 class FakeProvider:
-    def __init__(self, mapping: dict[str, tuple[str, str]] | None = None):
-        # hub model id -> (task, fal provider id) for the router
+    def __init__(self, mapping: dict[str, tuple[str, ...]] | None = None):
+        # hub model id -> (task, provider's model id[, provider name: default fal-ai]) for the Hub's provider mapping
         self.mapping = dict(mapping or {})
         self.mode = "ok"
         self.requests: list[dict] = []
@@ -106,6 +110,8 @@ class FakeProvider:
         self.cancelled: list[str] = []
         self.queue_url: str | None = None  # where the queue's status/result/cancel URLs point (default: self.url)
         self.files_url: str | None = None  # where output URLs point (default: self.url)
+        self.redirect_url: str | None = None  # mode "redirect": where chat POSTs on the first origin are sent on to
+        self.chat_streams: list[dict] = []  # each streamed chat answer: its mode, bytes sent and whether it has ended
         self.streamed = 0  # body bytes sent by the misbehaving output modes
         self.dripping = threading.Event()  # set when a dripping body has started
         self._closing = threading.Event()
@@ -134,7 +140,8 @@ class FakeProvider:
     def reset(self, mode: str = "ok") -> None:
         with self._lock:
             self.mode, self.requests, self._submits, self.cancelled = mode, [], 0, []
-            self.queue_url = self.files_url = None
+            self.queue_url = self.files_url = self.redirect_url = None
+            self.chat_streams = []
             self.streamed = 0
             self.dripping.clear()
 
@@ -245,9 +252,9 @@ class FakeProvider:
                     model = path[len("/api/models/"):]
                     if model not in fake.mapping:
                         return self._send(404, {"error": f"Repository {model} not found"})
-                    task, provider_id = fake.mapping[model]
+                    task, provider_id, *named = fake.mapping[model]
                     return self._send(200, {"id": model, "_id": "x", "inferenceProviderMapping": {
-                        "fal-ai": {"status": "live", "providerId": provider_id, "task": task}}})
+                        (named[0] if named else "fal-ai"): {"status": "live", "providerId": provider_id, "task": task}}})
                 if path.startswith("/files/"):
                     data, kind = fake.files[path[len("/files/"):]]
                     if self._misbehave(kind):
@@ -293,6 +300,8 @@ class FakeProvider:
                     return self._send(422, {"detail": [{"msg": "prompt was rejected by the provider", "loc": ["body", "prompt"]}]})
                 url = urlparse(self.path)
                 path = url.path
+                if path.endswith("/chat/completions"):
+                    return fake_chat.serve(self, fake, body)
                 if ":generateContent" in path:
                     return self._gemini(body)
                 if path.startswith("/api/v3/"):

@@ -20,7 +20,7 @@ from services.container import build_services
 
 from .conftest import ADMIN_KEY
 
-LOCAL_MODELS = 13  # presets/models.toml: local (not API-only) entries
+LOCAL_MODELS = 15  # presets/models.toml: local (not API-only) entries: 13 image and video models, 2 chat models
 
 
 def settings_for(tmp_path: Path, **overrides) -> AppSettings:
@@ -59,7 +59,7 @@ def test_the_banner_says_preview_safety_check_and_face_engine(tmp_path, registry
 
 
 def test_the_banner_says_why_models_run_as_the_preview(tmp_path, registry, monkeypatch):
-    monkeypatch.setattr(runtime_module, "_repo_cached", lambda repo, revision: False)  # no weights on this machine
+    monkeypatch.setattr(runtime_module, "_repo_cached", lambda repo, revision, marker="model_index.json": False)  # no weights on this machine
     pack = tmp_path / "buffalo_test"
     pack.mkdir()
     (pack / "det_10g.onnx").write_bytes(b"")
@@ -71,18 +71,18 @@ def test_the_banner_says_why_models_run_as_the_preview(tmp_path, registry, monke
 
     # one model with its weights in the Hugging Face cache: the preview is on for the others, named
     sdxl = registry.get("sdxl-base").source.repo
-    monkeypatch.setattr(runtime_module, "_repo_cached", lambda repo, revision: repo == sdxl)
+    monkeypatch.setattr(runtime_module, "_repo_cached", lambda repo, revision, marker="model_index.json": repo == sdxl)
     text = banner_for(settings_for(tmp_path, preview="auto", safety_backend="none"), registry)
     line = next(line for line in text.splitlines() if "offline preview" in line)
     assert f"ON for {LOCAL_MODELS - 1} of {LOCAL_MODELS} local models (playground-v2.5, " in line and "sdxl-base" not in line
 
     # every model with weights: off; forbidden: off, naming what is refused
-    monkeypatch.setattr(runtime_module, "_repo_cached", lambda repo, revision: True)
+    monkeypatch.setattr(runtime_module, "_repo_cached", lambda repo, revision, marker="model_index.json": True)
     assert f"offline preview: OFF: all {LOCAL_MODELS} local models have real weights" in banner_for(
         settings_for(tmp_path, preview="auto", safety_backend="none"), registry)
     assert "offline preview: OFF (PLAYGROUND_PREVIEW=forbid)\n" in banner_for(
         settings_for(tmp_path, preview="forbid", safety_backend="none"), registry)
-    monkeypatch.setattr(runtime_module, "_repo_cached", lambda repo, revision: False)
+    monkeypatch.setattr(runtime_module, "_repo_cached", lambda repo, revision, marker="model_index.json": False)
     text = banner_for(settings_for(tmp_path, preview="forbid", safety_backend="none"), registry)
     assert "offline preview: OFF (PLAYGROUND_PREVIEW=forbid); no weights for sdxl-base, " in text and "are refused" in text
 

@@ -10,7 +10,8 @@ from pipelines.registry import load_registry
 from pipelines.runtime import preview_request
 from pipelines.types import GenerationRequest, Task
 
-CASES = [(e.id, t) for e in load_registry() if not e.is_remote for t in e.tasks]
+CASES = [(e.id, t) for e in load_registry() if not e.is_remote and not e.is_chat for t in e.tasks]
+CHAT_MODELS = [e.id for e in load_registry() if not e.is_remote and e.is_chat]
 
 
 def small_request(entry, family, task, seed: int, count: int) -> GenerationRequest:
@@ -67,3 +68,39 @@ def test_tiny_model_runs_through_registry(preview_runtime, registry, model_id, t
 
     again = family.runners[task](pipe, small_request(entry, family, task, seed=11, count=1), lambda d, t: None, None)
     assert np.array_equal(outputs(again, task)[0], first), "the same seed must reproduce the output"
+
+
+@pytest.mark.parametrize("model_id", CHAT_MODELS)
+def test_tiny_chat_model_loads_through_registry_streams_and_reproduces(preview_runtime, registry, model_id):
+    """A local chat entry: transformers' AutoModelForCausalLM from the tiny folder, its chat template, a reply that
+    streams piece by piece (the pieces are the reply), progress per token, seeded sampling, Stop between tokens."""
+    import threading
+
+    from pipelines.types import GenerationCancelled
+
+    entry = registry.get(model_id)
+    family = get_family(entry.family)
+    pipe = preview_runtime.pipeline(entry, Task.CHAT)
+    assert type(pipe).__name__ == "ChatModel" and type(pipe.model).__name__ == "Qwen3ForCausalLM"
+    messages = (("system", "You are Maren."), ("user", "Hello there"))
+
+    def request(seed, stream=None):
+        return GenerationRequest(prompt="Hello there", messages=messages, max_new_tokens=24, temperature=0.8, seed=seed,
+                                 stream=stream)
+
+    pieces, steps = [], []
+    result = family.runners[Task.CHAT](pipe, request(5, pieces.append), lambda d, t: steps.append((d, t)), None)
+    assert result.texts and "".join(pieces).strip() == result.texts[0]
+    assert [d for d, _ in steps] == list(range(1, len(steps) + 1)) and steps[-1][1] == 24
+    assert result.parameters["reply_tokens"] == len(steps) and result.parameters["prompt_tokens"] > 0
+    again = family.runners[Task.CHAT](pipe, request(5), lambda d, t: None, None)
+    other = family.runners[Task.CHAT](pipe, request(6), lambda d, t: None, None)
+    assert again.texts == result.texts and other.texts != result.texts
+    cancel = threading.Event()
+
+    def stop_after_three(done, total):
+        if done == 3:
+            cancel.set()
+
+    with pytest.raises(GenerationCancelled):
+        family.runners[Task.CHAT](pipe, request(5), stop_after_three, cancel)

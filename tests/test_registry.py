@@ -45,9 +45,11 @@ def test_shipped_registry_declares_every_required_model(registry):
         "Wan-AI/Wan2.1-I2V-14B-480P-Diffusers",
         "Wan-AI/Wan2.1-T2V-1.3B-Diffusers",
         "Lightricks/LTX-Video",
+        "Qwen/Qwen3-4B-Instruct-2507",
+        "Qwen/Qwen3-32B",
     ]:
         assert repo in repos
-    remote = {e.id for e in registry if e.is_remote}
+    remote = {e.id for e in registry if e.is_remote and not e.is_chat}
     assert remote == {"flux.2-pro", "hunyuan-image-3", "hunyuan-image-3-instruct", "hunyuan-image-3-edit", "nano-banana-2",
                       "nano-banana-2-edit", "kling-2.6-pro", "kling-2.6-pro-voice", "avatar-voice"}
     assert registry.get("playground-v2.5").defaults.scheduler == "EDMDPMSolverMultistepScheduler"

@@ -46,6 +46,10 @@ def test_the_duration_follows_the_request_and_is_capped(registry):
     for entry in registry:
         if entry.is_remote:
             continue
+        if entry.is_chat:  # a reply borrows the GPU for its tokens: overhead + step_s per token of the reply's cap
+            chat = replace(request(1024, 1024), messages=(("user", "hi"),), max_new_tokens=entry.chat.max_new_tokens)
+            assert gpu_duration(entry, chat) == math.ceil(entry.gpu.overhead_s + entry.gpu.step_s * entry.chat.max_new_tokens)
+            continue
         one = gpu_duration(entry, request(1024, 1024, steps=entry.defaults.steps))
         batch = gpu_duration(entry, request(2048, 2048, count=8, steps=entry.defaults.steps))
         assert 1 <= one < batch <= ZEROGPU_MAX_S, (entry.id, one, batch)

@@ -47,7 +47,7 @@ def build(services: Services, demo: gr.Blocks, session: SessionUI, tab: gr.Tab, 
     @user_errors
     def load(token: str, profile: gr.OAuthProfile | None = None):
         account = account_for(services, token, profile)
-        records = services.history.list(account.id, limit=LIMIT)
+        records = services.history.list(account.id, limit=LIMIT, media_only=True)  # chat replies make no files
         rows: list[dict[str, Any]] = []
         pictures = []
         for record in records:

@@ -5,13 +5,12 @@ with the deployer's token, other vendors through the data-driven HTTP transport.
 Every HTTP request of a call runs in a worker thread under pipelines/remote/limits.py: the deadline and Stop hold for
 the whole exchange (a slowly dripping body included), answers are capped in bytes while they stream, the key goes
 only to the configured origins, and non-public addresses are refused unless allow-listed. Outputs are bounded in
-pixels from their header (images) or container probe (videos) before they are decoded."""
+pixels from their header (images) or container probe (videos) before they are decoded. Language models (task chat)
+stream their reply under the same limits (pipelines/remote/chat.py)."""
 from __future__ import annotations
 
 import base64
-import binascii
 import io
-import json
 import os
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,17 +20,18 @@ from PIL import Image
 
 from ..registry import ModelEntry, closest_ratio
 from ..types import GenerationRequest, GenerationResult, StepCallback, Task, VideoFrames
-from .calls import Call, Malformed, Oversized, Refused, RemoteFailed, TimedOut, classify
+from .answers import ERROR_BYTES, as_json, b64, fetch, hub_errors, maybe, send
+from .calls import Call, Malformed, Oversized, Refused, RemoteFailed
+from .chat import run_chat
 from .outputs import MAX_PIXELS, bounded, decode_image, decode_video
-from .limits import MB, AddressPolicy, Exchange, install_hub_guard, origin, parse_hosts, read_limited, serving_hub
+from .limits import MB, AddressPolicy, Exchange, install_hub_guard, origin, parse_hosts, serving_hub
 from .templates import dig, fill
-from .transports import CLIENT_TASKS, HttpProvider, http_providers, transport_of
+from .transports import CLIENT_TASKS, HUB_TASKS, HttpProvider, http_providers, transport_of
 
 __all__ = ["RemoteBackend", "RemoteFailed", "RemoteSettings"]
 
 _TIERS = {"1K": 1024, "2K": 2048, "4K": 4096}
 JSON_BYTES = 8 * MB  # a JSON answer that carries output URLs, not the output itself
-ERROR_BYTES = 64 * 1024  # what is read of an error answer for its detail
 
 
 @dataclass(frozen=True)
@@ -56,6 +56,7 @@ class RemoteSettings:
     max_video_bytes: int = 200 * MB  # one video output (or one answer of a video call)
     max_pixels: int = MAX_PIXELS  # one image, or one video frame, read from the header before decoding
     max_video_pixels: int = 1_000_000_000  # a whole video: frames x width x height (about 3 GB as RGB)
+    max_chat_bytes: int = 2 * MB  # one streamed chat answer, every chunk of it (the reply text has its own cap)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "allow_hosts", parse_hosts(self.allow_hosts))
@@ -80,6 +81,7 @@ class RemoteSettings:
             self_hosts=env.get("SPACE_HOST", ""),  # set by Hugging Face Spaces
             max_image_bytes=int(float(env.get("PLAYGROUND_REMOTE_MAX_IMAGE_MB", 50)) * MB),
             max_video_bytes=int(float(env.get("PLAYGROUND_REMOTE_MAX_VIDEO_MB", 200)) * MB),
+            max_chat_bytes=int(float(env.get("PLAYGROUND_REMOTE_MAX_CHAT_MB", 2)) * MB),
         )
 
 
@@ -133,6 +135,8 @@ class RemoteBackend:
     # -- running ---------------------------------------------------------------------------------------------------
     def run(self, entry: ModelEntry, task: Task, request: GenerationRequest, on_step: StepCallback,
             cancel=None) -> GenerationResult:
+        if task.is_text:  # a reply streamed piece by piece (pipelines/remote/chat.py)
+            return run_chat(self, entry, request, on_step, cancel)
         key = self.require_key(entry)
         label = self.label(entry)
         model = entry.remote_model_for(task)
@@ -179,66 +183,63 @@ class RemoteBackend:
         """One InferenceClient call in the call's worker thread, its requests (huggingface_hub's shared session) held
         to an exchange: the token only for the router and the Hub, any answer capped (a base64 answer may be a third
         larger than its output)."""
-        from huggingface_hub import constants
-
         install_hub_guard()  # already done at start-up unless someone replaced the factory since
-        router = self.settings.router_url or constants.INFERENCE_PROXY_TEMPLATE.split("{provider}")[0]
-        origins = {origin(router), origin(self.settings.hub_url or constants.ENDPOINT)}
-        if not key.startswith("hf_"):  # a provider's own key goes to that provider's API, not through the router
-            from huggingface_hub.inference._providers import PROVIDERS
-
-            helper = PROVIDERS.get(entry.provider or "", {}).get(_hub_task(task))
-            if helper is not None:
-                origins.add(origin(helper.base_url))
-        exchange = Exchange(call, self.policy, self._cap(task) * 4 // 3 + MB, frozenset(origins),
+        exchange = Exchange(call, self.policy, self._cap(task) * 4 // 3 + MB, self.hub_origins(key, entry, task),
                             frozenset({"authorization"}), self.settings.request_timeout_s, spool=True)
         with serving_hub(exchange):
             return self._client_call(key, entry, task, model, request, seed)
 
-    def _client(self, key: str, provider: str):
+    def hub_origins(self, key: str, entry: ModelEntry, task: Task) -> frozenset:
+        """Where InferenceClient may send the key: the router and the Hub, and with a provider's own key (not an HF
+        token) that provider's API, which InferenceClient then calls directly."""
+        from huggingface_hub import constants
+
+        router = self.settings.router_url or constants.INFERENCE_PROXY_TEMPLATE.split("{provider}")[0]
+        origins = {origin(router), origin(self.settings.hub_url or constants.ENDPOINT)}
+        if not key.startswith("hf_"):
+            from huggingface_hub.inference._providers import PROVIDERS
+
+            helper = PROVIDERS.get(entry.provider or "", {}).get(HUB_TASKS[task])
+            if helper is not None:
+                origins.add(origin(helper.base_url))
+        return frozenset(origins)
+
+    def inference_client(self, key: str, provider: str):
         from huggingface_hub import InferenceClient
 
         return InferenceClient(provider=provider, api_key=key, timeout=self.settings.request_timeout_s)
 
     def _client_call(self, key: str, entry: ModelEntry, task: Task, model: str, request: GenerationRequest, seed: int) -> bytes:
-        import httpx2
-        from huggingface_hub.errors import HfHubHTTPError
-
-        client = self._client(key, entry.provider or "")
+        client = self.inference_client(key, entry.provider or "")
         extra = dict(entry.remote_params)
         method = CLIENT_TASKS[task]
         try:
-            if method == "text_to_image":
-                image = client.text_to_image(request.prompt, model=model, width=request.width, height=request.height,
-                                             negative_prompt=request.negative_prompt or None, seed=seed,
-                                             num_inference_steps=request.steps, guidance_scale=request.guidance, extra_body=extra or None)
-                return _png(bounded(image, self.settings.max_pixels))
-            if method == "image_to_image":
-                image = client.image_to_image(_png(request.reference_images[0]), prompt=request.prompt, model=model,
-                                              target_size={"width": request.width, "height": request.height},
-                                              negative_prompt=request.negative_prompt or None, seed=seed, **extra)
-                return _png(bounded(image, self.settings.max_pixels))
-            if method == "image_to_video":
-                return client.image_to_video(_png(request.reference_images[0]), prompt=request.prompt, model=model,
-                                             num_frames=request.num_frames, negative_prompt=request.negative_prompt or None,
-                                             target_size={"width": request.width, "height": request.height}, seed=seed, **extra)
-            # text_to_video has no size arguments: the aspect ratio goes in the body, as fal's video endpoints read it
-            return client.text_to_video(request.prompt, model=model, num_frames=request.num_frames,
-                                        negative_prompt=[request.negative_prompt] if request.negative_prompt else None,
-                                        seed=seed, extra_body={"aspect_ratio": closest_ratio(request.width, request.height), **extra})
-        except HfHubHTTPError as exc:
-            response = exc.response
-            status = response.status_code if response is not None else 502
-            retry_after = response.headers.get("retry-after") if response is not None else None
-            raise classify(status, _detail_text(response), retry_after) from exc
-        except (httpx.TimeoutException, httpx2.TimeoutException, TimeoutError) as exc:
-            raise TimedOut() from exc
-        except (httpx.HTTPError, httpx2.HTTPError) as exc:  # no answer at all (connection refused or dropped)
-            raise classify(503, f"cannot connect: {type(exc).__name__}") from exc
+            with hub_errors():
+                return self._client_method(client, method, model, request, seed, extra)
         except Image.DecompressionBombError as exc:
             raise Oversized(f"the image declares more than {2 * Image.MAX_IMAGE_PIXELS / 1e6:.0f} megapixels") from exc
         except (KeyError, ValueError, TypeError, IndexError, OSError) as exc:  # an answer without a usable output
             raise Malformed(f"{type(exc).__name__}: {exc}"[:200]) from exc
+
+    def _client_method(self, client, method: str, model: str, request: GenerationRequest, seed: int, extra: dict) -> bytes:
+        if method == "text_to_image":
+            image = client.text_to_image(request.prompt, model=model, width=request.width, height=request.height,
+                                         negative_prompt=request.negative_prompt or None, seed=seed,
+                                         num_inference_steps=request.steps, guidance_scale=request.guidance, extra_body=extra or None)
+            return _png(bounded(image, self.settings.max_pixels))
+        if method == "image_to_image":
+            image = client.image_to_image(_png(request.reference_images[0]), prompt=request.prompt, model=model,
+                                          target_size={"width": request.width, "height": request.height},
+                                          negative_prompt=request.negative_prompt or None, seed=seed, **extra)
+            return _png(bounded(image, self.settings.max_pixels))
+        if method == "image_to_video":
+            return client.image_to_video(_png(request.reference_images[0]), prompt=request.prompt, model=model,
+                                         num_frames=request.num_frames, negative_prompt=request.negative_prompt or None,
+                                         target_size={"width": request.width, "height": request.height}, seed=seed, **extra)
+        # text_to_video has no size arguments: the aspect ratio goes in the body, as fal's video endpoints read it
+        return client.text_to_video(request.prompt, model=model, num_frames=request.num_frames,
+                                    negative_prompt=[request.negative_prompt] if request.negative_prompt else None,
+                                    seed=seed, extra_body={"aspect_ratio": closest_ratio(request.width, request.height), **extra})
 
     # -- data-driven vendors ----------------------------------------------------------------------------------------
     def _http_call(self, call: Call, key: str, entry: ModelEntry, task: Task, model: str, request: GenerationRequest, seed: int) -> bytes:
@@ -248,13 +249,14 @@ class RemoteBackend:
         headers = {provider.auth_header: provider.auth_value.format(key=key)}
         body = fill(entry.remote_body or provider.body[task], template_values(entry, task, request, seed))
         body.update(entry.remote_params)
-        url = provider.submit.format(base_url=base_url, model=model)
+        assert provider.submit is not None and provider.output is not None  # a vendor with this task's body has both
+        url = provider.submit.format(base_url=base_url, model=provider.models.get(model, model))
         cap = self._cap(task)
         answer_cap = cap * 4 // 3 + MB if provider.output.kind == "base64" else JSON_BYTES
         exchange = Exchange(call, self.policy, max(cap, answer_cap), frozenset({origin(base_url)}),
                             frozenset({provider.auth_header.lower()}), self.settings.request_timeout_s)
         with exchange.client() as http:
-            answer = _json(_send(http, "POST", url, headers, answer_cap, body))
+            answer = as_json(send(http, "POST", url, headers, answer_cap, body))
             if provider.queue is not None:
                 answer = self._wait(call, exchange, http, provider, headers, answer)
             path = provider.output.video if task.is_video else provider.output.image
@@ -263,7 +265,7 @@ class RemoteBackend:
             except KeyError as exc:
                 raise Malformed(f"no {path!r} in the answer") from exc
             if provider.output.kind == "base64":
-                return _b64(found, cap)
+                return b64(found, cap)
             return fetch(http, str(found), headers, cap)
 
     def _wait(self, call: Call, exchange: Exchange, http: httpx.Client, provider: HttpProvider, headers: dict,
@@ -276,19 +278,19 @@ class RemoteBackend:
             raise Malformed(f"no {queue.poll!r} in the submit answer") from exc
         try:
             while True:
-                status_answer = _json(_send(http, "GET", poll_url, headers, JSON_BYTES))
-                status = str(_maybe(status_answer, queue.status))
+                status_answer = as_json(send(http, "GET", poll_url, headers, JSON_BYTES))
+                status = str(maybe(status_answer, queue.status))
                 if status in queue.done:
                     break
                 if status in queue.failed:
-                    raise Refused(200, str(_maybe(status_answer, queue.error) or "the job failed"))
+                    raise Refused(200, str(maybe(status_answer, queue.error) or "the job failed"))
                 call.sleep(queue.poll_s)
         except BaseException:
-            cancel_url = _maybe(submitted, queue.cancel) if queue.cancel else None
+            cancel_url = maybe(submitted, queue.cancel) if queue.cancel else None
             if cancel_url:  # stop the provider's job too (best effort: it may already run)
                 try:
                     with exchange.cleanup():
-                        _send(http, "PUT", str(cancel_url), headers, ERROR_BYTES)
+                        send(http, "PUT", str(cancel_url), headers, ERROR_BYTES)
                 except Exception:
                     pass
             raise
@@ -298,7 +300,7 @@ class RemoteBackend:
             except KeyError as exc:
                 raise Malformed(f"no {queue.result!r} in the submit answer") from exc
             answer_cap = exchange.max_bytes if provider.output.kind == "base64" else JSON_BYTES
-            return _json(_send(http, "GET", result_url, headers, answer_cap))
+            return as_json(send(http, "GET", result_url, headers, answer_cap))
         return status_answer
 
 
@@ -319,73 +321,6 @@ def template_values(entry: ModelEntry, task: Task, request: GenerationRequest, s
         "duration_s": "10" if frames and frames / fps > 7.5 else "5", "num_frames": request.num_frames, "fps": request.fps,
         "script": request.script, "voice": request.voice, "steps": request.steps, "guidance": request.guidance,
     }
-
-
-def _send(http: httpx.Client, method: str, url: str, headers: dict, limit: int, body: Any = None) -> bytes:
-    """One request, its answer streamed and read up to `limit` bytes (the exchange checks the call between chunks)."""
-    try:
-        with http.stream(method, url, headers=headers, json=body) as response:
-            if response.status_code >= 400:
-                detail = _detail_text(read_limited(response, ERROR_BYTES, truncate=True))
-                raise classify(response.status_code, detail, response.headers.get("retry-after"))
-            return read_limited(response, limit)
-    except httpx.TimeoutException as exc:
-        raise TimedOut() from exc
-    except httpx.HTTPError as exc:
-        raise classify(503, f"cannot connect: {type(exc).__name__}") from exc
-
-
-def fetch(http: httpx.Client, url: str, headers: dict, limit: int) -> bytes:
-    if url.startswith("data:"):
-        return _b64(url.split(",", 1)[-1], limit)
-    return _send(http, "GET", url, headers, limit)
-
-
-def _json(data: bytes) -> Any:
-    try:
-        return json.loads(data)
-    except ValueError as exc:
-        raise Malformed("the answer is not JSON") from exc
-
-
-def _maybe(data: Any, path: str | None) -> Any:
-    if not path:
-        return None
-    try:
-        return dig(data, path)
-    except KeyError:
-        return None
-
-
-def _detail_text(response) -> str:
-    """An error answer's detail: `response` is an httpx/httpx2 response whose body was read, or that body's bytes."""
-    if response is None:
-        return ""
-    raw = response if isinstance(response, bytes) else None
-    try:
-        data = json.loads(raw) if raw is not None else response.json()
-        detail = data.get("detail") or data.get("error") or data.get("message") if isinstance(data, dict) else data
-        return str(detail if detail is not None else data)[:300]
-    except Exception:
-        try:
-            return (raw.decode("utf-8", "replace") if raw is not None else response.text or "")[:300]
-        except Exception:
-            return ""
-
-
-def _b64(value: Any, limit: int) -> bytes:
-    text = str(value)
-    if len(text) > limit * 4 // 3 + 4:
-        raise Oversized(f"more than {limit / MB:g} MB")
-    try:
-        return base64.b64decode(text, validate=False)
-    except (ValueError, TypeError, binascii.Error) as exc:
-        raise Malformed("the output is not base64") from exc
-
-
-def _hub_task(task: Task) -> str:
-    return {"text_to_image": "text-to-image", "image_to_image": "image-to-image", "image_to_video": "image-to-video",
-            "text_to_video": "text-to-video"}[CLIENT_TASKS[task]]
 
 
 def _png(image: Image.Image) -> bytes:

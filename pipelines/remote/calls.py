@@ -40,6 +40,10 @@ class TimedOut(Exception):
     pass
 
 
+class Interrupted(Exception):
+    """A streamed answer broke off after its first piece was handed on: not retried (a retry would repeat the pieces)."""
+
+
 class Oversized(Exception):
     """An answer or output over this deployment's byte or pixel limits (refused before it is held or decoded)."""
 
@@ -116,21 +120,26 @@ class Call:
             detail = f": {exc.detail[:200]}" if exc.detail else ""
             raise RemoteFailed(f"{self.label} refused the request (HTTP {exc.status}{detail}). Your credits were refunded; "
                                "trying again unchanged will not help: change the prompt or settings, or pick another model.") from exc
+        except Interrupted as exc:
+            raise RemoteFailed(f"{self.label} broke off in the middle of its answer ({exc}). Your credits were refunded; "
+                               "try again, and pick another model if it keeps happening.") from exc
         except Malformed as exc:
             raise RemoteFailed(f"{self.label} answered without a usable output ({exc}). Your credits were refunded; "
                                "try again, and pick another model if it keeps happening.") from exc
         except Oversized as exc:
             raise RemoteFailed(f"{self.label} sent an output larger than this deployment accepts ({exc}). Your credits were "
-                               "refunded; try a smaller size, or pick another model.") from exc
+                               "refunded; try a smaller size or a shorter reply, or pick another model.") from exc
         except Unsafe as exc:
             raise RemoteFailed(f"{self.label} pointed at an address this deployment does not fetch from ({exc}). Your credits "
                                "were refunded; pick another model, and tell the deployer if it keeps happening.") from exc
 
-    def in_thread(self, fn: Callable[[], Any], grace_s: float = 0.5) -> Any:
+    def in_thread(self, fn: Callable[[], Any], grace_s: float = 0.5, on_tick: Callable[[], None] | None = None) -> Any:
         """fn() in a worker thread, so that the deadline and the cancel flag hold even while a call blocks. When they
         end the wait, the worker gets up to `grace_s` to finish its own clean-up (a provider-side cancel) before the
         caller goes on; an abandoned worker ends at its next received chunk or at the deadline (the HTTP layer,
-        pipelines/remote/limits.py, checks this call between chunks and caps its timeouts at the deadline)."""
+        pipelines/remote/limits.py, checks this call between chunks and caps its timeouts at the deadline).
+        `on_tick` runs on the waiting thread after each check and once more when fn() returned (a streamed answer
+        hands its pieces on there, so that none is handed on after Stop or the deadline)."""
         box: dict[str, Any] = {}
         done = threading.Event()
 
@@ -146,9 +155,13 @@ class Call:
         while not done.wait(0.05):
             try:
                 self.check()
+                if on_tick is not None:
+                    on_tick()
             except BaseException:
                 done.wait(grace_s)
                 raise
         if "error" in box:
             raise box["error"]
+        if on_tick is not None:
+            on_tick()
         return box["value"]

@@ -23,7 +23,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown variants {sorted(unknown)}; known: {', '.join(sorted(builders))}")
     for variant in args.variants or sorted(builders):
         folder = args.out / variant
-        if (folder / "model_index.json").exists() and not args.force:
+        if (folder / builders[variant].marker).exists() and not args.force:
             logging.info("%-22s exists in %s", variant, folder)
             continue
         start = time.perf_counter()

@@ -9,6 +9,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from pipelines.types import Task
+
 from ..errors import UserError
 from .db import Database, row_dict
 from .identity import Account
@@ -115,8 +117,11 @@ class History:
             for r in rows
         ]
 
-    def list(self, account_id: str, limit: int = 50, include_failed: bool = False) -> list[Record]:
+    def list(self, account_id: str, limit: int = 50, include_failed: bool = False, media_only: bool = False) -> list[Record]:
+        """The account's generations, newest first; `media_only`: only those that make files (not chat replies)."""
         query = sa.select(generations).where(generations.c.account_id == account_id)
+        if media_only:
+            query = query.where(generations.c.task != Task.CHAT.value)
         if not include_failed:
             query = query.where(generations.c.status == "done")
         query = query.order_by(generations.c.created_at.desc()).limit(max(1, min(int(limit), 500)))
@@ -149,7 +154,7 @@ class History:
         return [
             ImageRef(record.id, index, path, record.model, str(record.request.get("prompt") or record.parameters.get("prompt") or ""),
                      record.created_at, str(record.parameters.get("model_name") or ""))
-            for record in self.list(account_id, limit=limit)
+            for record in self.list(account_id, limit=limit, media_only=True)
             for index, path in enumerate(p for p in record.files if p.suffix == ".png")
         ]
 

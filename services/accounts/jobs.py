@@ -181,6 +181,9 @@ class Jobs:
             self._running.setdefault(account.id, {})[request_id] = cancel
         try:
             result = work(cancel)
+        except SafetyBlocked as exc:  # a reply the text check withheld (services/runs/runner.py): refunded
+            self._fail(account.id, request_id, charge, "blocked", exc.reason, safety="blocked")
+            raise
         except GenerationCancelled as exc:
             status, message = ("timeout", f"took longer than {timeout_s:g} s") if timed_out.is_set() else ("cancelled", "cancelled")
             self._fail(account.id, request_id, charge, status, message)
@@ -228,7 +231,27 @@ class Jobs:
             return video, "video", poster
         return self.store.put(png_bytes(output, parameters, seed), ".png"), "image", None
 
+    def _deliver_text(self, request_id: str, charge: int, result: GenerationResult) -> JobResult:
+        """A language model's reply: the runner has checked its text; the record keeps it (no files), then capture."""
+        parameters, _ = json_safe(dict(result.parameters, request_id=request_id, output_check="prompt policy (text)",
+                                       reply=result.texts[0]))
+        with self.db.begin() as conn:
+            finished = conn.execute(
+                sa.update(generations)
+                .where(generations.c.id == request_id, generations.c.status == "running")
+                .values(status="done", parameters=parameters, seeds=list(result.seeds), charged=charge, safety="safe",
+                        preview=bool(parameters.get("preview")), finished_at=time.time())
+            ).rowcount
+            if not finished:
+                raise PreviousAttemptFailed("This request was interrupted and refunded; run it again.")
+            account_id = conn.execute(sa.select(generations.c.account_id).where(generations.c.id == request_id)).scalar()
+            self.ledger.capture(conn, account_id, request_id, f"captured {charge} of {charge}")
+        return JobResult(request_id, [], list(result.seeds), parameters, charge, charge, preview=bool(parameters.get("preview")),
+                         safety=["safe"])
+
     def _deliver(self, account: Account, request_id: str, charge: int, result: GenerationResult, allow_flagged: bool) -> JobResult:
+        if result.texts and not (result.images or result.videos):
+            return self._deliver_text(request_id, charge, result)
         outputs = list(result.videos) if result.videos else list(result.images)
         verdicts = self._check(outputs)
         kept = [(output, seed, v) for output, seed, v in zip(outputs, result.seeds, verdicts) if allow_flagged or not v.flagged]

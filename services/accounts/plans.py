@@ -170,7 +170,8 @@ class Plans(BaseModel):
     def quote(self, entry: ModelEntry, task: Task, resolution: str, count: int = 1, figures: int = 1) -> "Quote":
         task = Task(task)
         unit = self.prices.unit(entry.id, task)
-        multiplier = self.prices.multiplier(entry, resolution)
+        # a chat reply is priced per message: no resolution
+        multiplier = 1 if task.is_text else self.prices.multiplier(entry, resolution)
         per_output = unit * multiplier * (figures if self.prices.group_per_figure else 1)
         return Quote(entry.id, task.value, unit, multiplier, figures, count, per_output * count)
 

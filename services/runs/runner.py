@@ -33,7 +33,8 @@ from ..catalogue import Catalogue
 from ..errors import Cancelled, InvalidRequest, model_refusals
 from ..media.png import png_bytes
 from ..media.storage import OutputStore
-from ..safety.policy import PromptPolicy, PromptStyle, Surface, require
+from ..safety.output import SafetyBlocked
+from ..safety.policy import PromptPolicy, PromptRefused, PromptStyle, Surface, require
 from .params import MAX_COUNT, checked_count, checked_seed, checked_steps, checked_strength
 from .slots import Slots
 
@@ -131,7 +132,9 @@ class Runner:
         self.catalogue.require(entry.id, stage.task)
         with model_refusals():
             self.runtime.check_options(entry, stage.task, request)  # a field the family cannot use is refused now
-        if stage.check_size and (request.width, request.height) not in self.catalogue.sizes_offered(entry):
+        if stage.task.is_text:
+            self._validate_chat(stage)
+        elif stage.check_size and (request.width, request.height) not in self.catalogue.sizes_offered(entry):
             raise InvalidRequest(f"{entry.name} does not offer {request.width}x{request.height}; pick an aspect ratio and resolution it lists.")
         if not request.prompt.strip():
             raise InvalidRequest("Write a prompt first: describe what the image should show.")
@@ -144,6 +147,26 @@ class Runner:
             checked_strength(request.strength, math.nan)
         if (stage.chain or stage.chain_all) and first:
             raise InvalidRequest(f"Stage {stage.name!r} takes the previous stage's output, and there is none.")
+
+    @staticmethod
+    def _validate_chat(stage: Stage) -> None:
+        """A chat turn: a conversation to answer, a reply cap within the model's own."""
+        request, settings = stage.request, stage.entry.chat
+        if not request.messages or request.messages[-1][0] != "user":
+            raise InvalidRequest("Write a message first: the conversation must end with yours.")
+        if settings is not None and request.max_new_tokens is not None and not 1 <= request.max_new_tokens <= settings.max_new_tokens:
+            raise InvalidRequest(f"A reply from {stage.entry.name} is at most {settings.max_new_tokens} tokens.")
+        if request.temperature is not None and not (math.isfinite(request.temperature) and 0.0 <= request.temperature <= 2.0):
+            raise InvalidRequest("The temperature must be between 0 and 2.")
+
+    def check_reply(self, account: Account, run: PaidRun, result: GenerationResult) -> None:
+        """The output check of a text: each reply passes the prompt policy of the run's surface, else it is withheld
+        (SafetyBlocked: the run ends as blocked and is refunded in full)."""
+        for text in result.texts:
+            try:
+                self.policy.check_text(text, account, run.surface)
+            except PromptRefused as exc:
+                raise SafetyBlocked(f"the reply broke the rule {exc.rule!r}") from None
 
     def quote(self, run: PaidRun) -> Quote:
         if run.price is not None:
@@ -171,7 +194,9 @@ class Runner:
         with self.slots.admitted(account.id, kind) as ticket:  # the visitor's share: refused before any credit moves
             def work(cancel) -> GenerationResult:
                 with ticket.held(cancel):  # Stop and the deadline end the wait for a slot (refunded)
-                    return self._stages(run, cancel, on_step)
+                    result = self._stages(run, cancel, on_step)
+                self.check_reply(account, run, result)  # text outputs (chat replies); images are checked by the jobs
+                return result
 
             try:
                 with model_refusals():
@@ -188,9 +213,9 @@ class Runner:
         cheaper model for the same task that the balance covers."""
         stage = run.final
         ways = []
-        if stage.request.count > 1:
+        if stage.request.count > 1 and not stage.task.is_text:
             ways.append("fewer takes" if run.surface is Surface.FIGURE else f"fewer {'videos' if stage.task.is_video else 'images'}")
-        if stage.tier not in ("1K", "480p"):
+        if stage.tier not in ("1K", "480p", "message"):
             ways.append("a lower resolution")
         current = self.catalogue.unit_price(stage.entry, stage.task)
         options = sorted((self.catalogue.unit_price(e, stage.task), e.name) for e in self.catalogue.entries(stage.task, local=True)
@@ -226,6 +251,8 @@ class Runner:
 
             result = self.runtime.run(stage.entry, stage.task, request, on_step=progress, cancel=cancel)
             record = {"stage": stage.name, **{k: v for k, v in result.parameters.items() if k != "stages"}}
+            if result.texts and stage is not run.final:  # an inner text stage (a chat turn's judge): its answer is kept
+                record["reply"] = result.texts[0]
             if stage.keep and result.images:
                 kept = self.store.put(png_bytes(result.images[0], result.parameters, request.seed), ".png")
                 record["file"] = self.store.relative(kept)

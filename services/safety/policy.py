@@ -28,10 +28,12 @@ class Surface(str, Enum):
     CHARACTER = "character"  # character main image: SFW
     EDIT = "edit"  # instruction edits: SFW
     VIDEO = "video"  # video prompts: members only (the `video_prompt` unlock), and SFW
+    CHAT = "chat"  # a chat with a character that allows 18+: adult content for members who confirmed their age
+    CHAT_SFW = "chat-sfw"  # a chat with any other character (and every guest's chat): SFW
 
     @property
     def sfw_only(self) -> bool:
-        return self in (Surface.FIGURE, Surface.CHARACTER, Surface.EDIT, Surface.VIDEO)
+        return self in (Surface.FIGURE, Surface.CHARACTER, Surface.EDIT, Surface.VIDEO, Surface.CHAT_SFW)
 
 
 class PromptStyle(str, Enum):
