@@ -10,7 +10,7 @@ import logging
 from typing import Any
 from dataclasses import dataclass, field
 
-from pipelines.registry import Registry, load_registry
+from pipelines.registry import Registry, RegistryError, load_registry
 from pipelines.runtime import PipelineRuntime
 from pipelines.types import Task
 
@@ -41,6 +41,10 @@ from .research.grid_run import Grids
 from .research.prompt_sets import load_prompt_sets
 from .runs.background import Background
 from .runs.slots import Slots
+from .chat.pictures import Pictures
+from .errors import InvalidRequest
+from .chat.service import Chats
+from .chat.store import ChatStore
 from .runs.runner import Runner
 from .safety.output import SafetyChecker, build_checker
 from .safety.policy import PromptPolicy, SafetyFile, load_safety_file
@@ -85,6 +89,7 @@ class Services:
     grids: Any = None  # research grids (services/research/grid_run.py), built on the services themselves
     arena: Any = None  # research arenas (services/research/arena.py)
     prompt_sets: dict = field(default_factory=dict)  # presets/prompt_sets/, validated on load
+    chats: Any = None  # conversations with characters (services/chat)
 
     def cancel(self, account) -> int:
         """Stop the account's running generations at their next step; each is refunded. Returns how many."""
@@ -175,4 +180,11 @@ def build_services(
     services.grids = Grids(services)
     services.arena = Arena(services)
     services.prompt_sets = load_prompt_sets()
+    for model in character_limits.chat_models:  # every chat model a character may name runs through a registry entry
+        try:
+            catalogue.chat_entry(model)
+        except InvalidRequest:
+            raise RegistryError(f"presets/characters.toml chat_models: {model!r} is no chat model in the registry "
+                                "(its source repo or remote_model)") from None
+    services.chats = Chats(ChatStore(db), catalogue, runner, characters, Pictures(catalogue, characters, remix, store))
     return services

@@ -138,6 +138,7 @@ def test_every_endpoint_runs_with_only_its_required_arguments(app_server, api, m
         "/album_offer": lambda: {"token": state["token"], "character_id": state["on_figure"]["id"], "price": 10,
                                  "media_ids": [state["on_figure_media"]]},
         "/album_unlock": lambda: {"token": state["other"], "character_id": state["on_figure"]["id"], "price": 10},
+        "/character_advanced": lambda: {"token": state["token"], "character_id": state["on_figure"]["id"], "enabled": True},
         "/album": lambda: {"character_id": state["on_figure"]["id"]},
         "/review_characters": lambda: {"token": state["qa"]},
         "/review_character_view": lambda: {"token": state["qa"], "character_id": state["public"]["id"]},
@@ -146,6 +147,17 @@ def test_every_endpoint_runs_with_only_its_required_arguments(app_server, api, m
         "/character_options": lambda: {},
         "/character_help": lambda: {},
         "/character_delete": lambda: {"token": state["token"], "character_id": state["imported"]["id"], "confirm": True},
+        "/chat_open": lambda: {"token": state["token"], "character_id": state["character"]["id"]},
+        "/chat_get": lambda: {"token": state["token"], "conversation_id": state["chat"]},
+        "/chat_list": lambda: {"token": state["token"]},
+        "/chat_quote": lambda: {"token": state["token"], "conversation_id": state["chat"]},
+        "/chat_send": lambda: {"token": state["token"], "conversation_id": state["chat"], "message": "Hello, Iris"},
+        "/chat_picture": lambda: {"token": state["token"], "conversation_id": state["chat"]},
+        "/chat_choose": lambda: {"token": state["token"], "conversation_id": state["chat"]},
+        "/chat_rename": lambda: {"token": state["token"], "conversation_id": state["chat"], "title": "Harbour night"},
+        "/chat_clear": lambda: {"token": state["token"], "conversation_id": state["chat"]},
+        "/chat_delete": lambda: {"token": state["token"], "conversation_id": state["chat"], "confirm": True},
+        "/chat_adult": lambda: {"token": state["token"], "character_id": state["character"]["id"], "enabled": False},
         "/history": lambda: {"token": state["token"]},
         "/report_image": lambda: {"token": state["token"], "request_id": state["image"]},
         "/review_reports": lambda: {"token": state["qa"]},
@@ -224,6 +236,8 @@ def test_every_endpoint_runs_with_only_its_required_arguments(app_server, api, m
             state["card"] = Client(url, verbose=False).predict(character_id=state["character"]["id"], api_name="/character_export")
         elif name == "/character_import":
             state["imported"] = result
+        elif name == "/chat_open":
+            state["chat"] = result["id"]
         elif name == "/report_image":
             state["report"] = result
 
@@ -249,7 +263,7 @@ def test_a_call_without_a_token_gets_the_apps_own_message(client, api):
               "figure_id": "x", "take_id": "x", "confirm": True, "instruction": "x", "figure_ids": ["x", "y"], "description": "x",
               "models": ["sdxl-base", "flux.1-schnell"], "fields": {"name": "x"}, "character_id": "x", "report_id": "x",
               "approve": True, "intro": "x", "tags": ["x"], "visibility": "private", "greeting": "x", "media_id": "x",
-              "source": "generate", "price": 10, "verify": True, "revision": 0, "media_ids": ["x"], "presets": "loras", "run_id": "x", "job_id": "x", "grid_id": "x", "battle_id": "x", "outcome": "left", "hub_repo": "a/b", "hub_token": "x", "card": handle_file(str(ROOT / "tests" / "data" / "card-v1.json"))}
+              "source": "generate", "price": 10, "verify": True, "revision": 0, "media_ids": ["x"], "enabled": True, "conversation_id": "x", "message": "x", "title": "x", "presets": "loras", "run_id": "x", "job_id": "x", "grid_id": "x", "battle_id": "x", "outcome": "left", "hub_repo": "a/b", "hub_token": "x", "card": handle_file(str(ROOT / "tests" / "data" / "card-v1.json"))}
     for name, arguments in required.items():
         if "token" not in arguments:
             continue

@@ -321,9 +321,9 @@ def test_visibility_through_every_by_id_endpoint(client, token, app_server):
                               api_name="/character_create")
     other = client.predict(api_name="/session_start")["token"]
     fillers = {"request_id": "x", "media_id": "x", "instruction": "x", "price": 10, "source": "gallery", "confirm": True,
-               "verify": True, "revision": 0, "media_ids": ["x"]}
+               "verify": True, "revision": 0, "media_ids": ["x"], "enabled": True}
     by_id = [name for name, required in readme_endpoints().items() if "character_id" in required]
-    assert len(by_id) == 14, by_id  # a new by-id endpoint joins this test by being in README
+    assert len(by_id) == 17, by_id  # a new by-id endpoint joins this test by being in README
     for name in by_id:
         kwargs = {a: fillers[a] for a in readme_endpoints()[name] if a not in ("token", "character_id")}
         for caller, tok in ((client, other), (anonymous, "")):

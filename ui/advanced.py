@@ -1,11 +1,13 @@
-"""Images > Advanced: a natural scene description of one of your figures at 2K or 4K. The figure's likeness is kept
-by the picked model's face-preservation path; no presets (the rules are presets/plans.toml [modes.advanced])."""
+"""Images > Advanced: a natural scene description of one of your figures at 2K or 4K (or of another visitor's
+character whose creator enabled Advanced). The likeness is kept by the picked model's face-preservation path; no
+presets (the rules are presets/plans.toml [modes.advanced])."""
 from __future__ import annotations
 
 import gradio as gr
 
 from services.catalogue import ASPECT_RATIOS, Task
 from services.container import Services
+from services.errors import UserError
 
 from .models import model_label
 from .api import bounds, public, ui_event
@@ -22,6 +24,23 @@ def _models(services: Services) -> list[tuple[str, str]]:
 
     return [(model_label(services, e, Task.REFERENCE if e.face_preservation == "reference" else Task.TEXT_TO_IMAGE, "image",
                          how(e)), e.id) for e in services.remix.advanced_models()]
+
+
+def character_choices(services: Services, selected=None) -> list[tuple[str, str]]:
+    """The pickers' characters open for Advanced (verified public ones; an unlisted one is typed by its id)."""
+    listed = [(c["name"], c["id"]) for c in services.characters.advanced_characters()]
+    known = {v for _, v in listed}
+    extra = [(str(v), str(v)) for v in ([selected] if isinstance(selected, str) else selected or []) if v and v not in known]
+    return listed + extra
+
+
+def character_image(services: Services, character_id: str, token, profile=None) -> str | None:
+    """A lent character's main image as the visitor may see it (a copy without metadata); None if it cannot be opened."""
+    try:
+        character = services.characters.get(optional_account(services, token, profile), character_id)
+    except UserError:  # the Generate button says why in words; the preview just stays empty
+        return None
+    return str(character.image) if character.image else None
 
 
 def price_text(services: Services, model_id: str, ratio: str, tier: str, account) -> str:
@@ -45,6 +64,8 @@ def build(services: Services, demo: gr.Blocks, session: SessionUI, tab: gr.Tab, 
             with gr.Row():
                 figure = gr.Dropdown([], label="Figure", allow_custom_value=True, scale=3, elem_id="adv-figure")
                 refresh = gr.Button("Refresh", size="sm", scale=0, min_width=100)
+            character = gr.Dropdown([("None: my figure", "")], value="", allow_custom_value=True, elem_id="adv-character",
+                                    label="Or another visitor's character (its creator enabled Advanced; it replaces the figure)")
             description = gr.Textbox(label="Scene description", lines=4, max_length=services.policy.limit("natural"),
                                      elem_id="adv-description",
                                      value="She stands on a windswept cliff at golden hour, coat collar up, looking out to sea.")
@@ -72,8 +93,18 @@ def build(services: Services, demo: gr.Blocks, session: SessionUI, tab: gr.Tab, 
     def list_figures(selected, token, profile: gr.OAuthProfile | None = None):
         return figure_picker(services, selected, token, profile)
 
+    @user_errors
+    def list_characters(selected, figure_id, token, profile: gr.OAuthProfile | None = None):
+        """The characters open for Advanced; the preview shows the picked one's main image, else the figure's."""
+        choices = [("None: my figure", "")] + character_choices(services, selected)
+        image = (character_image(services, selected, token, profile) if selected
+                 else figure_picker(services, figure_id, token, profile)[1])
+        return gr.Dropdown(choices=choices, value=selected or ""), image
+
+    characters_io = ([character, figure, session.token], [character, canonical])
     gr.on([tab.select, refresh.click, current_figure.change], list_figures, [current_figure, session.token], [figure, canonical],
-          api_visibility="private")
+          api_visibility="private").then(list_characters, *characters_io, api_visibility="private")
+    character.input(list_characters, *characters_io, api_visibility="private")
 
     def show_price(model_id, ratio_value, tier_value, token, profile: gr.OAuthProfile | None = None):
         return price_text(services, model_id, ratio_value, tier_value, optional_account(services, token, profile))
@@ -84,8 +115,8 @@ def build(services: Services, demo: gr.Blocks, session: SessionUI, tab: gr.Tab, 
 
     @user_errors
     def advanced_image(
-        figure_id: str,
-        description: str,
+        figure_id: str = "",
+        description: str = "",
         model: str = "",
         aspect_ratio: str = "3:4",
         resolution: str = "2K",
@@ -95,15 +126,16 @@ def build(services: Services, demo: gr.Blocks, session: SessionUI, tab: gr.Tab, 
         count: int = 1,
         token: str = "",
         idempotency_key: str = "",
+        character_id: str = "",
         profile: gr.OAuthProfile | None = None,
         progress=gr.Progress(),
     ):
-        """Advanced mode: one of your figures in a scene you describe in plain sentences, at 2K or 4K, keeping its
-        likeness through the model's face-preservation path. Returns the PNG, JSON with settings and identity scores,
-        a notice, and the balance line.
+        """Advanced mode: one of your figures (or another visitor's character whose creator enabled Advanced) in a scene
+        you describe in plain sentences, at 2K or 4K, keeping its likeness through the model's face-preservation path.
+        Returns the PNG, JSON with settings and identity scores, a notice, and the balance line.
 
         Args:
-            figure_id: one of your figures.
+            figure_id: one of your figures ("" with character_id).
             description: the scene in natural sentences (up to 2,000 characters); no presets.
             model: an Advanced model id (face-keeping, 2K/4K); "" takes the first (FLUX.2 [dev]).
             aspect_ratio: 1:1, 16:9, 9:16, 4:3 or 3:4.
@@ -114,21 +146,24 @@ def build(services: Services, demo: gr.Blocks, session: SessionUI, tab: gr.Tab, 
             count: images per request; Advanced makes 1 (presets/plans.toml [modes.advanced]).
             token: your session token from /session_start.
             idempotency_key: send the same key again to get the first result without being charged twice.
+            character_id: another visitor's character whose creator enabled Advanced (a verified public one, or an unlisted one by its id); it replaces figure_id. Priced and run as Advanced on a figure; the result names the character, never its figure.
         """
         account = account_for(services, token, profile)
         progress(0, desc="Loading model")
-        output = services.remix.advanced_image(
-            account, figure_id=figure_id, description=description, model=model or default or "", aspect_ratio=aspect_ratio,
-            resolution=resolution, likeness=likeness, count=int(count), seed=seed_or_random(seed), keep_style=bool(keep_style),
-            idempotency_key=idempotency_key or None,
-            on_step=lambda done, total: progress((done, total), desc="Generating", unit="steps"),
-        )
+        options = dict(description=description, model=model or default or "", aspect_ratio=aspect_ratio, resolution=resolution,
+                       likeness=likeness, count=int(count), seed=seed_or_random(seed), keep_style=bool(keep_style),
+                       idempotency_key=idempotency_key or None,
+                       on_step=lambda done, total: progress((done, total), desc="Generating", unit="steps"))
+        if character_id:
+            output = services.characters.advanced_image(account, character_id=character_id, **options)
+        else:
+            output = services.remix.advanced_image(account, figure_id=figure_id, **options)
         return result(services, output, token, profile)
 
     wire_stop(services, session, stop, notice)
     outputs = [gallery, info, notice, session.bar]
     ui_event(services, go.click, advanced_image, {
         "figure_id": figure, "description": description, "model": model, "aspect_ratio": ratio, "resolution": tier,
-        "likeness": likeness, "seed": seed, "keep_style": keep_style, "token": session.token,
+        "likeness": likeness, "seed": seed, "keep_style": keep_style, "token": session.token, "character_id": character,
     }, outputs, api_name="advanced_image").then(show_price, price_inputs, [price], api_visibility="private")
     public(services, advanced_image, outputs, api_name="advanced_image", like={"aspect_ratio": ratio, "resolution": tier})

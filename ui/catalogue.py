@@ -2,6 +2,8 @@
 unlisted one by its link id, galleries, Photo Album unlock, card download). Moderation is in moderation.py."""
 from __future__ import annotations
 
+import time
+
 import gradio as gr
 
 from services.container import Services
@@ -23,7 +25,8 @@ def detail_text(character: dict, album: dict | None) -> str:
     return "\n\n".join(lines)
 
 
-def build_catalogue(services: Services, session: SessionUI, functions, tab: gr.Tab) -> None:
+def build_catalogue(services: Services, session: SessionUI, functions, tab: gr.Tab, chat_with: gr.State | None = None) -> None:
+    """`chat_with`: the Chat tab's target; the detail panel's Chat button sets it (ui/chat.py opens the chat)."""
     limits = services.characters.limits
     with gr.Row():
         query = gr.Textbox(label="Search by name", scale=3, elem_id="catalogue-query")
@@ -45,6 +48,7 @@ def build_catalogue(services: Services, session: SessionUI, functions, tab: gr.T
             with gr.Row():
                 unlock = gr.Button("Unlock Photo Album", size="sm", visible=False, elem_id="catalogue-unlock")
                 download = gr.Button("Download card (PNG V3)", size="sm", visible=False, elem_id="catalogue-download")
+                chat = gr.Button("💬 Chat", size="sm", variant="primary", visible=False, elem_id="catalogue-chat")
             card_file = gr.File(label="Card", interactive=False, visible=False, elem_id="catalogue-card-file")
         with gr.Column(scale=3):
             gallery = gr.Gallery(fit_columns=False, label="Gallery", columns=4, height=240, type="filepath", elem_id="catalogue-gallery")
@@ -73,9 +77,10 @@ def build_catalogue(services: Services, session: SessionUI, functions, tab: gr.T
         can_unlock = album is not None and not album["unlocked"] and album["offered"] and viewer is not None
         label = f"Unlock Photo Album ({album['price']} credits)" if album else "Unlock Photo Album"
         return (character_id, detail_text(character, album), gr.update(visible=can_unlock, value=label), gr.update(visible=True),
-                pictures, clips, gr.update(visible=False, value=None), album["price"] if album else 0)
+                pictures, clips, gr.update(visible=False, value=None), album["price"] if album else 0,
+                gr.update(visible=chat_with is not None))
 
-    view_outputs = [opened, detail, unlock, download, gallery, videos, card_file, shown_price]
+    view_outputs = [opened, detail, unlock, download, gallery, videos, card_file, shown_price, chat]
 
     @user_errors
     def on_select(shown_ids, token, evt: gr.SelectData, profile: gr.OAuthProfile | None = None):
@@ -111,3 +116,11 @@ def build_catalogue(services: Services, session: SessionUI, functions, tab: gr.T
                                                                         profile=profile))
 
     download.click(on_download, [opened, session.token], [card_file], api_visibility="private")
+
+    if chat_with is not None:
+        def on_chat(character_id):
+            if not character_id:
+                raise gr.Error("Open a character first.")
+            return {"id": character_id, "at": time.time()}  # a new value each click, so the Chat tab always reacts
+
+        chat.click(on_chat, [opened], [chat_with], api_visibility="private")

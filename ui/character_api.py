@@ -1,5 +1,6 @@
 """The characters API: create (one call, with its main image), update, read, list, the public catalogue, galleries,
-main image, edit of the main image, photo albums, card import and export, and moderation for QA sessions.
+main image, edit of the main image, photo albums, Advanced for other visitors, card import and export, and moderation
+for QA sessions.
 
 The UI's Characters tab calls the same functions. Lists of structured items travel as one string per item:
 persona cards as "Name: description", challenge modes as "goal | target behaviour | progress hint".
@@ -16,6 +17,7 @@ from services.creation.characters import voices
 from services.creation.characters.profile import challenge_from_text, persona_from_text
 
 from .album_api import album_endpoints
+from .character_advanced import advanced_endpoints
 from .api import api, public, required
 from .errors import user_errors
 from .session import account_for, optional_account
@@ -368,7 +370,7 @@ def register(services: Services) -> SimpleNamespace:
         "character_gallery_add": character_gallery_add, "character_gallery_remove": character_gallery_remove,
         "character_set_main": character_set_main, "character_edit_main": character_edit_main,
         "character_delete": character_delete, "character_export": character_export, "character_import": character_import,
-        **album_endpoints(services), "review_characters": review_characters,
+        **album_endpoints(services), **advanced_endpoints(services), "review_characters": review_characters,
         "review_character_view": review_character_view,
         "review_character": review_character, "character_options": character_options, "character_help": character_help,
     }

@@ -8,7 +8,7 @@ from services.container import Services
 from services.creation.characters import CharacterError, voices
 from services.creation.characters.profile import (challenge_text, persona_text, split_lines, split_paragraphs)
 
-from . import catalogue, character_api, character_media, moderation, qa
+from . import catalogue, character_advanced, character_api, character_media, moderation, qa
 from .errors import user_errors
 from .remix import figure_choices
 from .session import SessionUI, account_for, bar_text, optional_account
@@ -24,7 +24,8 @@ def tags_of(presets: list[str] | None, custom: str) -> list[str]:
     return [*(presets or []), *(t.strip() for t in (custom or "").split(",") if t.strip())]
 
 
-def build(services: Services, demo: gr.Blocks, session: SessionUI, tab: gr.Tab, current_figure: gr.State) -> None:
+def build(services: Services, demo: gr.Blocks, session: SessionUI, tab: gr.Tab, current_figure: gr.State,
+          chat_with: gr.State | None = None) -> None:
     functions = character_api.register(services)
     limits = services.characters.limits
     specs = {f.key: f for f in limits.fields}
@@ -32,12 +33,13 @@ def build(services: Services, demo: gr.Blocks, session: SessionUI, tab: gr.Tab, 
         with gr.Tab("My characters", id="characters-mine") as mine_tab:
             form = _form(services, session, functions, limits, specs)
         with gr.Tab("Catalogue", id="characters-catalogue") as catalogue_tab:
-            catalogue.build_catalogue(services, session, functions, catalogue_tab)
+            catalogue.build_catalogue(services, session, functions, catalogue_tab, chat_with)
         with gr.Tab("Moderation", id="characters-moderation", visible=False) as moderation_tab:  # QA sessions only
             moderation.build_moderation(services, session, functions, moderation_tab)
         with gr.Tab("QA", id="characters-qa", visible=False) as qa_tab:  # QA sessions only: preset QA runs (ui/qa.py)
             qa.build(services, session, qa_tab)
     character_media.build(services, session, functions, form)
+    character_advanced.build(services, session, functions, form)
 
     def on_open(selected_figure, token, profile: gr.OAuthProfile | None = None):
         account = optional_account(services, token, profile)

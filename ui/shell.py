@@ -5,7 +5,7 @@ import gradio as gr
 
 from services.container import Services
 
-from . import advanced, characters, compare, credits, edit, figures_custom, figures_library, figures_quick, group, history, jobs, remix, research, session, text_mode, text_video, video
+from . import advanced, characters, chat, compare, credits, edit, figures_custom, figures_library, figures_quick, group, history, jobs, remix, research, session, text_mode, text_video, video
 from .errors import keep_pages
 from .api import api
 
@@ -38,6 +38,7 @@ def build_app(services: Services) -> gr.Blocks:
             )
         current = session.build(services, demo)
         current_figure = gr.State(None)  # the figure picked in All Figures, for Remix / Video / Characters
+        chat_with = gr.State(None)  # a character to chat with, set by the Catalogue's Chat button (ui/chat.py)
         with gr.Tabs() as main_tabs:
             with gr.Tab("Figures", id="figures"):
                 with gr.Tabs():
@@ -67,7 +68,9 @@ def build_app(services: Services) -> gr.Blocks:
                     video.build(services, demo, current, figure_video_tab, image_video_tab, current_figure)
                     text_video.build(services, current, text_video_tab)
             with gr.Tab("Characters", id="characters") as characters_tab:
-                characters.build(services, demo, current, characters_tab, current_figure)
+                characters.build(services, demo, current, characters_tab, current_figure, chat_with)
+            with gr.Tab("Chat", id="chat") as chat_tab:
+                chat.build(services, demo, current, chat_tab, chat_with, main_tabs)
             with gr.Tab("Compare", id="compare") as compare_tab:
                 compare.build(services, demo, current, compare_tab)
             with gr.Tab("Research", id="research") as research_tab:

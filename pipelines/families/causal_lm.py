@@ -74,21 +74,28 @@ class _Streamer:
     def text(self) -> str:
         return _CONTROL.sub("", self.tokenizer.decode(self.ids, skip_special_tokens=True))
 
+    def clean(self) -> str:
+        return self.text().replace("\ufffd", "")
+
+    def final(self) -> str:
+        """The whole reply: without the replacement characters left by byte pieces that never formed a character."""
+        return self.clean().strip()
+
     def put(self, value) -> None:
         if not self.prompt_seen:  # generate() first hands over the prompt itself
             self.prompt_seen = True
             return
         self.ids.extend(int(i) for i in value.reshape(-1).tolist())
         self.on_step(min(len(self.ids), self.cap), self.cap)
-        text = self.text()
-        # hold back a trailing replacement character: the rest of a multi-byte character is still to come
-        ready = text[:-1] if text.endswith("\ufffd") else text
-        if self.on_text is not None and len(ready) > len(self.sent) and ready.startswith(self.sent):
-            self.on_text(ready[len(self.sent):])
-            self.sent = ready
+        self._emit()
 
     def end(self) -> None:
-        text = self.text()
+        self._emit()
+
+    def _emit(self) -> None:
+        """Hand over the text added since the last piece. Replacement characters (byte pieces of a character still to
+        come, or that never form one) are never handed over, so the pieces always add up to the final reply."""
+        text = self.clean()
         if self.on_text is not None and len(text) > len(self.sent) and text.startswith(self.sent):
             self.on_text(text[len(self.sent):])
             self.sent = text
@@ -124,7 +131,7 @@ def chat(pipe: ChatModel, request: GenerationRequest, on_step: StepCallback, can
     if cancel is not None and cancel.is_set():
         raise GenerationCancelled("cancelled")
     streamer.end()
-    reply = streamer.text().strip()
+    reply = streamer.final()
     parameters = {
         "prompt": request.prompt, "messages": len(request.messages), "prompt_tokens": int(inputs.input_ids.shape[1]),
         "reply_tokens": len(streamer.ids), "max_new_tokens": cap, "temperature": temperature, "seed": request.seed,

@@ -204,6 +204,17 @@ def m013_identity_monitor(conn: sa.Connection) -> None:
     tables.metadata.create_all(conn, tables=[tables.output_identity])
 
 
+def m014_chat(conn: sa.Connection) -> None:
+    """Chat: conversations with characters and their messages; a character's 18+ chat switch."""
+    tables.metadata.create_all(conn, tables=[tables.conversations, tables.chat_messages])
+    _add_column(conn, "characters", "chat_adult", "BOOLEAN NOT NULL DEFAULT FALSE")
+
+
+def m015_shared_advanced(conn: sa.Connection) -> None:
+    """Characters get the creator's switch that opens Advanced (and Group) on them to other visitors."""
+    _add_column(conn, "characters", "advanced_shared", "BOOLEAN NOT NULL DEFAULT FALSE")
+
+
 MIGRATIONS: list[Migration] = [
     (1, "initial", m001_initial),
     (2, "figures", m002_figures),
@@ -218,4 +229,6 @@ MIGRATIONS: list[Migration] = [
     (11, "character covers", m011_character_covers),
     (12, "research", m012_research),
     (13, "identity monitor", m013_identity_monitor),
+    (14, "chat", m014_chat),
+    (15, "shared advanced", m015_shared_advanced),
 ]

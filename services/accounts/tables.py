@@ -202,6 +202,10 @@ characters = sa.Table(
     sa.Column("name_key", sa.String(80), nullable=False, server_default=""),  # casefolded name: the catalogue's search
     # the optional cover image, shown in the catalogue: {"source", "path", "safety", ...} like the avatar (migration 11)
     sa.Column("cover", sa.JSON, nullable=True),
+    # its creator lets members who confirmed their age chat 18+ with it (migration 14)
+    sa.Column("chat_adult", sa.Boolean, nullable=False, server_default=sa.false()),
+    # its creator lets others make Advanced and Group images of it (a figure with a picked reference sheet; migration 15)
+    sa.Column("advanced_shared", sa.Boolean, nullable=False, server_default=sa.false()),
     # the catalogue's listing: verified public characters, newest change first
     sa.Index("ix_characters_listing", "visibility", "review", "updated_at"),
 )
@@ -324,3 +328,38 @@ votes = sa.Table(
     sa.Index("ix_votes_voter", "voter", "created_at"),
     sa.Index("ix_votes_kind", "kind", "qa"),
 )
+
+# -- chat (migration 14): a visitor's conversations with characters, and their messages --------------------------------
+conversations = sa.Table(
+    "conversations",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),  # random
+    sa.Column("account_id", sa.String(80), sa.ForeignKey("accounts.id"), nullable=False),
+    sa.Column("character_id", sa.String(32), sa.ForeignKey("characters.id"), nullable=False),
+    sa.Column("title", sa.String(120), nullable=False),
+    sa.Column("model", sa.String(80), nullable=False),  # the chat model's registry id
+    sa.Column("persona", sa.Integer, nullable=True),  # the index of the character's persona card in use (None: none)
+    sa.Column("seed", sa.BigInteger, nullable=False),  # picks the opener; turn n samples with seed + n
+    sa.Column("opener", sa.Integer, nullable=True),  # the index of the opening message offered (None: the character has none)
+    sa.Column("challenges", sa.JSON, nullable=False),  # per challenge mode: {"progress": 0-100, "unlocked_turn": n | null}
+    sa.Column("turns", sa.Integer, nullable=False, server_default="0"),  # messages the visitor has sent (paid turns)
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("updated_at", sa.Float, nullable=False),
+    sa.Index("ix_conversations_owner", "account_id", "character_id", "updated_at"),
+)
+
+chat_messages = sa.Table(
+    "chat_messages",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("conversation_id", sa.String(32), sa.ForeignKey("conversations.id"), nullable=False),
+    sa.Column("idx", sa.Integer, nullable=False),  # order in the conversation; unique: two instances never interleave
+    sa.Column("role", sa.String(16), nullable=False),  # assistant | user | notice | image
+    sa.Column("content", sa.Text, nullable=False),  # the text (an image: the prompt it was made from)
+    sa.Column("generation_id", sa.String(32), nullable=True),  # the paid run behind it (a reply, a picture)
+    sa.Column("file", sa.String(300), nullable=True),  # an image message's stored file
+    sa.Column("meta", sa.JSON, nullable=True),  # e.g. the judge's verdicts on a user turn, turns left out of the context
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.UniqueConstraint("conversation_id", "idx", name="uq_chat_messages_order"),
+)
+

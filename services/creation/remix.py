@@ -40,6 +40,7 @@ from ..safety.policy import Surface
 from ..safety.uploads import load_image
 from .figures import Figures
 from .identity import figures_of
+from .lent import Lent, group_subjects, subject, unindexed
 from .text import ImageOutput, TextImages, TextToImageParams
 
 MAX_GROUP = 3
@@ -87,8 +88,10 @@ class ReferenceImages:
         likeness: float = 0.7, negative_prompt: str = "", aspect_ratio: str = "1:1", resolution: str = "1K",
         count: int = 1, seed: int | None = None, idempotency_key: str | None = None, on_step: StepCallback | None = None,
         keep_style: bool = True, mode: str | None = None, face_path: str | None = None, surface: Surface = Surface.IMAGE,
+        lent: Lent | None = None,
     ) -> ImageOutput:
-        """`surface`: where the prompt is used (a character's main image or cover runs on Surface.CHARACTER: SFW)."""
+        """`surface`: where the prompt is used (a character's main image or cover runs on Surface.CHARACTER: SFW).
+        `lent`: another visitor's characters lent for Advanced (lent.py); `figure_id` may then be one of its keys."""
         likeness = float(likeness)
         if not 0.0 <= likeness <= 1.0:
             raise RemixError(f"Likeness must be between 0 and 1, not {likeness}.")
@@ -106,7 +109,7 @@ class ReferenceImages:
         reference_source = None
         pinned: tuple = ()
         if figure_id:
-            ref = self.figures.reference(account, figure_id, purpose="advanced" if mode == "advanced" else "canonical")
+            ref = self._reference(account, figure_id, "advanced" if mode == "advanced" else "canonical", lent)
             reference_source = ref.source
             with Image.open(ref.image) as opened:
                 reference_image = opened.convert("RGB")
@@ -116,7 +119,7 @@ class ReferenceImages:
         else:
             reference_image = load_image(face_photo, self.text.uploads).convert("RGB")
             embedding = self.faces.embed(reference_image) if self.faces else None
-        context = {"remix": {"figure_id": figure_id, "likeness": likeness, "face_preservation": path,
+        context = {"remix": {**subject(figure_id), "likeness": likeness, "face_preservation": path,
                              "keep_style": bool(keep_style), **({"mode": mode} if mode else {})}}
         params = TextToImageParams(prompt=prompt, model=entry.id, negative_prompt=negative_prompt, aspect_ratio=aspect_ratio,
                                    resolution=resolution, count=count, seed=seed)
@@ -158,14 +161,20 @@ class ReferenceImages:
             mapping["pinned_loras"] = {"applied": [p["id"] for p in usable],
                                        "skipped": [p["id"] for p in pinned if p not in usable]}
         return self._run(account, entry, task, request, params, context, mapping, embedding, idempotency_key, on_step, surface,
-                         monitored=self._monitored(account, [figure_id] if figure_id else []))
+                         monitored=self._monitored(account, [figure_id] if figure_id else [], lent))
 
-    def _monitored(self, account: Account, figure_ids: list[str]) -> dict[str, tuple[list[float] | None, Any]]:
+    def _reference(self, account: Account, figure_id: str, purpose: str, lent: Lent | None):
+        """One of the account's figures, or a figure lent through a character (only by its key, only in `lent`)."""
+        if lent is not None and figure_id in lent:
+            return lent.reference(figure_id, purpose)
+        return self.figures.reference(account, figure_id, purpose=purpose)
+
+    def _monitored(self, account: Account, figure_ids: list[str], lent: Lent | None = None) -> dict[str, tuple[list[float] | None, Any]]:
         """What SimRef compares against, per figure: the stored embedding and the canonical image (never the sheet)."""
         out = {}
         for figure_id in figure_ids:
             try:
-                ref = self.figures.reference(account, figure_id)
+                ref = self._reference(account, figure_id, "canonical", lent)
             except UserError:
                 continue  # the figure is gone: nothing to compare with
             out[figure_id] = (ref.embedding, ref.image)
@@ -207,10 +216,10 @@ class ReferenceImages:
     def advanced_image(
         self, account: Account, *, figure_id: str, description: str, model: str, aspect_ratio: str = "3:4",
         resolution: str = "2K", likeness: float = 0.8, count: int = 1, seed: int | None = None, keep_style: bool = True,
-        idempotency_key: str | None = None, on_step: StepCallback | None = None,
+        idempotency_key: str | None = None, on_step: StepCallback | None = None, lent: Lent | None = None,
     ) -> ImageOutput:
-        """Advanced: a natural scene description of one of your figures at 2K or 4K; its likeness is kept by the
-        model's face-preservation path (reference image or face adapter); no presets."""
+        """Advanced: a natural scene description of one of your figures (or of a character `lent` to you) at 2K or 4K;
+        its likeness is kept by the model's face-preservation path (reference image or face adapter); no presets."""
         mode = self.catalogue.mode("advanced")
         if resolution not in mode.tiers:
             raise RemixError(f"{mode.label} makes {' or '.join(mode.tiers)} images, not {resolution}; pick one of them.")
@@ -225,7 +234,8 @@ class ReferenceImages:
             raise RemixError(f"{entry.name} cannot keep a face at 2K/4K; {mode.label} models are: {names}.")
         return self.figure_remix(account, prompt=description, model=entry.id, figure_id=figure_id, likeness=likeness,
                                  aspect_ratio=aspect_ratio, resolution=resolution, count=int(count), seed=seed,
-                                 keep_style=keep_style, idempotency_key=idempotency_key, on_step=on_step, mode="advanced")
+                                 keep_style=keep_style, idempotency_key=idempotency_key, on_step=on_step, mode="advanced",
+                                 lent=lent)
 
     def group_models(self) -> list[ModelEntry]:
         """Multi-reference models that reach Advanced's tiers."""
@@ -312,9 +322,10 @@ class ReferenceImages:
     def group_image(
         self, account: Account, *, figure_ids: list[str], prompt: str, model: str, aspect_ratio: str = "16:9",
         seed: int | None = None, idempotency_key: str | None = None, on_step: StepCallback | None = None,
-        keep_style: bool = True, resolution: str = "2K",
+        keep_style: bool = True, resolution: str = "2K", lent: Lent | None = None,
     ) -> ImageOutput:
-        """2-3 figures in one scene; Advanced's rules (its tiers, any aspect ratio), priced per figure."""
+        """2-3 figures in one scene (yours, and characters `lent` to you by their keys); Advanced's rules (its tiers, any
+        aspect ratio), priced per figure."""
         figure_ids = list(dict.fromkeys(f for f in figure_ids if f))
         if not 2 <= len(figure_ids) <= MAX_GROUP:
             raise RemixError(f"Pick 2 or 3 of your figures for a group shot, not {len(figure_ids)}.")
@@ -325,7 +336,7 @@ class ReferenceImages:
         if entry.id not in {e.id for e in self.group_models()}:
             raise RemixError(f"{entry.name} does not make group shots at {' or '.join(tiers)}; pick one of "
                              f"{', '.join(e.name for e in self.group_models())}.")
-        refs = [self.figures.reference(account, f, purpose="advanced") for f in figure_ids]  # reference sheets when picked
+        refs = [self._reference(account, f, "advanced", lent) for f in figure_ids]  # reference sheets when picked
         images = []
         for ref in refs:
             with Image.open(ref.image) as opened:
@@ -336,13 +347,13 @@ class ReferenceImages:
         styled = params if lock is None else replace(params, prompt=lock.prompt(prompt), negative_prompt=lock.negative(""))
         _, request = self.text.build_request(styled, Task.MULTI_REFERENCE)
         request = replace(request, reference_images=tuple(images))
-        context = {"group": {"figure_ids": figure_ids}, "keep_style": bool(keep_style)}
+        context = {"group": group_subjects(figure_ids), "keep_style": bool(keep_style)}
         mapping: dict[str, Any] = {} if lock is None else {"style_register": lock.record()}
         mapping["references"] = [ref.source for ref in refs]  # canonical image or reference sheet, per figure
         references = {ref.figure_id: ref.embedding for ref in refs}
         return self._run(account, entry, Task.MULTI_REFERENCE, request, params, context, mapping, references,
                          idempotency_key, on_step, Surface.IMAGE, figures=len(figure_ids),
-                         monitored=self._monitored(account, figure_ids))
+                         monitored=self._monitored(account, figure_ids, lent))
 
     # -- shared ----------------------------------------------------------------------------------------
     def _run(self, account, entry, task, request, params, context, mapping, embedding, idempotency_key, on_step, surface, figures=1,
@@ -354,6 +365,9 @@ class ReferenceImages:
         figure_ids = context.get("group", {}).get("figure_ids") or [context.get("remix", {}).get("figure_id")]
         if any(figure_ids):
             record["figure_ids"] = [f for f in figure_ids if f]  # recorded in the PNG's JSON chunk
+        characters = context.get("group", {}).get("character_ids") or [context.get("remix", {}).get("character_id")]
+        if any(characters):
+            record["character_ids"] = [c for c in characters if c]  # borrowed: the character, never its figure
 
         def annotate(result: GenerationResult) -> None:
             faces = monitor.Seen(self.faces) if self.faces is not None else None  # each output's faces detected once
@@ -365,7 +379,7 @@ class ReferenceImages:
                 result.parameters["identity_scores"] = scores
                 result.parameters["identity_engine"] = self.faces.name  # scores of different engines do not compare
             references = {f: monitor.reference(faces, image, emb) for f, (emb, image) in (monitored or {}).items()}
-            simrefs = monitor.outputs(faces, references, result.images)
+            simrefs = unindexed(monitor.outputs(faces, references, result.images))
             if simrefs is not None:
                 result.parameters["sim_ref"] = simrefs  # the identity monitor (the PNG gets its output's own)
 

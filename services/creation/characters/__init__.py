@@ -11,6 +11,7 @@ CHARX import and export.
     gallery.py    galleries and the edit of the main image
     card_files.py card export and import
     moderation.py the review queue, the review view (everything published) and verdicts bound to a revision
+    lending.py    Advanced on others' characters: the creator's switch, and Advanced and Group of a lent character
     voices.py   archetype voices: a Quick figure's archetype seeds an empty personality; the helper's trait pool
     album.py    Albums: offer and unlock, one ledger sale per buyer
 """

@@ -39,6 +39,7 @@ from ..text import TextImages
 from .avatars import AvatarChoice, Avatars, CoverChoice
 from .card_files import CARD_FORMATS, CardFiles
 from .gallery import Galleries
+from .lending import Lending
 from .moderation import Moderation, rows
 from .profile import (ENABLE_CHECK, SHOWN, CharacterError, CharacterLimits, Profile, article, check_visibility,
                       clean_profile, profile_texts, stored_profile)
@@ -66,6 +67,7 @@ class Character:
     cover: dict[str, Any] | None = None
     cover_image: Path | None = None
     insider: bool = False  # the owner or a QA session: sees the figure (anyone else never does)
+    advanced: bool = False  # its creator lets others make Advanced and Group images of it (lending.py)
 
     @property
     def listed(self) -> bool:
@@ -96,7 +98,7 @@ class Character:
             "cover": str(self.cover_image) if self.cover_image else None,
             "cover_check": None if self.cover is None else self.cover.get("safety"),
             "created_at": self.created_at, "updated_at": self.updated_at, "album": self.album, "counts": self.counts,
-        }
+            "advanced": self.advanced}
         if self.insider:  # the figure is private: only its owner and QA sessions see which it is
             out.update(figure_id=self.figure_id, figure_name=self.figure_name)
         if self.owned:
@@ -106,7 +108,7 @@ class Character:
         return out
 
 
-class Characters(Avatars, Galleries, CardFiles, Moderation):
+class Characters(Avatars, Galleries, CardFiles, Moderation, Lending):
     def __init__(self, db: Database, figures: Figures, store: OutputStore, policy: PromptPolicy, limits: CharacterLimits,
                  safety: SafetyChecker, uploads: UploadLimits, text: TextImages, remix: ReferenceImages):
         self.db = db
@@ -200,7 +202,8 @@ class Characters(Avatars, Galleries, CardFiles, Moderation):
         return Character(row.id, row.name, figure_id, figure_name, row.visibility, row.review,
                          row.review_note if insider else "",
                          stored_profile(row.profile), avatar, image, owned, row.created_at, row.updated_at, album_info, counts,
-                         row.revision, cover, self._shown(cover["path"], insider) if cover else None, insider)
+                         row.revision, cover, self._shown(cover["path"], insider) if cover else None, insider,
+                         bool(row.advanced_shared))
 
     def get(self, viewer: Account | None, character_id: str) -> Character:
         with self.db.engine.connect() as conn:
@@ -232,7 +235,7 @@ class Characters(Avatars, Galleries, CardFiles, Moderation):
         with self.db.engine.connect() as conn:
             total = int(conn.execute(sa.select(sa.func.count()).select_from(characters).where(*where)).scalar())
             found = conn.execute(sa.select(characters.c.id, characters.c.name, characters.c.profile, characters.c.avatar,
-                                           characters.c.cover)
+                                           characters.c.cover, characters.c.advanced_shared)
                                  .where(*where).order_by(characters.c.updated_at.desc(), characters.c.id)
                                  .limit(size).offset((page - 1) * size)).all()
         shown = []
@@ -241,7 +244,7 @@ class Characters(Avatars, Galleries, CardFiles, Moderation):
             image = self._shown(r.avatar["path"], False) if r.avatar else None
             cover = self._shown(r.cover["path"], False) if r.cover else image  # the main image stands in for a cover
             shown.append({"id": r.id, "name": r.name, "intro": profile["intro"], "tags": profile["tags"],
-                          "image": str(image) if image else None, "cover": str(cover) if cover else None})
+                          "image": str(image) if image else None, "cover": str(cover) if cover else None, "advanced": bool(r.advanced_shared)})
         return {"page": page, "pages": max(1, -(-total // size)), "total": total, "characters": shown}
 
     @staticmethod
