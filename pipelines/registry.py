@@ -142,6 +142,9 @@ class ModelEntry(_Strict):
     # per-seed (default): a batch runs one pipeline call per seed, so every seed reproduces alone exactly;
     # one-call: the whole batch in one call (faster; seeds then differ from their single runs by rounding)
     batch: Literal["per-seed", "one-call"] = "per-seed"
+    # reference and multi-reference: the most reference images one request may carry (the model's or its API's own
+    # limit); None: no limit declared. Projects rank or refuse refs past it (presets/projects.toml over_cap).
+    max_references: int | None = Field(default=None, ge=1)
 
     @property
     def offered_face_paths(self) -> tuple[str, ...]:
@@ -168,6 +171,8 @@ class ModelEntry(_Strict):
                 raise ValueError("chat: only entries with task chat take chat settings")
             if not self.sizes or "defaults" not in self.model_fields_set:
                 raise ValueError("sizes and defaults: image and video entries need both")
+        if self.max_references is not None and not {Task.REFERENCE, Task.MULTI_REFERENCE} & set(self.tasks):
+            raise ValueError("max_references: only entries with a reference or multi-reference task take reference images")
         for ratio, tiers in self.sizes.items():
             if ratio not in ASPECT_RATIOS:
                 raise ValueError(f"sizes: unknown aspect ratio {ratio!r} (use {', '.join(ASPECT_RATIOS)})")

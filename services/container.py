@@ -42,6 +42,7 @@ from .research.prompt_sets import load_prompt_sets
 from .runs.background import Background
 from .runs.slots import Slots
 from .chat.pictures import Pictures
+from .projects import Projects, load_project_settings
 from .errors import InvalidRequest
 from .chat.service import Chats
 from .chat.store import ChatStore
@@ -90,6 +91,7 @@ class Services:
     arena: Any = None  # research arenas (services/research/arena.py)
     prompt_sets: dict = field(default_factory=dict)  # presets/prompt_sets/, validated on load
     chats: Any = None  # conversations with characters (services/chat)
+    projects: Any = None  # projects: cards, versions, refs, scenes, the feed (services/projects)
 
     def cancel(self, account) -> int:
         """Stop the account's running generations at their next step; each is refunded. Returns how many."""
@@ -186,5 +188,9 @@ def build_services(
         except InvalidRequest:
             raise RegistryError(f"presets/characters.toml chat_models: {model!r} is no chat model in the registry "
                                 "(its source repo or remote_model)") from None
+    project_settings = load_project_settings()
+    project_settings.check(registry)
+    services.projects = Projects(db, store, project_settings, catalogue=catalogue, runner=runner, text=text, figures=figures,
+                                 uploads=safety_file.uploads, safety=safety, remix=remix)
     services.chats = Chats(ChatStore(db), catalogue, runner, characters, Pictures(catalogue, characters, remix, store))
     return services

@@ -215,6 +215,13 @@ def m015_shared_advanced(conn: sa.Connection) -> None:
     _add_column(conn, "characters", "advanced_shared", "BOOLEAN NOT NULL DEFAULT FALSE")
 
 
+def m016_projects(conn: sa.Connection) -> None:
+    """Projects: members, cards, directions, versions, refs, scenes (services/projects)."""
+    tables.metadata.create_all(conn, tables=[tables.projects, tables.project_members, tables.project_cards,
+                                             tables.project_directions, tables.project_versions, tables.project_refs,
+                                             tables.project_scenes, tables.project_scene_shots])
+
+
 MIGRATIONS: list[Migration] = [
     (1, "initial", m001_initial),
     (2, "figures", m002_figures),
@@ -231,4 +238,5 @@ MIGRATIONS: list[Migration] = [
     (13, "identity monitor", m013_identity_monitor),
     (14, "chat", m014_chat),
     (15, "shared advanced", m015_shared_advanced),
+    (16, "projects", m016_projects),
 ]

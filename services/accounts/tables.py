@@ -363,3 +363,6 @@ chat_messages = sa.Table(
     sa.UniqueConstraint("conversation_id", "idx", name="uq_chat_messages_order"),
 )
 
+# -- projects (migration 16): a small team's shared work: cards, directions, versions, refs, scenes ----------------------
+from .project_tables import (project_members, project_cards, project_directions, project_refs, project_scene_shots,  # noqa: E402
+                             project_scenes, project_versions, projects)
