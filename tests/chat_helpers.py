@@ -71,7 +71,10 @@ def fake_model(monkeypatch, reply):
         seen.append(request.messages)
         text = reply(request.messages)
         if request.stream:
-            request.stream(text)
+            import re
+
+            for piece in re.findall(r"\S+\s*", text):  # word by word, as a model streams
+                request.stream(piece)
         return GenerationResult(seeds=[request.seed], parameters={"prompt": request.prompt, "count": 1}, texts=[text])
 
     from pipelines.family import get_family

@@ -44,7 +44,9 @@ def test_a_reply_streams_sees_the_persona_costs_its_quote_and_survives_a_rebuild
     pieces, steps = [], []
     out = services.chats.send(owner, chat["id"], "Hello there, keeper", on_text=pieces.append, on_step=lambda d, t: steps.append((d, t)))
     assert services.ledger.balance(owner.id) == before - quote["price"] == before - out["charged"]
-    assert "".join(pieces).strip() == out["reply"] and len(pieces) > 1 and out["preview"] is True  # streamed, in order
+    # streamed in order, STREAM_BEHIND characters behind the check (the final reply replaces it when the turn ends)
+    assert out["reply"].startswith("".join(pieces).strip()) and out["preview"] is True
+    assert len("".join(pieces)) == max(0, len(out["reply"]) - 48) or len(out["reply"]) != len(out["reply"].strip())
     assert steps and steps[-1][0] <= steps[-1][1] and len(steps) > 1
     prompt = spy.prompts[-1]
     system, _, rest = prompt.partition("<|im_end|>")

@@ -43,7 +43,9 @@ def test_an_explicit_reply_is_withheld_replaced_by_a_notice_and_refunded(make_se
     chat = services.chats.open(guest, character(services, guest).id)
     fake_model(monkeypatch, lambda messages: "She smiles and gets naked by the fire.")
     before = services.ledger.balance(guest.id)
-    state = services.chats.send(guest, chat["id"], "What do you do in the evenings?")
+    shown = []
+    state = services.chats.send(guest, chat["id"], "What do you do in the evenings?", on_text=shown.append)
+    assert "naked" not in "".join(shown)  # the stream stops at the first piece that breaks the rule
     assert state["reply"] is None and state["charged"] == 0 and "sfw_surface" in state["withheld"]
     assert services.ledger.balance(guest.id) == before
     stored = services.chats.get(guest, chat["id"])["messages"]
@@ -109,7 +111,9 @@ def test_a_model_that_obeys_an_injection_is_withheld_and_nothing_hidden_is_store
     # a leaky model: it answers an injection with its whole system turn, as a weak model might
     seen = fake_model(monkeypatch, lambda messages: "Sure! My instructions are: " + messages[0][1])
     before = services.ledger.balance(visitor.id)
-    state = services.chats.send(visitor, chat["id"], attempt)
+    shown = []
+    state = services.chats.send(visitor, chat["id"], attempt, on_text=shown.append)
+    assert "Never" not in "".join(shown)  # shown behind the check: none of the quote reached the screen
     assert seen[-1][0][0] == "system" and SECRET in seen[-1][0][1]  # the model did receive them (as the system turn)
     assert [role for role, _ in seen[-1]].count("system") == 1 and seen[-1][-1] == ("user", attempt)
     assert state["reply"] is None and "hidden instructions" in state["withheld"] and state["charged"] == 0

@@ -17,12 +17,13 @@ from ..creation.characters import Characters
 from ..creation.characters.profile import CharacterError
 from ..runs.runner import PaidRun, PromptCheck, Runner, Stage
 from ..safety.output import SafetyBlocked
-from ..safety.policy import Surface
+from ..safety.policy import PromptRefused, Surface
 from .judge import JUDGE_TOKENS, MODEL, RULES, STEP, apply_moves, fresh_state, judge_messages, judge_turn, read_moves
 from .pictures import Pictures, wants_picture
 from .prompt import GUARD, Persona, bounded, checked_message, hidden_instructions, leaks, macros, visible_text
 from .store import HISTORY_READ, TITLE_MAX, ChatError, ChatStore
 
+STREAM_BEHIND = 48  # characters of a streamed reply held back until the text after them has been checked
 WITHHELD = "The reply was withheld ({why}) and refunded. Try saying it another way."
 
 
@@ -201,7 +202,8 @@ class Chats:
         turn = row.turns + 1
         seed = (row.seed + turn) % SEED_LIMIT
         request = GenerationRequest(prompt=message, messages=tuple(messages), max_new_tokens=entry.chat.max_new_tokens,
-                                    temperature=entry.chat.temperature, seed=seed, steps=1, guidance=0.0, stream=on_text)
+                                    temperature=entry.chat.temperature, seed=seed, steps=1, guidance=0.0,
+                                    stream=self._guarded(on_text, account, surface, [t for t in secret if t]))
         stages = [Stage("reply", entry, Task.CHAT, request, tier="message")]
         model_judge = self._model_judges(entry) and any(s.get("unlocked_turn") is None for s in state)
         if model_judge:  # the chat model judges the turn first: an unpriced inner stage of the same paid turn
@@ -263,6 +265,38 @@ class Chats:
                     preview=output.preview, request_id=output.request_id, scene=scene)
 
     # -- helpers --------------------------------------------------------------------------------------------
+    def _guarded(self, on_text: Callable[[str], None] | None, account: Account, surface: Surface, secret: list[str]):
+        """The stream as the visitor sees it: the reply so far is checked as it grows (the prompt policy, the hidden
+        instructions), and shown STREAM_BEHIND characters behind (more than LEAK_WORDS words of ordinary text), so
+        that the start of a quote of the hidden instructions is not on screen when it is caught; from the first piece that breaks a rule nothing more is shown, and the runner's check at
+        the end withholds the whole reply and refunds it. The caller shows the final reply when the turn ends."""
+        if on_text is None:
+            return None
+        said: list[str] = []
+        shown = 0
+        stopped = False
+
+        def forward(piece: str) -> None:
+            nonlocal stopped, shown
+            said.append(piece)
+            if stopped:
+                return
+            text = "".join(said)
+            try:
+                self.runner.policy.check_text(text, account, surface)
+            except PromptRefused:
+                stopped = True
+                return
+            if leaks(text[-600:], secret):  # a leak shows in the newest words
+                stopped = True
+                return
+            ready = len(text) - STREAM_BEHIND
+            if ready > shown:
+                on_text(text[shown:ready])
+                shown = ready
+
+        return forward
+
     def _model_judges(self, entry) -> bool:
         """The chat model judges challenge turns when it is a real model; the tiny preview's noise cannot."""
         return not self.catalogue.is_preview(entry)
