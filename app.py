@@ -40,13 +40,30 @@ def create(settings: AppSettings):
     # of the data dir reaches a client; it is swept every few minutes.
     os.environ.setdefault("GRADIO_TEMP_DIR", str(Path(tempfile.gettempdir()) / "character-playground" / _digest(settings.data_dir)))
     uploads = services.safety_file.uploads
+    demo = build_app(services)
     launch_options = {
+        "max_threads": worker_threads(demo),
         "allowed_paths": [str(settings.outputs_dir)],
         "max_file_size": uploads.max_bytes,  # gradio answers 413 above it
         "run_history": False,
         "app_kwargs": {"middleware": [Middleware(PlaygroundRoutes, services=services)]},
     }
-    return build_app(services), launch_options, services
+    return demo, launch_options, services
+
+
+READ_WORKERS = 40  # gradio's own default worker count, kept free for reads, quotes and polls
+
+
+def worker_threads(demo) -> int:
+    """Gradio runs at most `max_threads` events at once across all endpoints (its queue's workers and its thread
+    limiter). A generation endpoint runs as many calls at once as there are run slots, and a call waiting for a slot
+    holds a worker; so that reads and quotes never wait behind generations, the workers are the sum of every bounded
+    group's limit (the generation endpoints) plus READ_WORKERS for everything else."""
+    limits: dict[str, int] = {}
+    for fn in demo.fns.values():
+        if isinstance(fn.concurrency_limit, int):  # "default" (reads) and None (quick starts and polls) are not counted
+            limits[fn.concurrency_id] = min(limits.get(fn.concurrency_id, fn.concurrency_limit), fn.concurrency_limit)
+    return sum(limits.values()) + READ_WORKERS
 
 
 def _digest(path: Path) -> str:

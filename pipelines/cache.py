@@ -146,6 +146,16 @@ class PipelineCache:
             if torch.cuda.is_available():
                 torch.cuda.empty_cache()
 
+    def drop(self, key: Hashable) -> None:
+        """Forget one pipeline (and its views) now, whatever the budget."""
+        with self._lock:
+            dropped = self._slots.pop(key, None)
+        if dropped is not None:
+            del dropped
+            gc.collect()
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+
     def clear(self) -> None:
         with self._lock:
             self._slots.clear()

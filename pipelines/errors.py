@@ -36,3 +36,11 @@ class RemoteBackendUnavailable(RequestRefused):
 
 class AcceleratorBusy(RequestRefused):
     """The GPU platform (ZeroGPU) refused or stopped the run: quota used up, duration not allowed, task aborted."""
+
+
+class ServeUnavailable(RequestRefused):
+    """PLAYGROUND_BACKEND=ray: the model's Ray Serve application cannot be reached (not deployed, cluster down)."""
+
+
+class ReplicaLost(AcceleratorBusy):
+    """PLAYGROUND_BACKEND=ray: the replica running the request died before it finished (a node lost, the actor killed)."""

@@ -114,6 +114,40 @@ class ChatSettings(_Strict):
     temperature: float = Field(default=0.8, ge=0.0, le=2.0)
 
 
+class ServeOptions(_Strict):
+    """How a local entry runs on a Ray Serve cluster (PLAYGROUND_BACKEND=ray; pipelines/serve): the resources of one
+    replica and its autoscaling. An entry without a `serve` table gets these defaults: one replica on one GPU, always
+    up (min_replicas = 0 scales to zero and pays a cold start of loading the weights), one request running and one
+    queued per replica. Entries naming the same `group` share replicas: Serve multiplexes their models on one GPU, at
+    most `max_models_per_replica` loaded at once (the least recently used is unloaded), and they must agree on
+    every other field."""
+
+    group: str | None = Field(default=None, pattern=r"^[a-z0-9][a-z0-9._-]*$")  # None: the entry alone
+    num_gpus: float = Field(default=1.0, ge=0.0, le=8.0)  # fractions share a GPU between replicas
+    num_cpus: float = Field(default=1.0, gt=0.0, le=64.0)
+    min_replicas: int = Field(default=1, ge=0, le=1000)
+    max_replicas: int = Field(default=1, ge=1, le=1000)
+    target_ongoing_requests: float = Field(default=1.0, gt=0.0, le=100.0)  # autoscaling: requests per replica
+    max_ongoing_requests: int = Field(default=2, ge=1, le=100)  # more wait in the caller's queue
+    max_models_per_replica: int = Field(default=1, ge=1, le=16)
+    # a replica being scaled down or replaced finishes its in-flight requests for up to this long (the app's own
+    # deadline, PLAYGROUND_TIMEOUT_S, is 900 s by default)
+    graceful_shutdown_timeout_s: float = Field(default=900.0, ge=0.0, le=86400.0)
+
+    @model_validator(mode="after")
+    def _check(self) -> "ServeOptions":
+        if self.min_replicas > self.max_replicas:
+            raise ValueError(f"min_replicas ({self.min_replicas}) is above max_replicas ({self.max_replicas})")
+        if self.target_ongoing_requests > self.max_ongoing_requests:
+            raise ValueError(f"target_ongoing_requests ({self.target_ongoing_requests:g}) is above max_ongoing_requests "
+                             f"({self.max_ongoing_requests}): autoscaling would never see it")
+        return self
+
+    def shared(self) -> dict[str, Any]:
+        """Every field but the group: what the entries of one group must agree on."""
+        return self.model_dump(exclude={"group"})
+
+
 class ModelEntry(_Strict):
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]*$")
     name: str
@@ -145,6 +179,7 @@ class ModelEntry(_Strict):
     # reference and multi-reference: the most reference images one request may carry (the model's or its API's own
     # limit); None: no limit declared. Projects rank or refuse refs past it (presets/projects.toml over_cap).
     max_references: int | None = Field(default=None, ge=1)
+    serve: ServeOptions | None = None  # local: how it runs on Ray Serve (None: ServeOptions' defaults)
 
     @property
     def offered_face_paths(self) -> tuple[str, ...]:
@@ -194,6 +229,8 @@ class ModelEntry(_Strict):
             unknown = sorted(set(self.takes) - set(OPTION_LABELS))
             if unknown:
                 raise ValueError(f"takes: unknown request fields {unknown} (known: {', '.join(OPTION_LABELS)})")
+            if self.serve is not None:
+                raise ValueError("serve: remote entries run at their provider, not on a Ray Serve deployment")
             return self
         if self.takes or self.remote_params or self.remote_body:
             raise ValueError("takes and remote_params are for remote entries; a local family declares what it reads")
@@ -235,6 +272,16 @@ class ModelEntry(_Strict):
         return model[Task(task)] if isinstance(model, dict) else str(model)
 
     @property
+    def serving(self) -> ServeOptions:
+        """The entry's Ray Serve options, the defaults when it gives none."""
+        return self.serve or ServeOptions()
+
+    @property
+    def serve_group(self) -> str:
+        """The Serve deployment that runs it: its group, else its own id."""
+        return self.serving.group or self.id
+
+    @property
     def hub_repo(self) -> str | None:
         return self.source.repo if self.source else None
 
@@ -260,6 +307,14 @@ class Registry:
             if upscaler and (upscaler not in self._entries or Task.IMAGE_TO_IMAGE not in self._entries[upscaler].tasks
                              or self._entries[upscaler].is_remote):
                 raise RegistryError(f"entry '{entry.id}': field 'upscale.model': {upscaler!r} is not a local image-to-image entry")
+        first: dict[str, ModelEntry] = {}
+        for entry in entries:
+            if entry.is_remote:
+                continue
+            other = first.setdefault(entry.serve_group, entry)
+            if other is not entry and other.serving.shared() != entry.serving.shared():
+                raise RegistryError(f"entry '{entry.id}': field 'serve': its group {entry.serve_group!r} is served with "
+                                    f"'{other.id}', whose serve settings differ; give the group's entries the same ones")
 
     def __iter__(self):
         return iter(self._entries.values())

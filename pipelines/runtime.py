@@ -3,34 +3,30 @@ from __future__ import annotations
 
 import functools
 import logging
-import math
-import os
-import shutil
-import tempfile
 import threading
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
-import spaces
 import torch
 
 from .cache import PipelineCache
-from .errors import AcceleratorBusy, RemoteBackendUnavailable, RequestRefused, UnsupportedOption, WeightsUnavailable
+from .errors import RemoteBackendUnavailable, UnsupportedOption, WeightsUnavailable
 from .face_weights import complete_face, face_lora
-from .family import Family, get_family
+from .family import get_family
 from .lora import LoraUse, load_lora_library
 from .registry import ModelEntry, Registry
 from .remote import RemoteBackend, RemoteSettings
+from .serve.backend import RaySettings, ServeBackend
 from .upscale import run_tiled
+from .preview import PREVIEW_NOTICE, PREVIEW_TEXT_NOTICE, build_tiny, preview_notice, preview_request  # noqa: F401
+from .zerogpu import INSTANTID_STEP_COST, ZEROGPU_MAX_S, _run_on_accelerator, gpu_duration, on_accelerator, zerogpu_refusal  # noqa: F401
 from .types import OPTION_LABELS, GenerationRequest, GenerationResult, StepCallback, Task
 
 __all__ = ["PREVIEW_NOTICE", "PREVIEW_TEXT_NOTICE", "PipelineRuntime", "RemoteBackendUnavailable", "RuntimeSettings", "WeightsUnavailable", "build_tiny"]
 
 log = logging.getLogger(__name__)
 
-PREVIEW_NOTICE = "offline preview: outputs are noise"
-PREVIEW_TEXT_NOTICE = "offline preview: replies are noise (a tiny random language model)"
 
 
 @dataclass(frozen=True)
@@ -45,6 +41,16 @@ class RuntimeSettings:
     dtype: str | None = None
     cache_budget_bytes: int | None = None
     remote: RemoteSettings | None = None  # API-only entries (None: from the environment)
+    # where local entries run: in this process, or on their Ray Serve deployments (pipelines/serve; ray: None = defaults)
+    backend: Literal["local", "ray"] = "local"
+    ray: RaySettings | None = None
+
+    def __post_init__(self) -> None:
+        if self.backend not in BACKENDS:
+            raise ValueError(f"backend {self.backend!r}: use one of {', '.join(BACKENDS)} (PLAYGROUND_BACKEND)")
+
+
+BACKENDS = ("local", "ray")
 
 
 def pick_device(override: str | None = None) -> torch.device:
@@ -78,59 +84,6 @@ class Resolved:
 # safe side (English runs about 4 per token on current tokenizers; code and other scripts fewer).
 REMOTE_CHARS_PER_TOKEN = 3
 
-# The most one @spaces.GPU call may ask for: 5 minutes (the ZeroGPU team, huggingface.co/spaces/zero-gpu-explorers/
-# README/discussions/7). A visitor's plan may allow less; ZeroGPU then refuses ("illegal duration") and we say so.
-ZEROGPU_MAX_S = 300
-
-
-# InstantID runs an SDXL ControlNet (a copy of the UNet's down and mid blocks) beside the UNet on every step: about
-# half a UNet more per step. The registry's step_s times the UNet alone.
-INSTANTID_STEP_COST = 1.5
-
-
-def gpu_duration(entry: ModelEntry, request: GenerationRequest) -> int:
-    """The seconds a request borrows a ZeroGPU device for: the entry's timing of the request's steps, outputs,
-    megapixels and frames (InstantID's ControlNet adds half a UNet per step), at least 1 and at most ZEROGPU_MAX_S."""
-    if request.messages:  # a chat reply: step_s per generated token, at most the reply's cap
-        return max(1, min(ZEROGPU_MAX_S, math.ceil(entry.gpu.overhead_s + entry.gpu.step_s * (request.max_new_tokens or 256))))
-    steps = request.steps * (INSTANTID_STEP_COST if request.face is not None and request.face.path == "instantid" else 1)
-    seconds = entry.gpu.seconds(steps, request.count, request.width, request.height, request.num_frames)
-    return max(1, min(ZEROGPU_MAX_S, math.ceil(seconds)))
-
-
-def _gpu_duration(fn, pipe, request, on_step, cancel, seconds) -> int:
-    return seconds
-
-
-def on_accelerator(spaces_module):
-    """The call that runs a family's runner on the accelerator: on ZeroGPU, `spaces.GPU` borrows a device for the
-    duration it reads from the call's last argument; elsewhere the decorator returns the function unchanged."""
-
-    @spaces_module.GPU(duration=_gpu_duration)
-    def run(fn, pipe, request, on_step, cancel, seconds):
-        return fn(pipe, request, on_step, cancel)
-
-    return run
-
-
-_run_on_accelerator = on_accelerator(spaces)
-
-
-def zerogpu_refusal(exc: BaseException) -> RequestRefused | None:
-    """ZeroGPU's own errors (gradio errors titled "ZeroGPU ...") as plain refusals; None for anything else."""
-    title = str(getattr(exc, "title", "") or "")
-    if not title.startswith("ZeroGPU"):
-        return None
-    if "quota" in title or "credits" in title:
-        return AcceleratorBusy("The free GPU time for this session is used up for now (ZeroGPU quota). Nothing was "
-                               "charged. Sign in with Hugging Face for a larger quota, or wait a while and try again.")
-    if "duration" in title:
-        return AcceleratorBusy("This request needs more GPU time than ZeroGPU allows you in one go. Nothing was charged. "
-                               "Lower the batch size, steps or resolution, or sign in with Hugging Face and try again.")
-    return AcceleratorBusy("The GPU stopped before this request finished (ZeroGPU). Nothing was charged. Wait a moment "
-                           "and try again, or lower the batch size or steps.")
-
-
 def _repo_cached(repo: str, revision: str, marker: str = "model_index.json") -> bool:
     from huggingface_hub import try_to_load_from_cache
 
@@ -146,6 +99,7 @@ class PipelineRuntime:
         self.device = pick_device(settings.device)
         self.dtype = pick_dtype(self.device, settings.dtype)
         self.remote = RemoteBackend(settings.remote)
+        self.serve = ServeBackend(settings.ray or RaySettings()) if settings.backend == "ray" else None
         self._locks: dict[Any, threading.Lock] = {}
         self._locks_guard = threading.Lock()
 
@@ -184,6 +138,8 @@ class PipelineRuntime:
         """How this entry would run now, without loading anything."""
         if entry.is_remote:
             return self.remote.status(entry)
+        if self.serve is not None:
+            return self.serve.status(entry)
         try:
             resolved = self.resolve(entry)
         except (RemoteBackendUnavailable, WeightsUnavailable) as exc:
@@ -198,6 +154,13 @@ class PipelineRuntime:
     # -- tiny preview folders ------------------------------------------------------
     def tiny_folder(self, variant: str) -> Path:
         return Path(self.settings.tiny_root) / variant
+
+    def unload(self, entry: ModelEntry) -> None:
+        """Let go of an entry's loaded pipeline once its running request ends (a Serve replica unloading a multiplexed
+        model: the next model loads only after, so the two never share the GPU)."""
+        key = self._key(entry, self.resolve(entry))
+        with self._lock_for(key):
+            self.cache.drop(key)
 
     def ensure_tiny(self, entry: ModelEntry) -> Path:
         folder = self.tiny_folder(entry.tiny or "")
@@ -264,10 +227,17 @@ class PipelineRuntime:
 
         return self.cache.view(key, class_name, base, make)
 
+    def slot_device(self, entry: ModelEntry) -> str:
+        """What a local run of `entry` occupies, for the run slots: this process's device, or with the ray backend
+        the entry's Serve application (its replicas are that group's devices)."""
+        return f"ray:{entry.serve_group}" if self.settings.backend == "ray" else str(self.device)
+
     # -- language models --------------------------------------------------------------
     def chat_window(self, entry: ModelEntry) -> int:
         """The tokens of context a chat entry reads: its declared window, or the tiny preview's own."""
         assert entry.chat is not None
+        if self.serve is not None and not entry.is_remote:
+            return self.serve.chat_window(entry)
         if not entry.is_remote and self.resolve(entry).preview:
             from .tiny.causal_lm import TINY_CONTEXT_TOKENS
 
@@ -279,6 +249,8 @@ class PipelineRuntime:
         would for the reply), else an estimate of one token per REMOTE_CHARS_PER_TOKEN characters, rounded up."""
         if entry.is_remote:
             return [-(-len(text) // REMOTE_CHARS_PER_TOKEN) for text in texts]
+        if self.serve is not None:
+            return self.serve.count_tokens(entry, texts)
         pipe = self.pipeline(entry, Task.CHAT)
         return [pipe.count_tokens(text) for text in texts]
 
@@ -349,12 +321,27 @@ class PipelineRuntime:
         on_step: StepCallback | None = None,
         cancel: threading.Event | None = None,
     ) -> GenerationResult:
-        """Run one request; the caller has validated it against the entry (sizes, task, limits)."""
+        """Run one request; the caller has validated it against the entry (sizes, task, limits). A remote entry runs at
+        its provider; a local one here, or on its Ray Serve deployment with the ray backend."""
         if entry.is_remote:
             self.check_options(entry, task, request)
             result = self.remote.run(entry, task, request, on_step or (lambda done, total: None), cancel)
             result.parameters.update(model=entry.id, model_name=entry.name, task=task.value, preview=False)
             return result
+        if self.serve is not None:
+            self.check_options(entry, task, request)
+            return self.serve.run(entry, task, request, on_step or (lambda done, total: None), cancel)
+        return self.run_here(entry, task, request, on_step, cancel)
+
+    def run_here(
+        self,
+        entry: ModelEntry,
+        task: Task,
+        request: GenerationRequest,
+        on_step: StepCallback | None = None,
+        cancel: threading.Event | None = None,
+    ) -> GenerationResult:
+        """Run a local entry in this process: the local backend, and a Ray Serve replica's own runtime."""
         resolved = self.resolve(entry)
         family = get_family(entry.family)
         self.check_options(entry, task, request)
@@ -391,42 +378,3 @@ class PipelineRuntime:
             result.images = [im.resize(size) for im in result.images]
             result.videos = [[f.resize(size) for f in frames] for frames in result.videos]
         return result
-
-
-def preview_notice(entry: ModelEntry) -> str:
-    """What the offline preview of this entry makes: noise images, or noise text for a language model."""
-    return PREVIEW_TEXT_NOTICE if Task.CHAT in entry.tasks else PREVIEW_NOTICE
-
-
-def preview_request(family: Family, request: GenerationRequest) -> GenerationRequest:
-    """Shrink a request to the tiny model's scale, keeping its aspect ratio (outputs are resized back)."""
-    if request.messages:
-        return request  # a conversation has no pixels to shrink
-    m = family.size_multiple
-    scale = family.preview_side / max(request.width, request.height)
-    width = max(m, round(request.width * scale / m) * m)
-    height = max(m, round(request.height * scale / m) * m)
-    frames = request.num_frames
-    if frames is not None:
-        frames = min(frames, family.preview_frames)
-    # Edit pipelines resize references to ~1 MP before their VAE; the tiny preview caps that area.
-    area = family.preview_side**2 if family.takes_option("max_reference_area") else None
-    tile = None if request.tile is None else max(m, round(request.tile * scale / m) * m)
-    overlap = max(0, round(request.tile_overlap * scale))
-    return replace(request, width=width, height=height, num_frames=frames, max_reference_area=area, tile=tile, tile_overlap=overlap)
-
-
-def build_tiny(family: Family, variant: str, folder: Path) -> Path:
-    """Build a tiny variant into `folder` atomically (a half-written folder is never seen as ready)."""
-    builder = family.tiny_builders[variant]
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{variant}-", dir=folder.parent))
-    try:
-        builder(staging)
-        if folder.exists():
-            shutil.rmtree(folder)
-        os.replace(staging, folder)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    log.info("built tiny %s preview model in %s", variant, folder)
-    return folder

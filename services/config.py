@@ -7,8 +7,11 @@ from pathlib import Path
 
 from pipelines.registry import DEFAULT_REGISTRY
 from pipelines.runtime import RuntimeSettings
+from pipelines.serve.backend import RaySettings
+from pipelines.serve.wire import DEFAULT_NAMESPACE
 
 from .accounts.identity import check_admin_secret
+from .accounts.instances import check_heartbeat
 from .accounts.plans import DEFAULT_PLANS
 from .runs.slots import SlotLimits
 from .safety.policy import DEFAULT_SAFETY
@@ -22,12 +25,18 @@ ENV_STRINGS = {
     "safety_backend": ("PLAYGROUND_SAFETY",),
     "face_pack": ("PLAYGROUND_FACE_PACK",),
     "trusted_proxies": ("PLAYGROUND_TRUSTED_PROXIES",),
+    "backend": ("PLAYGROUND_BACKEND",),
+    "ray_address": ("PLAYGROUND_RAY_ADDRESS",),
+    "ray_namespace": ("PLAYGROUND_RAY_NAMESPACE",),
 }
 ENV_NUMBERS = {
     "cache_budget_gb": ("PLAYGROUND_CACHE_GB", float),
     "grants_per_ip": ("PLAYGROUND_GRANTS_PER_IP", int),
     "generation_timeout_s": ("PLAYGROUND_TIMEOUT_S", float),
     "proxy_hops": ("PLAYGROUND_PROXY_HOPS", int),
+    "heartbeat_s": ("PLAYGROUND_HEARTBEAT_S", float),
+    "instance_stale_s": ("PLAYGROUND_INSTANCE_STALE_S", float),
+    "model_slots": ("PLAYGROUND_MODEL_SLOTS", int),
     "local_slots": ("PLAYGROUND_LOCAL_SLOTS", int),
     "remote_slots": ("PLAYGROUND_REMOTE_SLOTS", int),
     "visitor_local_slots": ("PLAYGROUND_VISITOR_LOCAL_SLOTS", int),
@@ -64,6 +73,10 @@ class AppSettings:
     admin_secret: str | None = None  # enables QA/admin sessions
     grants_per_ip: int | None = None  # default: presets/plans.toml
     generation_timeout_s: float = 900.0
+    # Several instances on one database (services/accounts/instances.py): each beats every `heartbeat_s` and sweeps
+    # then; one silent for `instance_stale_s` is dead and its open reservations are refunded by the others.
+    heartbeat_s: float = 30.0
+    instance_stale_s: float = 180.0
     proxy_hops: int = 0  # reverse proxies in front of the app that append to X-Forwarded-For
     trusted_proxies: tuple[str, ...] = ()  # their addresses or networks; when set, only they may send the header
     plans_path: Path = DEFAULT_PLANS
@@ -72,10 +85,16 @@ class AppSettings:
     face_pack: Path | None = None  # an insightface model pack folder; identity features are off without one
     # Run slots (services/runs/slots.py): local pipeline runs and provider requests are limited separately, and one
     # visitor holds at most their share of each.
-    local_slots: int = 1
+    local_slots: int = 1  # per device (this process's GPU, or the CPU)
+    model_slots: int = 1  # of those, runs of one model at once
     remote_slots: int = 8
     visitor_local_slots: int = 1
     visitor_remote_slots: int = 2
+    # Where local models run (pipelines/serve): "local" in this process, or "ray" on the Ray Serve applications that
+    # `python -m pipelines.serve` deployed on the cluster at ray_address (None: auto) under ray_namespace.
+    backend: str = "local"
+    ray_address: str | None = None
+    ray_namespace: str = DEFAULT_NAMESPACE
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "data_dir", Path(self.data_dir))
@@ -87,6 +106,8 @@ class AppSettings:
             object.__setattr__(self, "face_pack", Path(self.face_pack))
         check_admin_secret(self.admin_secret or None)
         self.slot_limits  # refuses a limit below 1 at start-up
+        self.runtime_settings()  # refuses an unknown backend at start-up
+        check_heartbeat(self.heartbeat_s, self.instance_stale_s)
 
     @classmethod
     def from_env(cls, **overrides) -> "AppSettings":
@@ -109,7 +130,8 @@ class AppSettings:
 
     @property
     def slot_limits(self) -> SlotLimits:
-        return SlotLimits(self.local_slots, self.remote_slots, self.visitor_local_slots, self.visitor_remote_slots)
+        return SlotLimits(self.local_slots, self.remote_slots, self.visitor_local_slots, self.visitor_remote_slots,
+                          model=self.model_slots)
 
     @property
     def event_concurrency(self) -> int:
@@ -142,4 +164,6 @@ class AppSettings:
             device=self.device,
             dtype=self.dtype,
             cache_budget_bytes=budget,
+            backend=self.backend,  # type: ignore[arg-type]
+            ray=RaySettings(address=self.ray_address, namespace=self.ray_namespace) if self.backend == "ray" else None,
         )

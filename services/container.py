@@ -147,10 +147,11 @@ def build_services(
     identity = Identity(
         db, ledger, plans, server_secret(db, settings.secret), admin_secret=settings.admin_secret, grants_per_ip=settings.grants_per_ip
     )
-    instances = Instances(db)
+    instances = Instances(db, settings.heartbeat_s, settings.instance_stale_s)
     instances.register()
     jobs = Jobs(db, ledger, store, safety, instances, timeout_s=settings.generation_timeout_s)
     recovered = jobs.recover()
+    instances.forget()
     if heartbeat:
         instances.start_heartbeat(on_beat=jobs.recover)
     log.info("database %s ready (schema v%d); refunded %d interrupted request(s)", db.display_url, db.schema_version(), len(recovered))

@@ -67,6 +67,9 @@ def test_one_module_runs_pipelines_and_the_jobs_transaction():
     runtime = [c for c in _calls("run", "runtime") if not c.startswith("bench/")]  # benchmarks time the raw call
     assert {c.split(":")[0] for c in jobs} == {"services/runs/runner.py"}, jobs
     assert {c.split(":")[0] for c in runtime} == {"services/runs/runner.py"}, runtime
+    # the run call's local path: only a Ray Serve replica's own runtime calls it from outside (pipelines/, no ledger)
+    here = _calls("run_here", "runtime")
+    assert {c.split(":")[0] for c in here} == {"pipelines/serve/deployment.py"}, here
 
 
 def test_the_paid_tail_exists_once():

@@ -123,3 +123,41 @@ def test_every_entry_says_how_to_prompt_it(registry, preview_runtime):
         assert rows[entry.id]["prompt_note"] == entry.prompt_note
         assert entry.prompt_note and len(entry.prompt_note) <= 200, entry.id
     assert {e.id: e.prompt_note for e in registry}["wan2.1-i2v-480p"].startswith("Describe the motion")
+
+
+def test_serve_tables_default_validate_and_group(tmp_path, registry):
+    """How a local entry runs on Ray Serve (pipelines/serve): without a `serve` table, the documented defaults; a bad one
+    is refused naming its field; the entries of one group share replicas, so they must agree on everything else."""
+    from pydantic import ValidationError
+
+    from pipelines.registry import ModelEntry, ServeOptions
+
+    entry = load_registry(write(tmp_path, GOOD_ENTRY)).get("my-sdxl")
+    assert entry.serve is None and entry.serving == ServeOptions() and entry.serve_group == "my-sdxl"
+    assert entry.serving.model_dump() == {
+        "group": None, "num_gpus": 1.0, "num_cpus": 1.0, "min_replicas": 1, "max_replicas": 1, "target_ongoing_requests": 1.0,
+        "max_ongoing_requests": 2, "max_models_per_replica": 1, "graceful_shutdown_timeout_s": 900.0,
+    }
+    with_serve = GOOD_ENTRY.replace('tiny = "sdxl"', 'tiny = "sdxl"\nserve = {}')
+    for table, field in [
+        ("{ num_gpus = -1 }", "serve.num_gpus"),
+        ("{ min_replicas = 3, max_replicas = 2 }", "min_replicas (3) is above max_replicas (2)"),
+        ("{ target_ongoing_requests = 4 }", "target_ongoing_requests (4) is above max_ongoing_requests (2)"),
+        ("{ replicas = 2 }", "serve.replicas"),  # a misspelt key is refused, not silently ignored as Serve would
+        ("{ group = 'Big GPU' }", "serve.group"),
+    ]:
+        with pytest.raises(RegistryError, match=re.escape(field)):
+            load_registry(write(tmp_path, with_serve.replace("serve = {}", f"serve = {table}")))
+
+    second = GOOD_ENTRY.replace('id = "my-sdxl"', 'id = "my-sdxl-2"')
+    shared = (with_serve + second.replace('tiny = "sdxl"', 'tiny = "sdxl"\nserve = {}')).replace(
+        "serve = {}", 'serve = { group = "sdxl", max_models_per_replica = 2, num_gpus = 0.5 }')
+    grouped = load_registry(write(tmp_path, shared))
+    assert {e.serve_group for e in grouped} == {"sdxl"} and grouped.get("my-sdxl-2").serving.max_models_per_replica == 2
+    differing = shared.replace("num_gpus = 0.5 }", "num_gpus = 1 }", 1)
+    with pytest.raises(RegistryError, match="entry 'my-sdxl-2': field 'serve': its group 'sdxl' is served with 'my-sdxl'"):
+        load_registry(write(tmp_path, differing))
+
+    remote = registry.get("flux.2-pro").model_dump(exclude_unset=True)
+    with pytest.raises(ValidationError, match="serve: remote entries run at their provider"):
+        ModelEntry.model_validate(dict(remote, serve={}))

@@ -291,8 +291,11 @@ def register(services: Services) -> dict[str, Any]:
         account = account_for(services, token, profile) if mine else None
         return services.arena.leaderboard(kind, bool(include_qa), account)
 
-    for fn in (prompt_sets, grid_quote, grid, grids, grid_resume, arena_round, arena_vote, arena_leaderboard, dataset_push):
+    for fn in (prompt_sets, grid_quote, grid, grids, grid_resume, arena_vote, arena_leaderboard, dataset_push):
         api(services, fn, api_name=fn.__name__)
+    # a generated pair is two paid runs: as many at once as there are run slots (the slots decide who waits)
+    api(services, arena_round, api_name="arena_round", concurrency_limit=services.settings.event_concurrency,
+        concurrency_id="arena_round")
     for fn, files in ((grid_run, ("prompt_file",)),):
         public(services, fn, [gr.JSON(visible=False)], api_name=fn.__name__, files=files, concurrency_limit=None)
     for fn in (grid_export, arena_export, identity_export):

@@ -28,7 +28,7 @@ from ..errors import InvalidRequest, UserError
 from .db import Database, json_safe
 from .identity import Account
 from .instances import Instances
-from .ledger import Ledger
+from .ledger import InsufficientCredits, Ledger
 from ..media.mp4 import encode_mp4, mp4_tags, tag_mp4
 from ..media.png import png_bytes
 from .plans import Quote
@@ -163,6 +163,13 @@ class Jobs:
                     )
         except sa.exc.IntegrityError:  # the same key raced in from another request: it won
             existing = self._wait_for_key(account.id, key)
+        except InsufficientCredits:
+            # On PostgreSQL a request with the same key (on this instance or another) may have reserved and committed
+            # while this one waited on the account's row: its reservation, not a short balance, is the answer.
+            with self.db.engine.connect() as conn:
+                existing = self._by_key(conn, account.id, key)
+            if existing is None:
+                raise
         if existing is not None:
             return self._replay(existing, digest)
         return self._execute(account, request_id, charge, work, timeout_s or self.timeout_s, allow_flagged)

@@ -9,8 +9,9 @@ outputs, stores them or captures:
     quote       each stage at its tier, summed (with a breakdown when there are several)
     admit       a slot of the run's pool (local pipelines or remote providers) within the visitor's share
     reserve     the jobs transaction: idempotency key, reservation and record in one database transaction
-    run         (once a slot of the pool is free) each stage through the pipeline runtime, one progress bar over all of them; a stage may take
-                the previous stage's first output as its reference (a video's start frame)
+    run         each stage, once its slots are free (its device and model, or a provider slot), through the pipeline
+                runtime, one progress bar over all of them; a stage may take the previous stage's first output as its
+                reference (a video's start frame)
     check       the output safety check (inside the jobs transaction)
     store       PNG / MP4 with their metadata, content-addressed, then the record
     capture     or refund in full on any failure after the reservation (and per blocked output)
@@ -36,7 +37,7 @@ from ..media.storage import OutputStore
 from ..safety.output import SafetyBlocked
 from ..safety.policy import PromptPolicy, PromptRefused, PromptStyle, Surface, require
 from .params import MAX_COUNT, checked_count, checked_seed, checked_steps, checked_strength
-from .slots import Slots
+from .slots import Slots, Ticket
 
 
 RunOutput = JobResult  # what a paid run returns: request id, files, seeds, parameters, charge, replay flag
@@ -193,8 +194,7 @@ class Runner:
 
         with self.slots.admitted(account.id, kind) as ticket:  # the visitor's share: refused before any credit moves
             def work(cancel) -> GenerationResult:
-                with ticket.held(cancel):  # Stop and the deadline end the wait for a slot (refunded)
-                    result = self._stages(run, cancel, on_step)
+                result = self._stages(run, cancel, on_step, ticket)  # each stage waits for its slots (Stop ends a wait)
                 self.check_reply(account, run, result)  # text outputs (chat replies); images are checked by the jobs
                 return result
 
@@ -227,7 +227,7 @@ class Runner:
             return "Nothing on this surface fits your balance now; members get more credits"
         return "Try " + ", or ".join(ways)
 
-    def _stages(self, run: PaidRun, cancel, on_step: StepCallback | None) -> GenerationResult:
+    def _stages(self, run: PaidRun, cancel, on_step: StepCallback | None, ticket: Ticket) -> GenerationResult:
         for data, suffix in run.inputs:  # inputs the record refers to (e.g. the cleaned start image)
             self.store.put(data, suffix)
         total = run.planned_steps
@@ -249,7 +249,10 @@ class Runner:
                 if on_step is not None:
                     on_step(offset + done, offset + steps + later)
 
-            result = self.runtime.run(stage.entry, stage.task, request, on_step=progress, cancel=cancel)
+            # the stage's slots: a provider slot, or one of this process's device and one of the model (slots.py)
+            with ticket.held(cancel, model=stage.entry.id, device=self.runtime.slot_device(stage.entry),
+                             remote=stage.entry.is_remote):
+                result = self.runtime.run(stage.entry, stage.task, request, on_step=progress, cancel=cancel)
             record = {"stage": stage.name, **{k: v for k, v in result.parameters.items() if k != "stages"}}
             if result.texts and stage is not run.final:  # an inner text stage (a chat turn's judge): its answer is kept
                 record["reply"] = result.texts[0]

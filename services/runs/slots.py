@@ -1,10 +1,19 @@
 """Run slots per resource, so a slow provider never holds up a local generation and no visitor fills every slot.
 
-Two pools: `local` (pipelines on this machine's device) and `remote` (requests to hosted providers, I/O-bound, so a
-larger limit). A paid run is admitted to its pool before anything is reserved: a visitor who already has their share
-of that pool running or waiting is refused at once (nothing charged) with a message saying what to do. Once
-reserved, the run waits for a free slot of its pool; Stop and the deadline end the wait (and the run is refunded).
-A thread that already holds a slot does not take a second one (a run inside a run waits for nothing).
+Pools, each with its own limit (SlotLimits; settings in services/config.py):
+
+    device:<name>   pipeline runs on one device (this process's GPU, or the CPU)            `local`, default 1
+    model:<id>      runs of one local model (its loaded pipeline runs one request at once)  `model`, default 1
+    remote          requests to hosted providers (I/O-bound, so a larger limit)             `remote`, default 8
+
+A local stage takes a slot of its device and one of its model together (never one while waiting for the other: a
+request for a busy model does not hold the device that another model could use); a provider stage takes a remote slot.
+Slots are held per stage, so a run whose stages use different resources holds each only while it uses it.
+
+A paid run is admitted before anything is reserved: a visitor who already has their share of runs of that kind
+(local or remote) running or waiting is refused at once (nothing charged) with a message saying what to do. Once
+reserved, each stage waits for its slots; Stop and the deadline end the wait (and the run is refunded). A thread that
+already holds a slot takes none (a run inside a run waits for nothing). Limits and shares are per app instance.
 """
 from __future__ import annotations
 
@@ -27,13 +36,14 @@ class TooManyRuns(UserError):
 
 @dataclass(frozen=True)
 class SlotLimits:
-    local: int = 1  # pipeline runs at once on this machine (one device)
+    local: int = 1  # pipeline runs at once per device
     remote: int = 8  # provider requests at once
-    visitor_local: int = 1  # of those, one visitor's (running or waiting)
+    visitor_local: int = 1  # of those, one visitor's runs (running or waiting)
     visitor_remote: int = 2
+    model: int = 1  # runs of one local model at once (within its device's)
 
     def __post_init__(self) -> None:
-        for name in ("local", "remote", "visitor_local", "visitor_remote"):
+        for name in ("local", "remote", "visitor_local", "visitor_remote", "model"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"run slots: {name} must be at least 1, not {getattr(self, name)}")
 
@@ -43,24 +53,35 @@ class SlotLimits:
     def share(self, kind: str) -> int:
         return self.visitor_local if kind == "local" else self.visitor_remote
 
+    def of(self, pool: str) -> int:
+        """The limit of a pool named as in the module docstring."""
+        if pool == "remote":
+            return self.remote
+        if pool.startswith("model:"):
+            return self.model
+        return self.local
+
 
 class Slots:
     def __init__(self, limits: SlotLimits | None = None):
         self.limits = limits or SlotLimits()
         self._lock = threading.Condition()
-        self._busy: Counter[str] = Counter()  # kind -> slots held
+        self._busy: Counter[str] = Counter()  # pool -> slots held
         self._admitted: Counter[tuple[str, str]] = Counter()  # (account, kind) -> runs admitted (waiting or running)
         self._held = threading.local()
 
-    def busy(self, kind: str) -> int:
+    def busy(self, pool: str) -> int:
+        """Slots held in a pool ("remote", "device:cpu", "model:sdxl-base"), or by every local run ("local")."""
         with self._lock:
-            return self._busy[kind]
+            if pool == "local":
+                return sum(n for name, n in self._busy.items() if name.startswith("device:"))
+            return self._busy[pool]
 
     @contextmanager
     def admitted(self, account_id: str, kind: str) -> Iterator["Ticket"]:
         """Admit one run of `account_id` to pool `kind` (TooManyRuns, changing nothing, past the visitor's share)."""
         assert kind in KINDS, kind
-        if getattr(self._held, "kind", None) is not None:  # a run inside a run: it uses the outer run's slot
+        if getattr(self._held, "pools", None):  # a run inside a stage's run: it uses the outer run's slots
             yield Ticket(self, kind)
             return
         share = self.limits.share(kind)
@@ -80,23 +101,25 @@ class Slots:
                 if not self._admitted[(account_id, kind)]:
                     del self._admitted[(account_id, kind)]
 
-    def _take(self, kind: str, cancel: threading.Event | None) -> bool:
-        """Wait for a slot of `kind`; False when this thread holds one already (nothing taken)."""
-        if getattr(self._held, "kind", None) is not None:
+    def _take(self, pools: tuple[str, ...], cancel: threading.Event | None) -> bool:
+        """Wait until every pool has a free slot and take them together; False when this thread holds slots already."""
+        if getattr(self._held, "pools", None):
             return False
         with self._lock:
-            while self._busy[kind] >= self.limits.total(kind):
+            while any(self._busy[pool] >= self.limits.of(pool) for pool in pools):
                 if cancel is not None and cancel.is_set():
                     raise GenerationCancelled("stopped while waiting for a free slot")
                 self._lock.wait(0.1)
-            self._busy[kind] += 1
-        self._held.kind = kind
+            for pool in pools:
+                self._busy[pool] += 1
+        self._held.pools = pools
         return True
 
-    def _give(self, kind: str) -> None:
-        self._held.kind = None
+    def _give(self, pools: tuple[str, ...]) -> None:
+        self._held.pools = None
         with self._lock:
-            self._busy[kind] -= 1
+            for pool in pools:
+                self._busy[pool] -= 1
             self._lock.notify_all()
 
 
@@ -105,12 +128,21 @@ class Ticket:
     slots: Slots
     kind: str
 
+    @staticmethod
+    def pools(remote: bool, model: str | None = None, device: str | None = None) -> tuple[str, ...]:
+        if remote:
+            return ("remote",)
+        return (f"device:{device or 'local'}",) + ((f"model:{model}",) if model else ())
+
     @contextmanager
-    def held(self, cancel: threading.Event | None = None) -> Iterator[None]:
-        """A slot of the ticket's pool for the block (waits for one; Stop or the deadline end the wait)."""
-        taken = self.slots._take(self.kind, cancel)
+    def held(self, cancel: threading.Event | None = None, *, model: str | None = None, device: str | None = None,
+             remote: bool | None = None) -> Iterator[None]:
+        """The slots of one stage for the block: a remote slot, or a slot of `device` and one of `model` (waits for
+        them; Stop or the deadline end the wait). `remote` defaults to the ticket's kind."""
+        pools = self.pools(self.kind == "remote" if remote is None else remote, model, device)
+        taken = self.slots._take(pools, cancel)
         try:
             yield
         finally:
             if taken:
-                self.slots._give(self.kind)
+                self.slots._give(pools)
