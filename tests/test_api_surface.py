@@ -5,12 +5,16 @@ from __future__ import annotations
 
 import json
 import re
+import time
 
 import pytest
 from gradio_client import handle_file
 from gradio_client.exceptions import AppError
 
+from tests.chat_helpers import SKIMAGE
 from tests.conftest import ADMIN_KEY, ROOT
+
+PICTURE = str(SKIMAGE / "astronaut.png")  # an upload for /version_upload and /ref_add
 
 
 def readme_endpoints() -> dict[str, list[str]]:
@@ -158,6 +162,48 @@ def test_every_endpoint_runs_with_only_its_required_arguments(app_server, api, m
         "/chat_clear": lambda: {"token": state["token"], "conversation_id": state["chat"]},
         "/chat_delete": lambda: {"token": state["token"], "conversation_id": state["chat"], "confirm": True},
         "/chat_adult": lambda: {"token": state["token"], "character_id": state["character"]["id"], "enabled": False},
+        "/project_create": lambda: {"token": state["token"], "name": "Lighthouse"},
+        "/projects": lambda: {"token": state["token"]},
+        "/project": lambda: {"token": state["token"], "project_id": state["project"]["id"]},
+        "/project_rename": lambda: {"token": state["token"], "project_id": state["project"]["id"], "name": "Harbour light"},
+        "/project_archive": lambda: {"token": state["token"], "project_id": state["spare_project"]},
+        "/project_join": lambda: {"token": state["member"], "invite": state["project"]["invite"]},
+        "/project_member_add": lambda: {"token": state["token"], "project_id": state["project"]["id"], "member_id": state["third"]},
+        "/project_leave": lambda: {"token": state["member"], "project_id": state["project"]["id"]},
+        "/project_member_remove": lambda: {"token": state["token"], "project_id": state["project"]["id"], "member_id": state["third"]},
+        "/card_create": lambda: {"token": state["token"], "project_id": state["project"]["id"]},
+        "/cards": lambda: {"token": state["token"], "project_id": state["project"]["id"]},
+        "/card": lambda: {"token": state["token"], "card_id": state["card"]["id"]},
+        "/card_rename": lambda: {"token": state["token"], "card_id": state["card"]["id"], "title": "Keeper"},
+        "/card_draft": lambda: {"token": state["token"], "card_id": state["card"]["id"], "draft": "a lighthouse keeper at dusk",
+                                "revision": state["card"]["revision"]},
+        "/card_settings": lambda: {"token": state["token"], "card_id": state["card"]["id"]},
+        "/version_quote": lambda: {"token": state["token"], "card_id": state["card"]["id"]},
+        "/versions_new": lambda: {"token": state["token"], "card_id": state["card"]["id"]},
+        "/version_upload": lambda: {"token": state["token"], "card_id": state["card"]["id"], "upload": handle_file(PICTURE)},
+        "/version": lambda: {"token": state["token"], "version_id": state["version"]},
+        "/version_review": lambda: {"token": state["token"], "version_id": state["version"], "review": "approved"},
+        "/version_favourite": lambda: {"token": state["token"], "version_id": state["version"]},
+        "/version_restore": lambda: {"token": state["token"], "version_id": state["version"]},
+        "/version_fork": lambda: {"token": state["token"], "version_id": state["version"]},
+        "/card_direction": lambda: {"token": state["token"], "card_id": state["card"]["id"], "direction_id": state["card"]["direction"]["id"]},
+        "/direction_rename": lambda: {"token": state["token"], "direction_id": state["fork"], "name": "Blue hour"},
+        "/ref_add": lambda: {"token": state["token"], "project_id": state["project"]["id"], "kind": "location", "name": "Harbour",
+                             "upload": handle_file(PICTURE)},
+        "/ref_shot": lambda: {"token": state["token"], "version_id": state["version"]},
+        "/ref_figure": lambda: {"token": state["token"], "project_id": state["project"]["id"], "figure_id": state["figure"]["id"]},
+        "/refs": lambda: {"token": state["token"], "project_id": state["project"]["id"]},
+        "/card_ref": lambda: {"token": state["token"], "card_id": state["card"]["id"], "ref_id": state["ref"]},
+        "/scene_create": lambda: {"token": state["token"], "project_id": state["project"]["id"], "name": "Dawn"},
+        "/scenes": lambda: {"token": state["token"], "project_id": state["project"]["id"]},
+        "/scene_shot": lambda: {"token": state["token"], "scene_id": state["scene"], "ref_id": state["ref"]},
+        "/card_scene": lambda: {"token": state["token"], "card_id": state["card"]["id"]},
+        "/feed": lambda: {"token": state["token"], "project_id": state["project"]["id"]},
+        "/showcase": lambda: {"token": state["token"], "project_id": state["project"]["id"]},
+        "/refine": lambda: {"token": state["token"], "card_id": state["card"]["id"]},
+        "/refine_suggest": lambda: {"token": state["token"], "card_id": state["card"]["id"], "picked": ["soft window light"]},
+        "/refine_change": lambda: {"token": state["token"], "card_id": state["card"]["id"], "instruction": "closer"},
+        "/refine_clear": lambda: {"token": state["token"], "card_id": state["card"]["id"]},
         "/history": lambda: {"token": state["token"]},
         "/report_image": lambda: {"token": state["token"], "request_id": state["image"]},
         "/review_reports": lambda: {"token": state["qa"]},
@@ -240,6 +286,28 @@ def test_every_endpoint_runs_with_only_its_required_arguments(app_server, api, m
             state["chat"] = result["id"]
         elif name == "/report_image":
             state["report"] = result
+        elif name == "/project_create":  # a member to join and leave, an account to add and remove, a project to archive
+            state["project"] = result
+            state["member"] = client.predict(api_name="/session_start")["token"]
+            state["third"] = client.predict(api_name="/session_start")["account"]
+            state["spare_project"] = client.predict(token=state["token"], name="Spare", api_name="/project_create")["id"]
+            account = services.identity.resolve(state["token"])
+            with services.db.begin() as conn:  # the versions below are paid
+                services.ledger.grant(conn, account.id, 50, "test-projects", "API surface test")
+        elif name in ("/card_create", "/card_draft"):
+            state["card"] = result
+        elif name == "/versions_new":  # it answers at once; the version finishes in the background
+            state["version"] = result["version_ids"][0]
+            deadline = time.monotonic() + 300
+            while services.projects.version(services.identity.resolve(state["token"]), state["version"])["status"] == "generating":
+                assert time.monotonic() < deadline, "the version did not finish"
+                time.sleep(0.2)
+        elif name == "/version_fork":
+            state["fork"] = result["direction"]["id"]
+        elif name == "/ref_add":
+            state["ref"] = result["id"]
+        elif name == "/scene_create":
+            state["scene"] = result["id"]
 
     for name, arguments in calls.items():
         kwargs = arguments()
@@ -263,7 +331,9 @@ def test_a_call_without_a_token_gets_the_apps_own_message(client, api):
               "figure_id": "x", "take_id": "x", "confirm": True, "instruction": "x", "figure_ids": ["x", "y"], "description": "x",
               "models": ["sdxl-base", "flux.1-schnell"], "fields": {"name": "x"}, "character_id": "x", "report_id": "x",
               "approve": True, "intro": "x", "tags": ["x"], "visibility": "private", "greeting": "x", "media_id": "x",
-              "source": "generate", "price": 10, "verify": True, "revision": 0, "media_ids": ["x"], "enabled": True, "conversation_id": "x", "message": "x", "title": "x", "presets": "loras", "run_id": "x", "job_id": "x", "grid_id": "x", "battle_id": "x", "outcome": "left", "hub_repo": "a/b", "hub_token": "x", "card": handle_file(str(ROOT / "tests" / "data" / "card-v1.json"))}
+              "source": "generate", "price": 10, "verify": True, "revision": 0, "media_ids": ["x"], "enabled": True, "conversation_id": "x", "message": "x", "title": "x", "presets": "loras", "run_id": "x", "job_id": "x", "grid_id": "x", "battle_id": "x", "outcome": "left", "hub_repo": "a/b", "hub_token": "x", "project_id": "x", "card_id": "x", "version_id": "x", "ref_id": "x",
+              "scene_id": "x", "direction_id": "x", "member_id": "x", "invite": "x", "draft": "x", "review": "approved", "kind": "object",
+              "picked": ["x"], "upload": handle_file(PICTURE), "card": handle_file(str(ROOT / "tests" / "data" / "card-v1.json"))}
     for name, arguments in required.items():
         if "token" not in arguments:
             continue

@@ -5,7 +5,7 @@ import gradio as gr
 
 from services.container import Services
 
-from . import advanced, characters, chat, compare, credits, edit, figures_custom, figures_library, figures_quick, group, history, jobs, remix, research, session, text_mode, text_video, video
+from . import advanced, characters, chat, compare, projects, credits, edit, figures_custom, figures_library, figures_quick, group, history, jobs, remix, research, session, text_mode, text_video, video
 from .errors import keep_pages
 from .api import api
 
@@ -71,6 +71,8 @@ def build_app(services: Services) -> gr.Blocks:
                 characters.build(services, demo, current, characters_tab, current_figure, chat_with)
             with gr.Tab("Chat", id="chat") as chat_tab:
                 chat.build(services, demo, current, chat_tab, chat_with, main_tabs)
+            with gr.Tab("Projects", id="projects") as projects_tab:
+                projects.build(services, demo, current, projects_tab)
             with gr.Tab("Compare", id="compare") as compare_tab:
                 compare.build(services, demo, current, compare_tab)
             with gr.Tab("Research", id="research") as research_tab:

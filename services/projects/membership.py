@@ -86,11 +86,11 @@ class Membership:
         return self.project(account, row.id)
 
     def add_member(self, account: Account, project_id: str, member_id: str) -> dict[str, Any]:
-        """The owner adds a member by their account id (shown in the Credits tab)."""
+        """The owner adds a member by their account id (each visitor sees theirs in the Projects tab's members panel)."""
         with self.db.begin() as conn:
             row = self._owned(conn, account, project_id)
             if conn.execute(sa.select(accounts.c.id).where(accounts.c.id == str(member_id or "").strip())).first() is None:
-                raise ProjectError(f"No account {member_id!r}: ask them for the id their Credits tab shows.")
+                raise ProjectError(f"No account {member_id!r}: ask them for the member id their Projects tab shows.")
             self._add(conn, row.id, str(member_id).strip())
         return self.project(account, project_id)
 

@@ -72,6 +72,8 @@ class Refs:
 
     def ref_from_figure(self, account: Account, project_id: str, figure_id: str, name: str = "") -> dict[str, Any]:
         """One of your figures' canonical images as a character ref (a copy without the generation's settings)."""
+        with self.db.engine.connect() as conn:  # the project first: a non-member learns nothing of it or the figure
+            writable(project_row(conn, account, project_id))
         figure = self.figures.get(account, figure_id)
         if figure.canonical_path is None:
             raise ProjectError(f"{figure.name} has no canonical image yet: pick one in All Figures.")

@@ -88,6 +88,8 @@ ARGUMENTS: dict[str, Rule] = {
     "figure_ids": Rule("list", max_len=8),
     "prompts": Rule("list", max_len=500),  # a grid's own prompts (plans.toml [research] caps how many run)
     **{ident: Rule("str", max_len=100) for ident in ("grid_id", "battle_id", "job_id", "prompt_set")},
+    **{ident: Rule("str", max_len=100) for ident in ("conversation_id", "project_id", "card_id", "version_id", "ref_id",
+                                                     "scene_id", "direction_id", "member_id")},
 }
 # What a missing required argument means to a visitor in the UI (API callers read the parameter's name after it).
 MISSING: dict[str, str] = {
@@ -100,6 +102,12 @@ MISSING: dict[str, str] = {
     "report_id": "Pick a report first",
     "prompt": "Write a prompt first",
     "model": "Pick a model first",
+    "conversation_id": "Pick a conversation first (or start a new one)",
+    "project_id": "Pick a project first (or create one)",
+    "card_id": "Pick a card first (or create one)",
+    "version_id": "Pick a version first: click one of the card's thumbnails",
+    "ref_id": "Pick a ref first",
+    "scene_id": "Pick a scene first",
 }
 DEFAULTS: dict[str, Rule] = {
     "int": _int(-(2**31), 2**31 - 1),
