@@ -7,12 +7,19 @@ On a tiny SDXL declared as a local-folder entry (the real-weights path), it meas
 - cache hit: getting the already-loaded pipeline from the runtime;
 - the raw pipeline call (the baseline every ratio is against);
 - the same request through the service layer (policy, quote, reservation, record, PNG, capture);
-- the same request through gradio_client against the launched app (queue, HTTP, file transfer).
-Medians of alternating calls after warm-up.
+- the same request through gradio_client against the launched app (queue, HTTP, file transfer), twice: with a plain
+  `Client(url)`, which builds a new certificate-verifying TLS context for each of its three HTTP calls per request
+  (join, event stream, file download; about 15 ms of CPU each here, even for http://), and with
+  `Client(url, ssl_verify=ssl.create_default_context())`, the same client with one context built once;
+- the floor under both: a no-op Gradio endpoint with the same outputs (a gallery of one PNG, JSON, two Markdown)
+  through the same client, i.e. what Gradio's queue and gradio_client cost on their own (gradio_client also polls
+  its event stream every 50 ms, so a round trip lands on that grid).
+Medians of alternating calls after warm-up. The closing lines give each round trip minus the raw call.
 """
 from __future__ import annotations
 
 import argparse
+import ssl
 import statistics
 import sys
 import tempfile
@@ -29,7 +36,7 @@ from pipelines.family import get_family  # noqa: E402
 from pipelines.registry import Registry, load_registry  # noqa: E402
 from pipelines.runtime import PipelineRuntime, RuntimeSettings, build_tiny  # noqa: E402
 from pipelines.types import Task  # noqa: E402
-from services.accounts.plans import load_plans
+from services.accounts.plans import load_plans  # noqa: E402
 from services.config import AppSettings  # noqa: E402
 from services.container import build_services  # noqa: E402
 from services.creation.text import TextToImageParams  # noqa: E402
@@ -42,6 +49,21 @@ def median_ms(fn, repeats: int) -> float:
         fn()
         times.append(time.perf_counter() - start)
     return statistics.median(times) * 1000
+
+
+def noop_app(png: Path):
+    """A Gradio app whose one endpoint does nothing and returns the text endpoint's outputs (the floor)."""
+    import gradio as gr
+
+    def noop(prompt: str):
+        return [str(png)], {"seeds": [7]}, "notice", "balance"
+
+    with gr.Blocks() as demo:
+        prompt = gr.Textbox()
+        outputs = [gr.Gallery(format="png", type="filepath"), gr.JSON(), gr.Markdown(), gr.Markdown()]
+        gr.Button().click(noop, prompt, outputs, api_name="noop")
+    demo.queue().launch(prevent_thread_lock=True, quiet=True, allowed_paths=[str(png.parent)])
+    return demo
 
 
 def measure(repeats: int, root: Path) -> list[tuple[str, float, float | None]]:
@@ -59,6 +81,7 @@ def measure(repeats: int, root: Path) -> list[tuple[str, float, float | None]]:
                               plans=load_plans().with_prices({entry.id: 1}))
     demo = build_app(services)
     demo.queue().launch(prevent_thread_lock=True, quiet=True, allowed_paths=[str(settings.outputs_dir)])
+    floor_demo = None
     try:
         client = Client(demo.local_url, verbose=False)
         client.predict(api_name="/models")
@@ -79,24 +102,36 @@ def measure(repeats: int, root: Path) -> list[tuple[str, float, float | None]]:
         def service():
             services.text.text_to_image(account, params, on_step=lambda done, total: None)
 
-        def api():
-            client.predict(prompt=params.prompt, model=entry.id, seed=7, steps=STEPS, guidance=5.0, token=session["token"],
-                           api_name="/text_to_image")
+        reusing = Client(demo.local_url, verbose=False, ssl_verify=ssl.create_default_context())  # one TLS context
 
-        for fn in (raw, service, api):  # warm-up
+        def api(through=client):
+            through.predict(prompt=params.prompt, model=entry.id, seed=7, steps=STEPS, guidance=5.0, token=session["token"],
+                            api_name="/text_to_image")
+
+        floor_demo = noop_app(Path(services.text.text_to_image(account, params).files[0]))  # the endpoint's own PNG
+        floor = Client(floor_demo.local_url, verbose=False, ssl_verify=ssl.create_default_context())
+
+        def api_reusing():
+            api(reusing)
+
+        def noop():
+            floor.predict("x", api_name="/noop")
+
+        calls = (raw, service, api, api_reusing, noop)
+        for fn in calls:  # warm-up
             fn()
         cache_ms = median_ms(lambda: runtime.pipeline(entry, Task.TEXT_TO_IMAGE), max(repeats, 50))
-        raw_t, service_t, api_t = [], [], []
+        times: list[list[float]] = [[] for _ in calls]
         for _ in range(repeats):
-            for fn, bucket in ((raw, raw_t), (service, service_t), (api, api_t)):
+            for fn, bucket in zip(calls, times):
                 t0 = time.perf_counter()
                 fn()
                 bucket.append(time.perf_counter() - t0)
-        raw_ms = statistics.median(raw_t) * 1000
-        service_ms = statistics.median(service_t) * 1000
-        api_ms = statistics.median(api_t) * 1000
+        raw_ms, service_ms, api_ms, reusing_ms, noop_ms = (statistics.median(t) * 1000 for t in times)
     finally:
         demo.close()
+        if floor_demo is not None:
+            floor_demo.close()
         services.close()
     return [
         ("app start to first answer", startup_ms, None),
@@ -104,6 +139,8 @@ def measure(repeats: int, root: Path) -> list[tuple[str, float, float | None]]:
         (f"raw pipeline call (tiny SDXL 64x64, {STEPS} steps)", raw_ms, 1.0),
         ("through the service layer", service_ms, service_ms / raw_ms),
         ("through gradio_client (launched app)", api_ms, api_ms / raw_ms),
+        ("through gradio_client, one TLS context", reusing_ms, reusing_ms / raw_ms),
+        ("no-op endpoint, same outputs, one TLS context", noop_ms, None),
     ]
 
 
@@ -118,6 +155,13 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'measure':<48} {'ms':>10} {'x raw call':>11}")
     for name, ms, ratio in rows:
         print(f"{name:<48} {ms:>10.2f} {'' if ratio is None else f'{ratio:.3f}':>11}")
+    ms = {name: value for name, value, _ in rows}
+    raw = next(value for name, value in ms.items() if name.startswith("raw pipeline call"))
+    print(f"floor: Gradio's queue + gradio_client on a no-op endpoint with the same outputs: "
+          f"{ms['no-op endpoint, same outputs, one TLS context']:.0f} ms")
+    print(f"gradio_client round trip over the raw call, one TLS context: "
+          f"+{ms['through gradio_client, one TLS context'] - raw:.0f} ms")
+    print(f"gradio_client round trip over the raw call: +{ms['through gradio_client (launched app)'] - raw:.0f} ms")
     return 0
 
 

@@ -15,7 +15,8 @@ as it is sent), "huge-declared" (the same with Content-Length: 400 MB), "gzip-bo
 to well under 1 MB), "huge-png" (every image output is a PNG whose header says 12000x12000, 144 MP, with its data
 truncated). `queue_url` and `files_url` put the queue's status/result/cancel URLs and the output URLs on another
 origin (`add_origin()` starts a second server on another port; `requests` records which server got each request).
-Outputs have the size the request asked for, read from the request as each vendor states it."""
+Outputs have the size the request asked for, read from the request as each vendor states it. `hold_s` makes a slow
+provider: a queued fal job stays IN_PROGRESS that long after its submit (bench/load.py)."""
 from __future__ import annotations
 
 import base64
@@ -104,6 +105,7 @@ class FakeProvider:
         # hub model id -> (task, provider's model id[, provider name: default fal-ai]) for the Hub's provider mapping
         self.mapping = dict(mapping or {})
         self.mode = "ok"
+        self.hold_s = 0.0  # a queued job answers IN_PROGRESS until this long after its submit
         self.requests: list[dict] = []
         self.jobs: dict[str, dict] = {}
         self.files: dict[str, tuple[bytes, str]] = {}
@@ -160,7 +162,7 @@ class FakeProvider:
 
     def _job(self, kind: str, size: tuple[int, int], seed: int, answer_of) -> str:
         rid = uuid.uuid4().hex
-        self.jobs[rid] = {"kind": kind, "size": size, "seed": seed, "answer_of": answer_of}
+        self.jobs[rid] = {"kind": kind, "size": size, "seed": seed, "answer_of": answer_of, "at": time.monotonic()}
         return rid
 
     # -- the HTTP side -------------------------------------------------------------------------------------------------
@@ -264,7 +266,8 @@ class FakeProvider:
                 if parts[0] == "q":  # fal queue: /q/{rid}/status or /q/{rid}
                     job = fake.jobs[parts[1]]
                     if len(parts) == 3:
-                        status = "IN_PROGRESS" if fake.mode == "timeout" else "COMPLETED"
+                        held = fake.mode == "timeout" or time.monotonic() - job["at"] < fake.hold_s
+                        status = "IN_PROGRESS" if held else "COMPLETED"
                         return self._send(200, {"status": status, "request_id": parts[1]})
                     return self._send(200, job["answer_of"](job))
                 if parts[:3] == ["api", "v3", "predictions"]:  # wavespeed result polling

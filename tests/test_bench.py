@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import importlib.util
+import re
+import subprocess
 import sys
 from pathlib import Path
 
@@ -37,8 +39,9 @@ def test_cpu_overhead_benchmark_runs_and_prints_its_table(capsys):
     assert cpu.main(["--repeats", "1"]) == 0
     out = capsys.readouterr().out
     for row in ("app start to first answer", "pipeline cache hit", "raw pipeline call", "through the service layer",
-                "through gradio_client"):
+                "through gradio_client (launched app)", "through gradio_client, one TLS context", "no-op endpoint"):
         assert row in out
+    assert re.search(r"^gradio_client round trip over the raw call: \+-?\d+ ms$", out, re.M), out
 
 
 def test_gpu_latency_tiny_prints_every_model_and_mode(tmp_path, capsys):
@@ -148,3 +151,16 @@ def test_grid_overhead_benchmark_runs_and_prints_its_ratio(capsys):
     assert grid.main(["--prompts", "1", "--seeds", "1", "--repeats", "1"]) == 0
     out = capsys.readouterr().out
     assert "ratio grid/single (as served)" in out and "overhead per cell" in out and "worker thread" in out
+
+
+def test_load_benchmark_smoke_run_ends_with_exact_balances(tiny_root):
+    """bench/load.py's smoke variant without Ray: two app instances (processes) on one SQLite file, 4 visitors through
+    gradio_client, two local and two slow-provider requests; its last line gives the counts and "balances exact", and
+    it stays within the 55 s it is given (else it exits 1)."""
+    done = subprocess.run([sys.executable, "bench/load.py", "--visitors", "4", "--requests", "1", "--backend", "local",
+                           "--provider-hold-s", "1", "--max-seconds", "55", "--tiny-dir", str(tiny_root)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+    lines = done.stdout.strip().splitlines()
+    assert done.returncode == 0 and lines, done.stdout[-3000:] + done.stderr[-3000:]
+    assert lines[-1] == "served 4 · failed 0 · refunded 0 · balances exact", done.stdout[-3000:]
+    assert any(line.startswith("local ") for line in lines) and any(line.startswith("remote ") for line in lines)

@@ -13,12 +13,14 @@ UI components (galleries, videos) is registered twice from one function:
 Both events share one concurrency group, so the UI and the API queue behind the same limit (as many calls at once as
 there are run slots; the runner's slots then keep local pipelines and provider requests apart). Every argument is checked
 against services.runs.params before the function runs (`validated`), and JSON results are shown as clients may see
-them (`viewed`: /outputs/ URLs, no server paths). `api` does both for plain JSON endpoints (gr.api).
+them (`viewed`: /outputs/ URLs, no server paths). `api` does both for plain JSON endpoints (gr.api). A handler's
+progress tracker is throttled there too (`ThrottledProgress`): a fast model's every step would be an event.
 """
 from __future__ import annotations
 
 import functools
 import inspect
+import time
 from typing import Any, Callable
 
 import gradio as gr
@@ -31,6 +33,36 @@ from .web import public_view
 
 # Parameters gradio fills itself (by annotation or default): never API inputs.
 SPECIAL = ("profile", "request", "progress")
+PROGRESS_PER_SECOND = 10  # progress updates one request sends at most (a new phase and the last step always go)
+
+
+class ThrottledProgress:
+    """A gr.Progress that passes on at most `per_second` updates: the first, each new phase (desc or unit), the last
+    step (done == total, or 1.0) and otherwise one per interval. Gradio sends every update as a progress event, and a
+    tiny model's steps come every few milliseconds; a bar moving ten times a second looks the same."""
+
+    def __init__(self, progress: gr.Progress, per_second: float = PROGRESS_PER_SECOND, clock: Callable[[], float] = time.monotonic):
+        self._progress, self._interval, self._clock = progress, 1.0 / per_second, clock
+        self._last_at: float | None = None
+        self._last_phase: tuple | None = None
+
+    def __call__(self, progress, desc: str | None = None, total=None, unit: str = "steps", **kwargs: Any):
+        now, phase = self._clock(), (desc, unit)
+        last = progress is None or (isinstance(progress, tuple) and progress[1] is not None and progress[0] >= progress[1]) \
+            or (isinstance(progress, (int, float)) and progress >= 1)
+        if self._last_at is None or last or phase != self._last_phase or now - self._last_at >= self._interval:
+            self._last_at, self._last_phase = now, phase
+            return self._progress(progress, desc=desc, total=total, unit=unit, **kwargs)
+        return progress
+
+    def __getattr__(self, name: str) -> Any:  # tqdm, update, ...: the tracker's own
+        return getattr(self._progress, name)
+
+    def __iter__(self):
+        return iter(self._progress)
+
+    def __len__(self) -> int:
+        return len(self._progress)
 
 
 def _parameters(fn: Callable) -> list[inspect.Parameter]:
@@ -108,6 +140,8 @@ def validated(fn: Callable, files: tuple[str, ...] = (), skip: tuple[str, ...] =
                 bound.arguments[name] = check_argument(name, kind, value, optional)
         except UserError as exc:
             raise gr.Error(str(exc)) from exc
+        if isinstance(bound.arguments.get("progress"), gr.Progress):
+            bound.arguments["progress"] = ThrottledProgress(bound.arguments["progress"])
         return fn(*bound.args, **bound.kwargs)
 
     return wrapper
