@@ -59,7 +59,7 @@ def test_text_mode_generates_in_the_browser(app_server, artifacts):
         prompt.fill("something unrelated")
         page.get_by_text("Reuse settings from a PNG").click()
         page.locator("#text-settings-png input[type=file]").set_input_files(served)
-        page.locator("#text-settings-note").get_by_text("Settings read from the PNG").wait_for(timeout=15_000)
+        page.locator("#text-settings-note").get_by_text("Settings read from the PNG").wait_for(timeout=45_000)  # a loaded 2-core run
         assert "golden hour" in prompt.input_value()
         page.screenshot(path=str(artifacts / "text-mode-after.png"), full_page=True)
         src = image.get_attribute("src")
