@@ -41,6 +41,8 @@ ENV_NUMBERS = {
     "remote_slots": ("PLAYGROUND_REMOTE_SLOTS", int),
     "visitor_local_slots": ("PLAYGROUND_VISITOR_LOCAL_SLOTS", int),
     "visitor_remote_slots": ("PLAYGROUND_VISITOR_REMOTE_SLOTS", int),
+    "local_queue": ("PLAYGROUND_LOCAL_QUEUE", int),
+    "remote_queue": ("PLAYGROUND_REMOTE_QUEUE", int),
 }
 
 
@@ -90,6 +92,9 @@ class AppSettings:
     remote_slots: int = 8
     visitor_local_slots: int = 1
     visitor_remote_slots: int = 2
+    # Runs of each kind admitted at once, running or waiting for a slot; one more is refused as busy (nothing charged).
+    local_queue: int | None = None  # default: 16, or twice local_slots when that is more
+    remote_queue: int | None = None  # default: 16, or twice remote_slots when that is more
     # Where local models run (pipelines/serve): "local" in this process, or "ray" on the Ray Serve applications that
     # `python -m pipelines.serve` deployed on the cluster at ray_address (None: auto) under ray_namespace.
     backend: str = "local"
@@ -131,12 +136,14 @@ class AppSettings:
     @property
     def slot_limits(self) -> SlotLimits:
         return SlotLimits(self.local_slots, self.remote_slots, self.visitor_local_slots, self.visitor_remote_slots,
-                          model=self.model_slots)
+                          model=self.model_slots, local_queue=self.local_queue, remote_queue=self.remote_queue)
 
     @property
     def event_concurrency(self) -> int:
-        """How many calls of one endpoint gradio runs at once: every slot, so the slots decide who waits."""
-        return self.local_slots + self.remote_slots
+        """How many calls of one endpoint gradio runs at once: both queues (slots.py), so the slots decide who waits and
+        a call of one kind never waits in gradio's queue behind calls of the other kind that wait for their slots."""
+        limits = self.slot_limits
+        return limits.queue("local") + limits.queue("remote")
 
     @property
     def outputs_dir(self) -> Path:

@@ -13,7 +13,7 @@ import pytest
 from gradio_client import Client
 
 from pipelines.types import GenerationCancelled
-from services.runs.slots import SlotLimits, Slots, TooManyRuns
+from services.runs.slots import Busy, SlotLimits, Slots, TooManyRuns
 
 from .conftest import launch_app, stop_app
 from .fake_provider import FakeProvider
@@ -56,6 +56,32 @@ def test_a_visitor_gets_their_share_and_stop_ends_a_wait():
     assert slots.busy("local") == 0
     with slots.admitted("a", "local") as again, again.held():  # everything was given back
         assert slots.busy("local") == 1
+
+
+def test_each_kind_admits_its_queue_and_refuses_one_more():
+    slots = Slots(SlotLimits(local=1, remote=2, local_queue=2, remote_queue=3))
+    with slots.admitted("a", "local"), slots.admitted("b", "local"):
+        with pytest.raises(Busy, match="Busy: 2 generations are running or waiting on this machine.*Nothing was charged"):
+            with slots.admitted("c", "local"):
+                pass
+        assert slots.queued("local") == 2
+        with slots.admitted("c", "remote"):  # the other kind has its own queue
+            assert slots.queued("remote") == 1
+    with slots.admitted("c", "local"):  # a place came free
+        assert slots.queued("local") == 1
+    assert slots.queued("local") == slots.queued("remote") == 0
+    assert (SlotLimits().local_queue, SlotLimits().remote_queue, SlotLimits(remote=12).remote_queue) == (16, 16, 24)
+    with pytest.raises(ValueError, match="remote_queue \\(4\\) must be at least the remote slots \\(8\\)"):
+        SlotLimits(remote_queue=4)
+
+
+def test_queues_come_from_the_environment(monkeypatch):
+    from services.config import AppSettings
+
+    monkeypatch.setenv("PLAYGROUND_LOCAL_QUEUE", "5")
+    monkeypatch.setenv("PLAYGROUND_REMOTE_QUEUE", "9")
+    settings = AppSettings.from_env(data_dir="/tmp/unused")
+    assert (settings.slot_limits.local_queue, settings.slot_limits.remote_queue, settings.event_concurrency) == (5, 9, 14)
 
 
 def test_a_visitor_over_their_share_is_refused_with_nothing_charged(make_services):
@@ -226,3 +252,60 @@ def test_reads_answer_while_more_generation_calls_wait_than_gradio_has_by_defaul
         for handle in held:
             with pytest.raises(Exception, match="did not finish within"):
                 handle.result(timeout=30)
+
+
+def test_local_runs_waiting_for_the_device_never_hold_back_a_provider_request(tmp_path, tiny_root, monkeypatch):
+    """Local runs that wait for the one device slot fill at most their queue (PLAYGROUND_LOCAL_QUEUE); gradio runs both
+    queues' worth of calls per endpoint, so a provider request on the same endpoint still starts at once and ends in
+    about the provider's time (before: the endpoint ran local + remote slots = 3 calls, all 3 held by waiting local
+    runs, and the provider request waited behind them in gradio's queue). A local run past the queue is refused as busy,
+    nothing charged; the admitted ones run once the device is free."""
+    with _held_provider_app(tmp_path, tiny_root, monkeypatch, 30, remote_slots=2, local_queue=4, remote_queue=2) as app:
+        url, fake, services, demo = app
+        fake.reset("ok")
+        fake.hold_s = 1.0
+        slots = services.runner.slots
+        assert services.settings.event_concurrency == 4 + 2
+        release, holding = threading.Event(), threading.Event()
+
+        def hold_the_device() -> None:  # a long local run of someone else's: takes the CPU's one slot (1 of the queue)
+            with slots.admitted("someone", "local") as ticket, ticket.held(device=services.runtime.slot_device(
+                    services.registry.get("sdxl-base")), model="other"):
+                holding.set()
+                release.wait(60)
+
+        holder = threading.Thread(target=hold_the_device)
+        holder.start()
+        assert holding.wait(10)
+        visitors = [Client(url, verbose=False) for _ in range(6)]
+        tokens = [client.predict(api_name="/session_start")["token"] for client in visitors]
+        local = [client.submit(prompt=f"a red door {i}", model="sdxl-base", steps=2, seed=i, token=token, api_name="/text_to_image")
+                 for i, (client, token) in enumerate(zip(visitors[:5], tokens[:5]))]
+        deadline = time.monotonic() + 20
+        while slots.queued("local") < 4 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert slots.queued("local") == 4  # the holder and three visitors waiting for the device; two refused
+        while sum(job.done() for job in local) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        refused = []
+        for job in (job for job in local if job.done()):
+            with pytest.raises(Exception, match="Busy: 4 generations are running or waiting") as caught:
+                job.result()
+            refused.append(str(caught.value))
+        assert len(refused) == 2 and all("Nothing was charged" in text for text in refused), refused
+        started = time.perf_counter()
+        answer = visitors[5].predict(prompt="a lighthouse at dusk", model="flux.2-pro", seed=1, token=tokens[5],
+                                     api_name="/text_to_image")
+        remote_s = time.perf_counter() - started
+        waiting = [job for job in local if not job.done()]
+        print(f"a provider request (1 s a job) beside 3 local runs waiting for the device: {remote_s:.2f} s")
+        assert answer[0] and remote_s < 6, remote_s
+        assert len(waiting) == 3 and slots.busy("local") == 1  # measured while they all still waited
+        release.set()
+        holder.join(10)
+        for job in waiting:
+            assert job.result(timeout=60)[0]
+        balances = sorted(client.predict(token=token, api_name="/balance")["balance"]
+                          for client, token in zip(visitors[:5], tokens[:5]))
+        assert balances == [balances[0]] * 3 + [50, 50] and balances[0] < 50, balances  # 50: the guest grant, untouched
+        assert issubclass(Busy, TooManyRuns)  # project versions wait and retry on it as on a visitor's share

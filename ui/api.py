@@ -211,8 +211,8 @@ def public(
 
     `like` names UI components whose choices (or accepted file types) a parameter shares: gradio then refuses a value
     outside them with its own message, as it does in the UI. Every other argument is checked by the rules.
-    `concurrency_limit` "slots": as many calls at once as there are run slots (services/runs/slots.py decides who
-    waits: a provider's slow answer never holds up a local run)."""
+    `concurrency_limit` "slots": as many calls at once as the run queues admit (services/runs/slots.py decides who
+    waits and who is told the machine is busy: a provider's slow answer never holds up a local run, nor the reverse)."""
     like = like or {}
     if concurrency_limit == "slots":
         concurrency_limit = services.settings.event_concurrency

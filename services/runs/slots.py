@@ -11,7 +11,11 @@ request for a busy model does not hold the device that another model could use);
 Slots are held per stage, so a run whose stages use different resources holds each only while it uses it.
 
 A paid run is admitted before anything is reserved: a visitor who already has their share of runs of that kind
-(local or remote) running or waiting is refused at once (nothing charged) with a message saying what to do. Once
+(local or remote) running or waiting is refused at once (nothing charged) with a message saying what to do, and so is
+any run past its kind's queue (`local_queue` / `remote_queue`: the runs of that kind admitted at once, running or
+waiting). The queues keep the kinds apart in front of the slots too: gradio lets an endpoint run as many calls at once
+as both queues hold (services/config.py, event_concurrency), so local runs waiting for the one GPU can never fill an
+endpoint and hold a provider request back behind them, nor the other way round. Once
 reserved, each stage waits for its slots; Stop and the deadline end the wait (and the run is refunded). A thread that
 already holds a slot takes none (a run inside a run waits for nothing). Limits and shares are per app instance.
 """
@@ -28,10 +32,15 @@ from pipelines.types import GenerationCancelled
 from ..errors import UserError
 
 KINDS = ("local", "remote")
+QUEUE = 16  # the least default queue of each kind
 
 
 class TooManyRuns(UserError):
     """The visitor already has their share of a pool's slots."""
+
+
+class Busy(TooManyRuns):
+    """The instance's queue for that kind of run is full (every visitor's runs together)."""
 
 
 @dataclass(frozen=True)
@@ -41,14 +50,26 @@ class SlotLimits:
     visitor_local: int = 1  # of those, one visitor's runs (running or waiting)
     visitor_remote: int = 2
     model: int = 1  # runs of one local model at once (within its device's)
+    local_queue: int | None = None  # local runs admitted at once, running or waiting (default: QUEUE or 2 x local)
+    remote_queue: int | None = None  # provider requests admitted at once, running or waiting (QUEUE or 2 x remote)
 
     def __post_init__(self) -> None:
-        for name in ("local", "remote", "visitor_local", "visitor_remote", "model"):
+        for kind in KINDS:
+            if getattr(self, f"{kind}_queue") is None:
+                object.__setattr__(self, f"{kind}_queue", max(QUEUE, 2 * self.total(kind)))
+        for name in ("local", "remote", "visitor_local", "visitor_remote", "model", "local_queue", "remote_queue"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"run slots: {name} must be at least 1, not {getattr(self, name)}")
+        for kind in KINDS:
+            if self.queue(kind) < self.total(kind):
+                raise ValueError(f"run slots: {kind}_queue ({self.queue(kind)}) must be at least the {kind} slots "
+                                 f"({self.total(kind)}): it counts the runs that hold a slot too")
 
     def total(self, kind: str) -> int:
         return self.local if kind == "local" else self.remote
+
+    def queue(self, kind: str) -> int:
+        return self.local_queue if kind == "local" else self.remote_queue
 
     def share(self, kind: str) -> int:
         return self.visitor_local if kind == "local" else self.visitor_remote
@@ -68,6 +89,7 @@ class Slots:
         self._lock = threading.Condition()
         self._busy: Counter[str] = Counter()  # pool -> slots held
         self._admitted: Counter[tuple[str, str]] = Counter()  # (account, kind) -> runs admitted (waiting or running)
+        self._queued: Counter[str] = Counter()  # kind -> runs admitted, every visitor's
         self._held = threading.local()
 
     def busy(self, pool: str) -> int:
@@ -77,9 +99,15 @@ class Slots:
                 return sum(n for name, n in self._busy.items() if name.startswith("device:"))
             return self._busy[pool]
 
+    def queued(self, kind: str) -> int:
+        """Runs of `kind` admitted now (running or waiting), every visitor's."""
+        with self._lock:
+            return self._queued[kind]
+
     @contextmanager
     def admitted(self, account_id: str, kind: str) -> Iterator["Ticket"]:
-        """Admit one run of `account_id` to pool `kind` (TooManyRuns, changing nothing, past the visitor's share)."""
+        """Admit one run of `account_id` to pool `kind`; TooManyRuns past the visitor's share and Busy past the kind's
+        queue, both changing nothing."""
         assert kind in KINDS, kind
         if getattr(self._held, "pools", None):  # a run inside a stage's run: it uses the outer run's slots
             yield Ticket(self, kind)
@@ -92,11 +120,18 @@ class Slots:
                 raise TooManyRuns(f"You already have {share} {what}; wait for "
                                   f"{'it' if share == 1 else 'one'} to finish (or press Stop) before starting another. "
                                   "Nothing was charged.")
+            queue = self.limits.queue(kind)
+            if self._queued[kind] >= queue:
+                what = "generations are running or waiting on this machine" if kind == "local" else \
+                    "requests to providers are running or waiting here"
+                raise Busy(f"Busy: {queue} {what}. Try again in a minute. Nothing was charged.")
             self._admitted[(account_id, kind)] += 1
+            self._queued[kind] += 1
         try:
             yield Ticket(self, kind)
         finally:
             with self._lock:
+                self._queued[kind] -= 1
                 self._admitted[(account_id, kind)] -= 1
                 if not self._admitted[(account_id, kind)]:
                     del self._admitted[(account_id, kind)]
