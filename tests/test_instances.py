@@ -151,6 +151,52 @@ def test_an_instance_killed_mid_request_is_refunded_by_the_other_within_the_swee
     assert [e["kind"] for e in b.ledger.entries(account.id)][:2] == ["refund", "reserve"]
 
 
+def test_stop_sent_to_one_instance_ends_the_run_on_the_other(two_instances):
+    """Without sticky sessions a visitor's Stop can land on the instance that is not running their request: it flags the
+    record, the running instance sees the flag within its poll and the tiny pipeline stops at its next step, refunded."""
+    from services.creation.text import TextToImageParams
+    from services.errors import Cancelled
+
+    a, b = two_instances
+    account = a.identity.start(None, ip="10.1.0.6").account
+    start = a.ledger.balance(account.id)
+    steps, outcome = [], []
+
+    def slow_step(done: int, total: int) -> None:
+        steps.append((time.monotonic(), done))
+        time.sleep(0.1)
+
+    def call() -> None:
+        try:
+            outcome.append(a.text.text_to_image(a.identity.account(account.id), TextToImageParams(
+                "a lighthouse at dusk", "sdxl-base", steps=40, seed=1), on_step=slow_step))
+        except Exception as exc:  # noqa: BLE001 - what the visitor is told
+            outcome.append(exc)
+
+    thread = threading.Thread(target=call)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while len(steps) < 3 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert len(steps) >= 3 and b.ledger.balance(account.id) < start  # running on A, reserved
+    assert b.jobs.running(account.id) == []  # B runs nothing of theirs
+    stopped_at = time.monotonic()
+    assert b.cancel(b.identity.account(account.id)) == 1
+    thread.join(15)
+    after = [done for at, done in steps if at > stopped_at]
+    print(f"Stop sent to the other instance: the run ended after {len(after)} more step(s), "
+          f"{time.monotonic() - stopped_at:.2f} s (poll {a.jobs.stops.poll_s} s, steps of 0.1 s)")
+    assert isinstance(outcome[0], Cancelled), outcome
+    assert len(after) <= a.jobs.stops.poll_s / 0.1 + 3 and steps[-1][1] < 40
+    with b.db.engine.connect() as conn:
+        row = conn.execute(sa.select(generations.c.status, generations.c.stop_requested)
+                           .where(generations.c.account_id == account.id)).one()
+    assert tuple(row) == ("cancelled", True)
+    assert _assert_exact(b, account.id) == start
+    assert b.cancel(b.identity.account(account.id)) == 0  # nothing left running anywhere
+    assert a.jobs.stops._watcher is None or not a.jobs.stops._flags  # the watcher ends when nothing runs
+
+
 def test_a_token_from_one_instance_verifies_on_the_other(two_instances):
     a, b = two_instances
     session = a.identity.start(None, ip="10.1.0.3")

@@ -32,6 +32,7 @@ from .ledger import InsufficientCredits, Ledger
 from ..media.mp4 import encode_mp4, mp4_tags, tag_mp4
 from ..media.png import png_bytes
 from .plans import Quote
+from .stops import RemoteStops
 from ..safety.output import SafetyBlocked, SafetyChecker, Verdict, check_all
 from ..media.storage import OutputStore
 from .tables import generation_files, generations, output_identity
@@ -104,14 +105,16 @@ class Jobs:
         self.poll_s = poll_s
         self._running: dict[str, dict[str, threading.Event]] = {}  # account id -> request id -> its cancel flag
         self._running_lock = threading.Lock()
+        self.stops = RemoteStops(db, instances.id)  # Stop for requests that other instances run
 
     def cancel(self, account_id: str) -> int:
-        """Stop the account's running requests at their next denoising step (each is then refunded); how many."""
+        """Stop the account's running requests at their next denoising step (each is then refunded), here and on the
+        other instances; how many."""
         with self._running_lock:
             flags = list(self._running.get(account_id, {}).values())
         for flag in flags:
             flag.set()
-        return len(flags)
+        return len(flags) + self.stops.ask(account_id)
 
     def running(self, account_id: str) -> list[str]:
         with self._running_lock:
@@ -186,6 +189,7 @@ class Jobs:
         timer.start()
         with self._running_lock:
             self._running.setdefault(account.id, {})[request_id] = cancel
+        self.stops.track(request_id, cancel)
         try:
             result = work(cancel)
         except SafetyBlocked as exc:  # a reply the text check withheld (services/runs/runner.py): refunded
@@ -202,6 +206,7 @@ class Jobs:
             raise
         finally:
             timer.cancel()
+            self.stops.untrack(request_id)
             with self._running_lock:
                 self._running.get(account.id, {}).pop(request_id, None)
         try:

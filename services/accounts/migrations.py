@@ -222,6 +222,11 @@ def m016_projects(conn: sa.Connection) -> None:
                                              tables.project_scenes, tables.project_scene_shots])
 
 
+def m017_stop_across_instances(conn: sa.Connection) -> None:
+    """Generations get the flag a Stop sent to another instance sets (services/accounts/stops.py)."""
+    _add_column(conn, "generations", "stop_requested", "BOOLEAN NOT NULL DEFAULT FALSE")
+
+
 MIGRATIONS: list[Migration] = [
     (1, "initial", m001_initial),
     (2, "figures", m002_figures),
@@ -239,4 +244,5 @@ MIGRATIONS: list[Migration] = [
     (14, "chat", m014_chat),
     (15, "shared advanced", m015_shared_advanced),
     (16, "projects", m016_projects),
+    (17, "stop across instances", m017_stop_across_instances),
 ]

@@ -70,6 +70,7 @@ generations = sa.Table(
     sa.Column("instance_id", sa.String(64), nullable=False, index=True),
     sa.Column("created_at", sa.Float, nullable=False, index=True),
     sa.Column("finished_at", sa.Float, nullable=True),
+    sa.Column("stop_requested", sa.Boolean, nullable=False, server_default=sa.false()),  # Stop sent to another instance
     sa.UniqueConstraint("account_id", "idempotency_key", name="uq_generations_idempotency"),
 )
 
