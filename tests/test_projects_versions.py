@@ -163,6 +163,37 @@ def _with_text(key, value):
     return info
 
 
+def test_stop_ends_the_running_version_and_those_waiting_for_the_slot(make_services, monkeypatch):
+    """Three versions at once run one at a time (the visitor's one local slot): Stop ends the running one at its next
+    step (refunded) and the two still waiting for the slot without charging them."""
+    services = make_services()
+    account = visitor(services, "10.60.2.9", credits=100)
+    project = services.projects.create_project(account, "Stop")
+    card = services.projects.create_card(account, project["id"], prompt="a paper boat on a puddle", settings={"count": 3})
+    before = services.ledger.balance(account.id)
+    running, original = threading.Event(), services.runtime.run
+
+    def run(entry, task, request, *args, cancel=None, **kwargs):  # the first version holds its slot until stopped
+        running.set()
+        while not cancel.is_set():
+            time.sleep(0.02)
+        return original(entry, task, request, *args, cancel=cancel, **kwargs)  # the pipeline stops at its first step
+
+    monkeypatch.setattr(services.runtime, "run", run)
+    ids = services.projects.new_versions(account, card["id"])["version_ids"]
+    assert running.wait(30) and len(ids) == 3
+    time.sleep(0.6)  # the other two have met the busy slot at least once
+    assert services.cancel(account) == 1  # one running here; the waiting ones are not runs yet
+    settled = settle(services, account, card["id"], timeout=30)
+    errors = sorted(v["error"] for v in settled["versions"])
+    assert [v["status"] for v in settled["versions"]] == ["failed"] * 3, settled["versions"]
+    assert errors == ["Generation cancelled; nothing was charged."] + ["Stopped before it started. Nothing was charged."] * 2
+    assert services.ledger.balance(account.id) == before
+    with services.db.engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(generations).where(
+            generations.c.account_id == account.id)).scalar() == 1  # only the running one was ever a paid request
+
+
 def test_five_versions_at_once_are_each_charged_once_refunded_on_failure_and_a_sixth_is_refused(make_services, monkeypatch):
     services = make_services()
     account = visitor(services, "10.60.2.1", credits=200)

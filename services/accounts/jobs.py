@@ -110,6 +110,7 @@ class Jobs:
     def cancel(self, account_id: str) -> int:
         """Stop the account's running requests at their next denoising step (each is then refunded), here and on the
         other instances; how many."""
+        self.stops.note(account_id)
         with self._running_lock:
             flags = list(self._running.get(account_id, {}).values())
         for flag in flags:

@@ -5,11 +5,15 @@ is not running their request. Stop then sets `stop_requested` on the visitor's r
 instances (one UPDATE); each instance, while it runs requests, reads that flag for its own running ids every
 `poll_s` (one query by primary key, none while idle) and sets their cancel flags, so the request ends at its next
 step and is refunded like any stopped request.
+
+It also remembers when each visitor last pressed Stop here (`asked_since`), so work that waits for the visitor's run
+slot before it is charged (a project's versions) can end instead of starting after the Stop.
 """
 from __future__ import annotations
 
 import logging
 import threading
+import time
 
 import sqlalchemy as sa
 
@@ -29,6 +33,16 @@ class RemoteStops:
         self._flags: dict[str, threading.Event] = {}  # request id -> its cancel flag, for requests running here
         self._lock = threading.Lock()
         self._watcher: threading.Thread | None = None
+        self._asked: dict[str, float] = {}  # account id -> when it last pressed Stop on this instance (monotonic)
+
+    def note(self, account_id: str) -> None:
+        """The account pressed Stop here now (before its running requests are stopped, so that work waiting for the
+        slot they free sees the Stop first)."""
+        with self._lock:
+            self._asked[account_id] = time.monotonic()
+            if len(self._asked) > 100_000:  # bounded memory: forget the oldest half
+                for old in sorted(self._asked, key=self._asked.__getitem__)[:50_000]:
+                    del self._asked[old]
 
     def ask(self, account_id: str) -> int:
         """Ask the other instances to stop the account's requests they run; how many were running there."""
@@ -39,6 +53,11 @@ class RemoteStops:
                        generations.c.instance_id != self.instance_id, generations.c.stop_requested == sa.false())
                 .values(stop_requested=True)
             ).rowcount or 0
+
+    def asked_since(self, account_id: str, since: float) -> bool:
+        """Whether the account pressed Stop on this instance after `since` (a time.monotonic() reading)."""
+        with self._lock:
+            return self._asked.get(account_id, float("-inf")) > since
 
     def track(self, request_id: str, flag: threading.Event) -> None:
         """Watch a request that runs here until `untrack`; a watcher thread runs while anything is tracked."""

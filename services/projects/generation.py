@@ -229,10 +229,13 @@ class Generation:
         return int(top or 0) + 1, parent
 
     def _generate(self, account: Account, version_id: str, run: PaidRun) -> None:
-        """One version's paid run (a thread): waits for the visitor's run slot (uncharged), then runs; the runner refunds
-        whatever fails after its reservation."""
-        deadline = time.monotonic() + WAIT_S
+        """One version's paid run (a thread): waits for the visitor's run slot (uncharged; Stop ends the wait), then runs;
+        the runner refunds whatever fails after its reservation."""
+        began = time.monotonic()
+        deadline = began + WAIT_S
         while True:
+            if self.runner.jobs.stops.asked_since(account.id, began):  # Stop reaches versions still waiting too
+                return self._finish(version_id, error="Stopped before it started. Nothing was charged.")
             try:
                 output = self.runner.run(account, run, idempotency_key=f"project-{version_id}")
             except TooManyRuns as exc:
