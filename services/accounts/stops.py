@@ -89,4 +89,4 @@ class RemoteStops:
                 flags = [self._flags[i] for i in stopped if i in self._flags]
             for flag in flags:
                 flag.set()
-            threading.Event().wait(self.poll_s)
+            time.sleep(self.poll_s)

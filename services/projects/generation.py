@@ -234,7 +234,7 @@ class Generation:
         began = time.monotonic()
         deadline = began + WAIT_S
         while True:
-            if self.runner.jobs.stops.asked_since(account.id, began):  # Stop reaches versions still waiting too
+            if self.runner.stopped_since(account, began):  # Stop reaches versions still waiting too
                 return self._finish(version_id, error="Stopped before it started. Nothing was charged.")
             try:
                 output = self.runner.run(account, run, idempotency_key=f"project-{version_id}")

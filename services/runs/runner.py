@@ -182,6 +182,10 @@ class Runner:
         """The Stop button: the account's running generations end at their next step and are refunded."""
         return self.jobs.cancel(account.id)
 
+    def stopped_since(self, account: Account, since: float) -> bool:
+        """Whether the account pressed Stop after `since` (time.monotonic()): work still waiting for its slot ends."""
+        return self.jobs.stops.asked_since(account.id, since)
+
     # -- the paid run ---------------------------------------------------------------------------------------
     def run(self, account: Account, run: PaidRun, idempotency_key: str | None = None, on_step: StepCallback | None = None) -> RunOutput:
         """Run a description as one paid request (see the module docstring). Raises a UserError for anything the
